@@ -1,0 +1,104 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/rootsdev/roots/fetch/auth"
+)
+
+// Options configure a Client. The zero value pulls anonymously over HTTPS
+// (plain HTTP for loopback registries) with five attempts per request.
+type Options struct {
+	Insecure  bool              // allow plain HTTP to non-loopback hosts (never unverified TLS)
+	Keychain  auth.Keychain     // nil = anonymous
+	Transport http.RoundTripper // base transport; nil = a clone of http.DefaultTransport
+	Retries   int               // attempts per request and per blob stream without progress (default 5)
+	Backoff   time.Duration     // first backoff (default 200ms), doubled each time, with jitter
+	UserAgent string            // default "roots"
+}
+
+// Client pulls from registries. It is safe for concurrent use, and keeps one
+// authenticated HTTP client per repository (so tokens are reused) and the
+// working scheme per host.
+type Client struct {
+	opts      Options
+	transport http.RoundTripper // retry over scheme over base: what auth wraps
+	keychain  auth.Keychain
+
+	mu    sync.Mutex
+	repos map[string]*http.Client // "host/path" → client with auth for that repository
+}
+
+// New returns a Client with the given options.
+func New(o Options) *Client {
+	if o.Retries <= 0 {
+		o.Retries = defaultRetries
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = defaultBackoff
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "roots"
+	}
+	base := o.Transport
+	if base == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = 60 * time.Second
+		base = t
+	}
+	return &Client{
+		opts:      o,
+		transport: newRetryTransport(newSchemeTransport(base, o.Insecure), o.Retries, o.Backoff),
+		keychain:  o.Keychain,
+		repos:     map[string]*http.Client{},
+	}
+}
+
+// httpClient returns the client for ref's repository, creating it on first use.
+func (c *Client) httpClient(ref Reference) *http.Client {
+	key := ref.APIHost() + "/" + ref.Path
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if hc, ok := c.repos[key]; ok {
+		return hc
+	}
+	scopes := []string{"repository:" + ref.Path + ":pull"}
+	hc := &http.Client{Transport: auth.NewTransport(c.transport, ref.APIHost(), scopes, c.keychain)}
+	c.repos[key] = hc
+	return hc
+}
+
+// endpoint is the URL of /v2/<path>/<kind>/<name> (kind "manifests" or
+// "blobs"). The scheme is always https here; the scheme transport moves
+// loopback and insecure hosts to http when they need it.
+func endpoint(ref Reference, kind, name string) string {
+	return "https://" + ref.APIHost() + "/v2/" + ref.Path + "/" + kind + "/" + name
+}
+
+// do sends one request for ref's repository.
+func (c *Client) do(ctx context.Context, ref Reference, method, target string, header http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("User-Agent", c.opts.UserAgent)
+	resp, err := c.httpClient(ref).Do(req)
+	if err != nil {
+		// The url.Error's "Get https://...": names a URL whose scheme may
+		// not be the one used; callers name the manifest or blob instead.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, err
+	}
+	return resp, nil
+}

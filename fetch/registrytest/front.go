@@ -1,0 +1,177 @@
+package registrytest
+
+import (
+	"crypto/tls"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Request is one request a front (the registry's address, a fault proxy or
+// the token issuer) received, in the order the answers completed.
+type Request struct {
+	Method string
+	Path   string
+	Query  string // raw query, without '?'
+	Status int    // status sent to the client (200 if a handler wrote without a header, 0 if nothing was sent)
+	Header http.Header
+}
+
+// Front is a loopback HTTP(S) endpoint of the harness that records what it
+// receives: the fault proxies, and the registry's own address.
+type Front struct {
+	Host string // "127.0.0.1:PORT"
+	URL  string // "http(s)://127.0.0.1:PORT"
+	f    *front
+}
+
+// Requests returns a copy of the log of requests this front received.
+func (f *Front) Requests() []Request { return f.f.log.list() }
+
+// ResetRequests empties the request log.
+func (f *Front) ResetRequests() { f.f.log.reset() }
+
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []Request
+}
+
+func (l *requestLog) add(r Request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reqs = append(l.reqs, r)
+}
+
+func (l *requestLog) list() []Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Request, len(l.reqs))
+	for i, r := range l.reqs {
+		r.Header = r.Header.Clone()
+		out[i] = r
+	}
+	return out
+}
+
+func (l *requestLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reqs = nil
+}
+
+// front is an in-process server on 127.0.0.1 that logs each request and
+// hands it to next. It speaks HTTP/1.1 only, so a cut body is a closed
+// connection, as a client would see it from a real server.
+type front struct {
+	host, url string
+	next      http.Handler
+	log       requestLog
+	srv       *http.Server
+}
+
+// startFront listens on a free loopback port (TLS when cert is non-nil) and
+// serves next until the test ends.
+func startFront(t testing.TB, cert *tls.Certificate, next http.Handler, errLog *log.Logger) *front {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("registrytest: listen: %v", err)
+	}
+	scheme := "http"
+	if cert != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})
+	}
+	f := &front{host: ln.Addr().String(), next: next}
+	f.url = scheme + "://" + f.host
+	f.srv = &http.Server{
+		Handler:           f,
+		ErrorLog:          errLog,
+		ReadHeaderTimeout: 30 * time.Second,
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := f.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errLog.Printf("front %s: %v", f.host, err)
+		}
+	}()
+	t.Cleanup(func() {
+		f.srv.Close()
+		<-done
+	})
+	return f
+}
+
+func (f *front) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	entry := Request{
+		Method: req.Method,
+		Path:   req.URL.Path,
+		Query:  req.URL.RawQuery,
+		Header: req.Header.Clone(),
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	// Recorded even when the handler aborts the connection (a panic with
+	// http.ErrAbortHandler), which this defer lets through.
+	defer func() {
+		entry.Status = sw.status
+		f.log.add(entry)
+	}()
+	f.next.ServeHTTP(sw, req)
+}
+
+// statusWriter remembers the status a handler sent.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if fl, ok := w.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// newProxy forwards to the plain-HTTP registry at backend. X-Forwarded-Host
+// and -Proto tell the registry the address the client used, so the Location
+// headers it builds (upload URLs) point back at the front that forwarded.
+func newProxy(backend *url.URL, transport http.RoundTripper, errLog *log.Logger) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(backend)
+			pr.SetXForwarded()
+		},
+		Transport:     transport,
+		FlushInterval: -1,
+		ErrorLog:      errLog,
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del(idHeader)
+			return nil
+		},
+	}
+}
