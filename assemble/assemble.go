@@ -1,0 +1,123 @@
+// Package assemble turns an ordered list of unpacked layers (trees) into one root filesystem.
+//
+// Layers are unpacked once into the cache as independent changesets; assembling an image is
+// then a cheap walk over its trees, bottom to top, that hardlinks (or copies) their entries into
+// a destination, applying each layer's whiteouts and opaque directories on the way. Directory
+// metadata is set last, children before parents, so read-only directories and mtimes survive.
+//
+// Every walk goes through directory file descriptors and *at system calls, never through path
+// strings in the destination, so a symlink planted by a lower layer is never followed. The
+// destination is built beside its final path (Stage) and renamed or atomically swapped into
+// place (Commit). The package knows nothing of registries or digests: a tree is a directory plus
+// the few facts its directory cannot hold.
+package assemble
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Tree is one unpacked layer (a changeset) as the cache holds it. Paths are slash-separated,
+// relative and clean; "." names the tree's root.
+type Tree struct {
+	// Dir is the tree's directory.
+	Dir string
+	// Whiteouts are paths this layer deletes from lower layers. When the cache was filled as
+	// root they also exist in Dir as 0/0 character devices, which are never linked or copied
+	// (an entry at a whiteout path that is anything else was re-added by the same layer).
+	Whiteouts []string
+	// Opaque are directories whose lower contents this layer hides; the layer's own entries stay.
+	Opaque []string
+	// Implicit are directories in Dir that are only parents (the layer had no entry for them):
+	// they never override the metadata a lower layer gave the same directory. "." belongs here
+	// unless the layer had an entry for its root.
+	Implicit []string
+	// Links are hardlinks to files of lower layers, made after the tree's own entries.
+	Links []Link
+}
+
+// Link makes Name a hardlink of the destination's Target (both relative to the root).
+type Link struct{ Name, Target string }
+
+// Hardlink assembles trees (bottom to top) into dir, an existing empty directory (normally a
+// Staging.Dir). Directories are created; files, symlinks, devices and fifos become hard links to
+// the trees' inodes; whiteouts and opaque directories are applied; directory metadata (owner,
+// mode, xattrs, times) is set last, children before parents, from the topmost tree that has the
+// directory and does not mark it implicit. A link that fails with EXDEV or EMLINK falls back to a
+// copy of that file (reflink first), which keeps owner, mode, times and xattrs.
+func Hardlink(ctx context.Context, dir string, trees []Tree) error {
+	return assemble(ctx, dir, trees, false)
+}
+
+// Copy is Hardlink with copies instead of links, for destinations that must not share inodes with
+// the trees. Hardlinks within a layer, and Links, stay hardlinks within the destination.
+func Copy(ctx context.Context, dir string, trees []Tree) error {
+	return assemble(ctx, dir, trees, true)
+}
+
+// validate checks that every path in t is relative, clean and stays below the root.
+func (t *Tree) validate() error {
+	check := func(kind, p string, rootOK bool) error {
+		if err := checkPath(p, rootOK); err != nil {
+			return fmt.Errorf("%s %q: %w", kind, p, err)
+		}
+		return nil
+	}
+	for _, p := range t.Whiteouts {
+		if err := check("whiteout", p, false); err != nil {
+			return err
+		}
+	}
+	for _, p := range t.Opaque {
+		if err := check("opaque dir", p, true); err != nil {
+			return err
+		}
+	}
+	for _, p := range t.Implicit {
+		if err := check("implicit dir", p, true); err != nil {
+			return err
+		}
+	}
+	for _, l := range t.Links {
+		if err := check("link", l.Name, false); err != nil {
+			return err
+		}
+		if err := check("link target", l.Target, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPath accepts a relative, clean, slash-separated path that does not climb out of the root;
+// "." only when rootOK.
+func checkPath(p string, rootOK bool) error {
+	switch {
+	case p == ".":
+		if rootOK {
+			return nil
+		}
+		return ErrUnsafePath
+	case p == "", strings.HasPrefix(p, "/"), path.Clean(p) != p, p == "..", strings.HasPrefix(p, "../"):
+		return ErrUnsafePath
+	}
+	return nil
+}
+
+// splitPath splits a checked path into its components; "." has none.
+func splitPath(p string) []string {
+	if p == "." {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+// joinPath appends name to the relative directory path dir.
+func joinPath(dir, name string) string {
+	if dir == "." {
+		return name
+	}
+	return dir + "/" + name
+}

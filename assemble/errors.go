@@ -1,0 +1,16 @@
+package assemble
+
+import "errors"
+
+var (
+	// ErrExists reports a destination that already exists when replacing it was not asked for.
+	// Its message reads "DEST exists: use --force to replace it".
+	ErrExists = errors.New("exists")
+
+	// ErrUnsafePath reports a path in a Tree that is absolute, not clean, or climbs out with "..".
+	ErrUnsafePath = errors.New("unsafe path")
+
+	// ErrLinkTarget reports a Link whose target is not a non-directory in the destination, or is
+	// reachable only through a symlink.
+	ErrLinkTarget = errors.New("hardlink target not in the destination")
+)

@@ -1,0 +1,254 @@
+package assemble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// assembler is one assembly in progress: the destination, its directory metadata, and the
+// state of the tree being added.
+type assembler struct {
+	ctx     context.Context
+	dir     string // the destination, as the caller named it
+	root    int    // the destination's descriptor
+	top     *node  // the destination's root directory
+	copy    bool   // copy files instead of linking them
+	euid    int
+	buf     []byte // getdents buffer
+	copyBuf []byte // read/write buffer for copies that neither reflink nor copy_file_range can do
+
+	// The tree being added.
+	tree      *Tree
+	crossDev  bool                       // a link failed with EXDEV: copy the rest of the tree
+	whiteouts map[string]map[string]bool // parent dir → names whited out in it
+	implicit  map[string]bool
+	copies    map[fileID]string // this tree's multiply-linked files → their first copy
+}
+
+// assemble is Hardlink (copy false) and Copy (copy true).
+func assemble(ctx context.Context, dir string, trees []Tree, copy bool) error {
+	for i := range trees {
+		if err := trees[i].validate(); err != nil {
+			return fmt.Errorf("assemble %s: layer %d (%s): %w", dir, i, trees[i].Dir, err)
+		}
+	}
+	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("assemble: %w", pathErr("open", dir, err))
+	}
+	defer unix.Close(root)
+	a := &assembler{
+		ctx: ctx, dir: dir, root: root, top: &node{}, copy: copy,
+		euid: os.Geteuid(), buf: make([]byte, direntBufSize),
+	}
+	for i := range trees {
+		if err := a.addTree(&trees[i], i == 0); err != nil {
+			return fmt.Errorf("assemble %s: layer %d (%s): %w", dir, i, trees[i].Dir, err)
+		}
+	}
+	if err := a.applyMeta(); err != nil {
+		return fmt.Errorf("assemble %s: directory metadata: %w", dir, err)
+	}
+	return nil
+}
+
+// addTree applies one tree: its whiteouts and opaque dirs remove lower entries, then its own
+// entries are added, then its links to lower files.
+func (a *assembler) addTree(t *Tree, first bool) error {
+	a.tree, a.crossDev, a.copies = t, false, nil
+	a.whiteouts = make(map[string]map[string]bool)
+	for _, p := range t.Whiteouts {
+		dir, name := splitLast(p)
+		if a.whiteouts[dir] == nil {
+			a.whiteouts[dir] = make(map[string]bool)
+		}
+		a.whiteouts[dir][name] = true
+	}
+	a.implicit = make(map[string]bool, len(t.Implicit))
+	for _, p := range t.Implicit {
+		a.implicit[p] = true
+	}
+
+	for _, p := range t.Whiteouts {
+		if err := a.whiteout(p); err != nil {
+			return err
+		}
+	}
+	for _, p := range t.Opaque {
+		if err := a.opaque(p); err != nil {
+			return err
+		}
+	}
+
+	tfd, err := unix.Open(t.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return pathErr("open", t.Dir, err)
+	}
+	defer unix.Close(tfd)
+	if !a.implicit["."] {
+		if a.top.meta, err = readMeta(tfd); err != nil {
+			return pathErr("stat", ".", err)
+		}
+	}
+	if err := a.walkDir(tfd, a.root, ".", a.top, first); err != nil {
+		return err
+	}
+	for _, l := range t.Links {
+		if err := a.link(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkDir adds the entries of the tree directory tfd (at rel) to the destination directory dfd,
+// whose node is n. fresh says dfd was just made, so its entries are created without looking first.
+func (a *assembler) walkDir(tfd, dfd int, rel string, n *node, fresh bool) error {
+	if err := a.ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := readDir(tfd, a.buf)
+	if err != nil {
+		return pathErr("read", rel, err)
+	}
+	wh := a.whiteouts[rel]
+	for _, e := range ents {
+		if wh[e.name] {
+			skip, err := isWhiteoutDevice(tfd, e.name)
+			if err != nil {
+				return pathErr("stat", joinPath(rel, e.name), err)
+			}
+			if skip {
+				continue
+			}
+		}
+		typ := e.typ
+		if typ == unix.DT_UNKNOWN {
+			if typ, err = statType(tfd, e.name); err != nil {
+				return pathErr("stat", joinPath(rel, e.name), err)
+			}
+		}
+		if typ == unix.DT_DIR {
+			err = a.addDir(tfd, dfd, e.name, joinPath(rel, e.name), n, fresh)
+		} else {
+			err = a.addFile(tfd, dfd, e.name, typ, rel, n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addDir adds the tree directory name (at rel) to the destination directory dfd (node parent)
+// and walks it. A non-directory in the way is replaced. The directory's metadata is taken from
+// this tree unless the tree marks it implicit and a lower layer already made it.
+func (a *assembler) addDir(tfd, dfd int, name, rel string, parent *node, fresh bool) error {
+	ctfd, err := openDir(tfd, name)
+	if err != nil {
+		return pathErr("open", rel, err)
+	}
+	defer unix.Close(ctfd)
+	cdfd, created, err := destDir(dfd, name, fresh)
+	if err != nil {
+		return pathErr("mkdir", rel, err)
+	}
+	defer unix.Close(cdfd)
+	n := parent.children[name]
+	if created || n == nil {
+		n = parent.add(name)
+	}
+	if created || !a.implicit[rel] {
+		if n.meta, err = readMeta(ctfd); err != nil {
+			return pathErr("stat", rel, err)
+		}
+	}
+	return a.walkDir(ctfd, cdfd, rel, n, created)
+}
+
+// destDir opens the directory name in dfd, making it first if it is missing and replacing a
+// symlink or other non-directory that is in the way. It reports whether it made the directory.
+func destDir(dfd int, name string, fresh bool) (fd int, created bool, err error) {
+	if !fresh {
+		fd, err = openDir(dfd, name)
+		switch {
+		case err == nil:
+			return fd, false, nil
+		case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
+			if err := unix.Unlinkat(dfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+				return -1, false, err
+			}
+		case !errors.Is(err, unix.ENOENT):
+			return -1, false, err
+		}
+	}
+	err = unix.Mkdirat(dfd, name, 0o700)
+	if errors.Is(err, unix.EEXIST) && fresh {
+		return destDir(dfd, name, false)
+	}
+	if err != nil {
+		return -1, false, err
+	}
+	fd, err = openDir(dfd, name)
+	return fd, true, err
+}
+
+// addFile links (or copies) the tree's non-directory name into the destination directory dfd,
+// replacing whatever is there.
+func (a *assembler) addFile(tfd, dfd int, name string, typ uint8, rel string, n *node) error {
+	if a.copy || a.crossDev {
+		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
+	}
+	err := unix.Linkat(tfd, name, dfd, name, 0)
+	if errors.Is(err, unix.EEXIST) {
+		if err = a.clear(dfd, name, n); err == nil {
+			err = unix.Linkat(tfd, name, dfd, name, 0)
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EXDEV):
+		a.crossDev = true
+		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
+	case errors.Is(err, unix.EMLINK):
+		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
+	}
+	return pathErr("link", joinPath(rel, name), err)
+}
+
+// clear removes name from the destination directory dfd (node n), subtree and all.
+func (a *assembler) clear(dfd int, name string, n *node) error {
+	err := unix.Unlinkat(dfd, name, 0)
+	if errors.Is(err, unix.EISDIR) {
+		n.forget(name)
+		err = removeEntry(dfd, name, unix.DT_DIR, a.buf)
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
+}
+
+// isWhiteoutDevice reports whether name in dirfd is an overlay whiteout: a 0/0 character device.
+func isWhiteoutDevice(dirfd int, name string) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false, err
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0, nil
+}
+
+// splitLast splits a checked path into its parent directory ("." at the top) and last component.
+func splitLast(p string) (dir, name string) {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[:i], p[i+1:]
+		}
+	}
+	return ".", p
+}

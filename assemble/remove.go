@@ -1,0 +1,108 @@
+package assemble
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// direntBufSize is the getdents buffer of one walk.
+const direntBufSize = 64 << 10
+
+// RemoveAll removes path and everything below it, like os.RemoveAll, but robust against hostile
+// trees: it never follows a symlink (only path's parent is resolved normally), and directories
+// that deny their owner access (0000, 0500) are made u+rwx before they are read or emptied. A
+// missing path is not an error.
+func RemoveAll(path string) error {
+	path = filepath.Clean(path)
+	parent, name := filepath.Dir(path), filepath.Base(path)
+	if name == "/" || name == "." || name == ".." {
+		return fmt.Errorf("remove %s: refusing to remove a root or dot path", path)
+	}
+	pfd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return pathErr("remove", path, err)
+	}
+	defer unix.Close(pfd)
+	if err := removeEntry(pfd, name, unix.DT_UNKNOWN, make([]byte, direntBufSize)); err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeEntry removes name from the directory dirfd, with everything below it if it is a
+// directory. typ is its DT_ type if known, DT_UNKNOWN otherwise. A missing entry is not an error.
+func removeEntry(dirfd int, name string, typ uint8, buf []byte) error {
+	if typ != unix.DT_DIR {
+		err := unix.Unlinkat(dirfd, name, 0)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EISDIR) {
+			return err
+		}
+	}
+	fd, err := openForRemoval(dirfd, name)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = removeContents(fd, buf)
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
+}
+
+// removeContents empties the directory fd. When an entry cannot be removed for lack of permission
+// on fd, fd is made u+rwx once and the removal retried.
+func removeContents(fd int, buf []byte) error {
+	ents, err := readDir(fd, buf)
+	if err != nil {
+		return err
+	}
+	opened := false
+	for _, e := range ents {
+		err := removeEntry(fd, e.name, e.typ, buf)
+		if errors.Is(err, unix.EACCES) && !opened {
+			opened = true
+			if unix.Fchmod(fd, 0o700) == nil {
+				err = removeEntry(fd, e.name, e.typ, buf)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+	}
+	return nil
+}
+
+// openForRemoval opens the directory name in dirfd for reading; when its mode denies that, it is
+// first made u+rwx through an O_PATH descriptor (which cannot be a symlink's target).
+func openForRemoval(dirfd int, name string) (int, error) {
+	fd, err := openDir(dirfd, name)
+	if !errors.Is(err, unix.EACCES) {
+		return fd, err
+	}
+	pfd, perr := unix.Openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if perr != nil {
+		return -1, err
+	}
+	cerr := unix.Chmod(procPath(pfd, ""), 0o700)
+	unix.Close(pfd)
+	if cerr != nil {
+		return -1, err
+	}
+	return openDir(dirfd, name)
+}

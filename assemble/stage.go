@@ -1,0 +1,117 @@
+package assemble
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+)
+
+// Staging is a destination being built beside its final path, so that the final path only ever
+// holds a complete tree: the old one or the new one.
+type Staging struct {
+	Dir string // where to build: a hidden directory beside the destination
+
+	dest  string
+	force bool
+	done  bool // committed or aborted
+}
+
+// maxStageBase bounds the destination's name inside the staging name, so that the staging name
+// fits NAME_MAX (255) whatever the destination is called.
+const maxStageBase = 200
+
+// Stage creates an empty directory beside dest (same parent, named ".DEST.roots-XXXXXX") to
+// build the destination in. If dest exists and force is false, Stage creates nothing and returns
+// an error wrapping ErrExists. The parent of dest must exist.
+func Stage(dest string, force bool) (*Staging, error) {
+	dest = filepath.Clean(dest)
+	parent, base := filepath.Dir(dest), filepath.Base(dest)
+	if base == "/" || base == "." || base == ".." {
+		return nil, fmt.Errorf("stage %s: not a name a directory can be created at", dest)
+	}
+	fi, err := os.Stat(parent)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("stage %s: parent directory %s does not exist", dest, parent)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", dest, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("stage %s: parent %s is not a directory", dest, parent)
+	}
+	if _, err := os.Lstat(dest); err == nil {
+		if !force {
+			return nil, existsError(dest)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("stage %s: %w", dest, err)
+	}
+	if len(base) > maxStageBase {
+		base = base[:maxStageBase]
+	}
+	for {
+		dir := filepath.Join(parent, fmt.Sprintf(".%s.roots-%06x", base, rand.Uint32()&0xffffff))
+		err := os.Mkdir(dir, 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: %w", dest, err)
+		}
+		return &Staging{Dir: dir, dest: dest, force: force}, nil
+	}
+}
+
+// Commit moves the staging directory into place. When the destination does not exist it is
+// renamed there. When it does, it is swapped in atomically if Stage was asked to force (the old
+// tree, left at the staging name, is then removed); otherwise Commit fails with ErrExists and
+// removes the staging directory.
+func (s *Staging) Commit() error {
+	if s.done {
+		return fmt.Errorf("commit %s: staging directory already committed or aborted", s.dest)
+	}
+	err := renameNoReplace(s.Dir, s.dest)
+	if err == nil {
+		s.done = true
+		return syncDir(filepath.Dir(s.dest))
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("commit %s: %w", s.dest, err)
+	}
+	if !s.force {
+		if err := s.Abort(); err != nil {
+			return fmt.Errorf("%w (and removing the staging directory: %v)", existsError(s.dest), err)
+		}
+		return existsError(s.dest)
+	}
+	if err := exchange(s.Dir, s.dest); err != nil {
+		return fmt.Errorf("commit %s: replace: %w", s.dest, err)
+	}
+	s.done = true
+	serr := syncDir(filepath.Dir(s.dest))
+	if err := RemoveAll(s.Dir); err != nil {
+		return fmt.Errorf("commit %s: remove the replaced tree: %w", s.dest, err)
+	}
+	return serr
+}
+
+// Abort removes the staging directory and everything in it (see RemoveAll). After Commit, or a
+// second time, it does nothing.
+func (s *Staging) Abort() error {
+	if s.done {
+		return nil
+	}
+	if err := RemoveAll(s.Dir); err != nil {
+		return fmt.Errorf("abort %s: %w", s.dest, err)
+	}
+	s.done = true
+	return nil
+}
+
+// existsError is the error for an existing destination that may not be replaced.
+func existsError(dest string) error {
+	return fmt.Errorf("%s %w: use --force to replace it", dest, ErrExists)
+}

@@ -1,0 +1,259 @@
+package cas
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	_ "crypto/sha512"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+const gzipType = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+// testLayer builds a gzip layer holding files (name → body).
+func testLayer(t *testing.T, files map[string]string) (Layer, []byte) {
+	t.Helper()
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	for name, body := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	var blob bytes.Buffer
+	zw := gzip.NewWriter(&blob)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	return Layer{
+		Digest:    digest.FromBytes(blob.Bytes()),
+		Size:      int64(blob.Len()),
+		MediaType: gzipType,
+		DiffID:    digest.FromBytes(raw.Bytes()),
+	}, blob.Bytes()
+}
+
+// serve is an Opener over b that counts its calls.
+func serve(b []byte, calls *atomic.Int32) Opener {
+	return func(context.Context) (io.ReadCloser, error) {
+		calls.Add(1)
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+}
+
+func openCache(t *testing.T) *Cache {
+	t.Helper()
+	c, err := Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestTreeMadeOnceAndReused(t *testing.T) {
+	c := openCache(t)
+	l, blob := testLayer(t, map[string]string{"etc/hostname": "box"})
+	var calls atomic.Int32
+	var wg sync.WaitGroup
+	trees := make([]Tree, 8)
+	for i := range trees {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr, err := c.Tree(context.Background(), l, serve(blob, &calls))
+			if err != nil {
+				t.Error(err)
+			}
+			trees[i] = tr
+		}()
+	}
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Fatalf("blob opened %d times by 8 concurrent callers, want 1", calls.Load())
+	}
+	for _, tr := range trees {
+		if tr.Dir != c.treePath(l.DiffID) {
+			t.Fatalf("tree at %s, want %s", tr.Dir, c.treePath(l.DiffID))
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(trees[0].Dir, "etc/hostname")); err != nil || string(b) != "box" {
+		t.Fatalf("tree content: %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(c.blobPath(l.Digest)); err != nil || !bytes.Equal(b, blob) {
+		t.Fatal("the blob was not kept exactly as fetched")
+	}
+	tr, err := c.Tree(context.Background(), l, serve(blob, &calls))
+	if err != nil || !tr.Cached || calls.Load() != 1 {
+		t.Fatalf("second Tree: cached=%v calls=%d err=%v", tr.Cached, calls.Load(), err)
+	}
+}
+
+func TestTreeFromCachedBlob(t *testing.T) {
+	c := openCache(t)
+	l, blob := testLayer(t, map[string]string{"a": "1"})
+	var calls atomic.Int32
+	if _, err := c.Tree(context.Background(), l, serve(blob, &calls)); err != nil {
+		t.Fatal(err)
+	}
+	// Lose the tree but keep the blob: the tree is made again without a fetch.
+	os.RemoveAll(c.treePath(l.DiffID))
+	if _, err := c.Tree(context.Background(), l, serve(blob, &calls)); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("fetched %d times, want 1 (the cached blob serves the second tree)", calls.Load())
+	}
+	// A cached blob that rotted on disk is thrown away and fetched again.
+	os.RemoveAll(c.treePath(l.DiffID))
+	os.WriteFile(c.blobPath(l.Digest), []byte("rotten"), 0o644)
+	if _, err := c.Tree(context.Background(), l, serve(blob, &calls)); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("fetched %d times, want 2", calls.Load())
+	}
+}
+
+func TestTreeRefusesBadInput(t *testing.T) {
+	good, blob := testLayer(t, map[string]string{"a": "1"})
+	other, otherBlob := testLayer(t, map[string]string{"b": "2"})
+	corrupt := bytes.Clone(blob)
+	corrupt[len(corrupt)/2] ^= 0xff
+	tests := []struct {
+		name  string
+		layer Layer
+		blob  []byte
+		want  error  // errors.Is target, nil = just an error
+		msg   string // in the message
+	}{
+		{"DigestMismatch", good, otherBlob[:len(otherBlob):len(otherBlob)], nil, "mismatch"},
+		{"CorruptByte", good, corrupt, ErrDigestMismatch, good.Digest.String()},
+		{"Truncated", good, blob[:len(blob)-5], ErrSizeMismatch, "expected"},
+		{"TooLong", good, append(bytes.Clone(blob), 0), ErrSizeMismatch, "bytes, got"},
+		{"DiffIDMismatch", Layer{Digest: good.Digest, Size: good.Size, MediaType: gzipType, DiffID: other.DiffID}, blob, ErrDigestMismatch, "diff id"},
+		{"PathDigest", Layer{Digest: "sha256:../../etc/passwd", Size: 1, MediaType: gzipType, DiffID: good.DiffID}, blob, nil, "digest"},
+		{"Sha512Refused", Layer{Digest: digest.SHA512.FromBytes(blob), Size: good.Size, MediaType: gzipType, DiffID: good.DiffID}, blob, nil, "sha256"},
+		{"UnknownMediaType", Layer{Digest: good.Digest, Size: good.Size, MediaType: "text/plain", DiffID: good.DiffID}, blob, nil, "text/plain"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openCache(t)
+			var calls atomic.Int32
+			_, err := c.Tree(context.Background(), tt.layer, serve(tt.blob, &calls))
+			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("got %v; want an error (%v) mentioning %q", err, tt.want, tt.msg)
+			}
+			// No trace: no blob, no tree, nothing in tmp/ but locks.
+			for _, d := range []string{"blobs/sha256", "trees/sha256"} {
+				if ents, _ := os.ReadDir(c.path(d)); len(ents) != 0 {
+					t.Errorf("%s holds %d entries after a failure", d, len(ents))
+				}
+			}
+			ents, _ := os.ReadDir(c.path("tmp"))
+			for _, e := range ents {
+				if !strings.HasSuffix(e.Name(), ".lock") {
+					t.Errorf("tmp/ holds %s after a failure", e.Name())
+				}
+			}
+		})
+	}
+}
+
+func TestTreeCancelled(t *testing.T) {
+	c := openCache(t)
+	l, blob := testLayer(t, map[string]string{"a": strings.Repeat("x", 1<<20)})
+	ctx, cancel := context.WithCancel(context.Background())
+	open := func(context.Context) (io.ReadCloser, error) {
+		cancel()
+		return io.NopCloser(bytes.NewReader(blob)), nil
+	}
+	if _, err := c.Tree(ctx, l, open); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if exists(c.treePath(l.DiffID)) || exists(c.blobPath(l.Digest)) {
+		t.Fatal("a cancelled Tree left a tree or blob")
+	}
+}
+
+func TestPurge(t *testing.T) {
+	root := t.TempDir()
+	c, err := Open(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, blob := testLayer(t, map[string]string{"a": "12345"})
+	var calls atomic.Int32
+	if _, err := c.Tree(context.Background(), l, serve(blob, &calls)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RecordImage("127.0.0.1:5000/x/y/latest", l.Digest); err != nil {
+		t.Fatal(err)
+	}
+	// Purge waits for the open cache to close.
+	done := make(chan error)
+	go func() {
+		_, err := Purge(context.Background(), root)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("purge ran while the cache was open: %v", err)
+	case <-waitABit():
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"blobs/sha256", "trees/sha256", "images", "tmp"} {
+		if ents, err := os.ReadDir(filepath.Join(root, d)); err != nil || len(ents) != 0 {
+			t.Errorf("%s after purge: %d entries, %v", d, len(ents), err)
+		}
+	}
+	freed, err := Purge(context.Background(), filepath.Join(root, "missing"))
+	if err != nil || freed != 0 {
+		t.Fatalf("purge of a missing cache: %d, %v", freed, err)
+	}
+}
+
+func TestRecordImageRefusesEscape(t *testing.T) {
+	c := openCache(t)
+	d := digest.FromString("x")
+	for _, name := range []string{"", "/abs/x/y", "a/../../y", "a//b", "./a"} {
+		if err := c.RecordImage(name, d); err == nil {
+			t.Errorf("RecordImage(%q) succeeded", name)
+		}
+	}
+}
+
+func TestOpenCleansLeftovers(t *testing.T) {
+	root := t.TempDir()
+	c, _ := Open(context.Background(), root)
+	os.MkdirAll(filepath.Join(root, "tmp", "tree-dead", "tree", "d"), 0o500)
+	c.Close()
+	c, err := Open(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ents, _ := os.ReadDir(filepath.Join(root, "tmp")); len(ents) != 0 {
+		t.Fatalf("tmp/ still holds %d entries", len(ents))
+	}
+}
+
+func waitABit() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { defer close(ch); timeSleep() }()
+	return ch
+}
+func timeSleep() { time.Sleep(200 * time.Millisecond) }

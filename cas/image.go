@@ -1,0 +1,77 @@
+package cas
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// PutBlob stores a small blob (a manifest, a config) after checking its digest.
+func (c *Cache) PutBlob(d digest.Digest, b []byte) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	if got := digest.NewDigestFromBytes(digest.SHA256, sha256Sum(b)); got != d {
+		return fmt.Errorf("blob %s: %w: got %s", d, ErrDigestMismatch, got)
+	}
+	path := c.blobPath(d)
+	if exists(path) {
+		touch(path)
+		return nil
+	}
+	if err := c.writeFile(path, b); err != nil {
+		return fmt.Errorf("blob %s: %w", d, err)
+	}
+	return nil
+}
+
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}
+
+// ImageRecord is what the cache remembers of a resolved image reference.
+type ImageRecord struct {
+	Digest   digest.Digest `json:"digest"`
+	Resolved time.Time     `json:"resolved"`
+}
+
+// RecordImage remembers that name (registry/repository/tag, as slash-separated
+// components) resolved to d now.
+func (c *Cache) RecordImage(name string, d digest.Digest) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	path := c.path("images", filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("record image %s: %w", name, err)
+	}
+	b, _ := json.Marshal(ImageRecord{Digest: d, Resolved: time.Now().UTC()})
+	if err := c.writeFile(path, b); err != nil {
+		return fmt.Errorf("record image %s: %w", name, err)
+	}
+	return nil
+}
+
+// checkName refuses a name that could leave images/: empty, absolute, or with
+// "." or ".." components.
+func checkName(name string) error {
+	if name == "" || strings.HasPrefix(name, "/") {
+		return fmt.Errorf("image name %q: not a relative path", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("image name %q: bad component %q", name, part)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,535 @@
+package layer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// t0 is the mtime of every test entry unless it says otherwise.
+var t0 = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+
+// ent is one tar entry of a test layer. "$OUT" in a name or link is replaced by the absolute
+// path of the sentinel directory outside the target.
+type ent struct {
+	name   string
+	typ    byte
+	mode   int64
+	uid    int
+	gid    int
+	body   string
+	link   string
+	xattrs map[string]string
+	pax    map[string]string
+	mtime  time.Time
+	major  int64
+	minor  int64
+	format tar.Format
+	raw    []byte // emitted verbatim (whole blocks) instead of a header built by archive/tar
+}
+
+func reg(name, body string) ent { return ent{name: name, typ: tar.TypeReg, mode: 0o644, body: body} }
+func dir(name string) ent       { return ent{name: name, typ: tar.TypeDir, mode: 0o755} }
+func sym(name, to string) ent   { return ent{name: name, typ: tar.TypeSymlink, mode: 0o777, link: to} }
+func hard(name, to string) ent  { return ent{name: name, typ: tar.TypeLink, mode: 0o644, link: to} }
+func chr(name string, major, minor int64) ent {
+	return ent{name: name, typ: tar.TypeChar, mode: 0o666, major: major, minor: minor}
+}
+func blk(name string, major, minor int64) ent {
+	return ent{name: name, typ: tar.TypeBlock, mode: 0o660, major: major, minor: minor}
+}
+func fifo(name string) ent { return ent{name: name, typ: tar.TypeFifo, mode: 0o644} }
+func rawEnt(b []byte) ent  { return ent{raw: b} }
+
+func (e ent) m(mode int64) ent      { e.mode = mode; return e }
+func (e ent) o(uid, gid int) ent    { e.uid, e.gid = uid, gid; return e }
+func (e ent) t(mtime time.Time) ent { e.mtime = mtime; return e }
+func (e ent) f(f tar.Format) ent    { e.format = f; return e }
+func (e ent) x(name, v string) ent {
+	m := map[string]string{}
+	for k, v := range e.xattrs {
+		m[k] = v
+	}
+	m[name] = v
+	e.xattrs = m
+	return e
+}
+
+// tarOf builds an uncompressed layer.
+func tarOf(t testing.TB, out string, ents []ent) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range ents {
+		if e.raw != nil {
+			if err := tw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			buf.Write(e.raw)
+			continue
+		}
+		hdr := &tar.Header{
+			Name:     strings.ReplaceAll(e.name, "$OUT", out),
+			Linkname: strings.ReplaceAll(e.link, "$OUT", out),
+			Typeflag: e.typ,
+			Mode:     e.mode,
+			Uid:      e.uid,
+			Gid:      e.gid,
+			ModTime:  e.mtime,
+			Devmajor: e.major,
+			Devminor: e.minor,
+			Format:   e.format,
+		}
+		if hdr.ModTime.IsZero() {
+			hdr.ModTime = t0
+		}
+		if e.typ == tar.TypeReg || e.typ == tar.TypeCont {
+			hdr.Size = int64(len(e.body))
+		}
+		for k, v := range e.xattrs {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+k] = v
+		}
+		for k, v := range e.pax {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords[k] = v
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatalf("%q: %v", e.name, err)
+		}
+		if hdr.Size > 0 {
+			if _, err := tw.Write([]byte(e.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rawHeader encodes one ustar (or old GNU) header block by hand, for what archive/tar will not
+// write: PAX headers with GNU sparse records, old GNU sparse files, unknown types.
+func rawHeader(name string, typ byte, size int64, gnu bool, fill func(b []byte)) []byte {
+	b := make([]byte, 512)
+	copy(b[0:100], name)
+	copy(b[100:108], "0000644\x00")
+	copy(b[108:116], "0000000\x00")
+	copy(b[116:124], "0000000\x00")
+	copy(b[124:136], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:148], fmt.Sprintf("%011o\x00", t0.Unix()))
+	b[156] = typ
+	if gnu {
+		copy(b[257:265], "ustar  \x00")
+	} else {
+		copy(b[257:265], "ustar\x0000")
+	}
+	if fill != nil {
+		fill(b)
+	}
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+func padBlock(b []byte) []byte {
+	if n := len(b) % 512; n != 0 {
+		b = append(b, make([]byte, 512-n)...)
+	}
+	return b
+}
+
+// paxHeader is a raw PAX extended header ('x', or 'g' for a global one) with records in order.
+func paxHeader(typ byte, recs ...[2]string) []byte {
+	var data []byte
+	for _, kv := range recs {
+		rec := " " + kv[0] + "=" + kv[1] + "\n"
+		n := len(rec) + 1
+		for len(fmt.Sprint(n))+len(rec) != n {
+			n++
+		}
+		data = append(data, fmt.Sprintf("%d%s", n, rec)...)
+	}
+	return append(rawHeader("PaxHeader", typ, int64(len(data)), false, nil), padBlock(data)...)
+}
+
+type frag struct {
+	off  int64
+	data string
+}
+
+// paxSparse is a GNU PAX 1.0 sparse file of realSize bytes holding frags, zeros elsewhere.
+func paxSparse(name string, realSize int64, frags ...frag) []byte {
+	m := fmt.Sprintf("%d\n", len(frags))
+	var data string
+	for _, f := range frags {
+		m += fmt.Sprintf("%d\n%d\n", f.off, len(f.data))
+		data += f.data
+	}
+	body := append(padBlock([]byte(m)), data...)
+	out := paxHeader('x', [2]string{"GNU.sparse.major", "1"}, [2]string{"GNU.sparse.minor", "0"},
+		[2]string{"GNU.sparse.name", name}, [2]string{"GNU.sparse.realsize", fmt.Sprint(realSize)})
+	out = append(out, rawHeader("GNUSparseFile.0/x", tar.TypeReg, int64(len(body)), false, nil)...)
+	return append(out, padBlock(body)...)
+}
+
+// gnuSparse is an old-GNU sparse file ('S') with at most four fragments in its header.
+func gnuSparse(name string, realSize int64, frags ...frag) []byte {
+	var data string
+	for _, f := range frags {
+		data += f.data
+	}
+	h := rawHeader(name, tar.TypeGNUSparse, int64(len(data)), true, func(b []byte) {
+		for i, f := range frags {
+			copy(b[386+i*24:], fmt.Sprintf("%011o\x00%011o\x00", f.off, len(f.data)))
+		}
+		copy(b[483:495], fmt.Sprintf("%011o\x00", realSize))
+	})
+	return append(h, padBlock([]byte(data))...)
+}
+
+// env holds target directories and sentinels around them: files, a directory and symlinks
+// beside and above the targets, which no layer may touch. Layout:
+//
+//	base/outside/{secret, dir/file, link -> secret}   ("$OUT" in test entries)
+//	base/above/{beside, out -> ../outside}
+//	base/above/<target>/                              (one per Unpack or Applier)
+type env struct {
+	base string
+	out  string
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	base := t.TempDir()
+	e := &env{base: base, out: filepath.Join(base, "outside")}
+	must(t, os.MkdirAll(filepath.Join(e.out, "dir"), 0o755))
+	must(t, os.WriteFile(filepath.Join(e.out, "secret"), []byte("secret"), 0o600))
+	must(t, os.WriteFile(filepath.Join(e.out, "dir", "file"), []byte("file"), 0o644))
+	must(t, os.Symlink("secret", filepath.Join(e.out, "link")))
+	must(t, os.MkdirAll(filepath.Join(base, "above"), 0o755))
+	must(t, os.WriteFile(filepath.Join(base, "above", "beside"), []byte("beside"), 0o644))
+	must(t, os.Symlink("../outside", filepath.Join(base, "above", "out")))
+	must(t, os.Chmod(base, 0o755))
+	t.Cleanup(func() {
+		// Without root, read-only directories a test made must be opened up to be removed.
+		filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
+	return e
+}
+
+// target makes a new empty target directory.
+func (e *env) target(t testing.TB, name string) string {
+	t.Helper()
+	d := filepath.Join(e.base, "above", name)
+	must(t, os.Mkdir(d, 0o755))
+	return d
+}
+
+// confined runs fn, which writes into target, and fails the test if anything else in the
+// environment — sentinels and other targets alike — changed.
+func (e *env) confined(t testing.TB, target string, fn func()) {
+	t.Helper()
+	before := e.others(t, target)
+	fn()
+	if d := diff(before, e.others(t, target)); d != "" {
+		t.Errorf("something outside %s changed:\n%s", filepath.Base(target), d)
+	}
+}
+
+func (e *env) others(t testing.TB, target string) []string {
+	t.Helper()
+	rel, _ := filepath.Rel(e.base, target)
+	var lines []string
+	for _, l := range listing(t, e.base, true) {
+		if !strings.HasPrefix(l, rel+"/") && !strings.HasPrefix(l, rel+" ") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listing describes every path below root, one line each, in path order:
+//
+//	path type perm [uid:gid] [content | =first-hardlink | -> target | major:minor] [x:name=value...] [t=mtime]
+//
+// Content is quoted when short, else size and hash; an mtime equal to t0 is not shown; a
+// recent one (an implicit directory) is "t=now".
+func listing(t testing.TB, root string, owners bool) []string {
+	t.Helper()
+	var lines []string
+	first := map[uint64]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		line := rel
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			line += " dir"
+		case unix.S_IFREG:
+			line += " file"
+		case unix.S_IFLNK:
+			line += " symlink"
+		case unix.S_IFCHR:
+			line += " char"
+		case unix.S_IFBLK:
+			line += " block"
+		case unix.S_IFIFO:
+			line += " fifo"
+		default:
+			line += " other"
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			line += fmt.Sprintf(" %04o", st.Mode&0o7777)
+		}
+		if owners {
+			line += fmt.Sprintf(" %d:%d", st.Uid, st.Gid)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			if f, ok := first[st.Ino]; ok {
+				line += " =" + f
+				break
+			}
+			if st.Nlink > 1 {
+				first[st.Ino] = rel
+			}
+			if st.Size > 64<<20 {
+				line += fmt.Sprintf(" size=%d (not hashed)", st.Size)
+				break
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if len(b) <= 64 {
+				line += fmt.Sprintf(" %q", b)
+			} else {
+				line += fmt.Sprintf(" size=%d sha=%x", len(b), sha256.Sum256(b))
+			}
+		case unix.S_IFLNK:
+			to, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			line += fmt.Sprintf(" -> %q", to)
+		case unix.S_IFCHR, unix.S_IFBLK:
+			line += fmt.Sprintf(" %d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		}
+		line += xattrs(t, p)
+		mt := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+		switch {
+		case mt.Equal(t0):
+		case time.Since(mt) < time.Hour:
+			line += " t=now"
+		default:
+			line += " t=" + mt.UTC().Format(time.RFC3339Nano)
+		}
+		lines = append(lines, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+func xattrs(t testing.TB, p string) string {
+	m := xattrMap(t, p)
+	var names []string
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var s string
+	for _, name := range names {
+		s += fmt.Sprintf(" x:%s=%q", name, m[name])
+	}
+	return s
+}
+
+func xattrMap(t testing.TB, p string) map[string]string {
+	buf := make([]byte, 64<<10)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil {
+		t.Fatalf("listxattr %s: %v", p, err)
+	}
+	m := map[string]string{}
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if name == "" || name == "security.selinux" {
+			continue
+		}
+		v := make([]byte, 64<<10)
+		k, err := unix.Lgetxattr(p, name, v)
+		if err != nil {
+			t.Fatalf("getxattr %s %s: %v", p, name, err)
+		}
+		m[name] = string(v[:k])
+	}
+	return m
+}
+
+// diff shows the lines only in want (-) and only in got (+).
+func diff(want, got []string) string {
+	in := func(l []string) map[string]int {
+		m := map[string]int{}
+		for _, s := range l {
+			m[s]++
+		}
+		return m
+	}
+	w, g := in(want), in(got)
+	var out []string
+	for _, s := range want {
+		if g[s] == 0 {
+			out = append(out, "- "+s)
+		}
+	}
+	for _, s := range got {
+		if w[s] == 0 {
+			out = append(out, "+ "+s)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// applyAll applies layers with an Applier onto dir.
+func applyAll(t testing.TB, dir string, layers [][]byte) (Record, error) {
+	t.Helper()
+	a, err := NewApplier(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for i, l := range layers {
+		if err := a.Apply(context.Background(), bytes.NewReader(l)); err != nil {
+			return Record{}, fmt.Errorf("layer %d: %w", i, err)
+		}
+	}
+	return a.Finish()
+}
+
+// retar turns a tree and its Record back into a layer, in assembly's order (Links, whiteouts,
+// opaque markers, then the tree's entries parents first; implicit directories and overlay-form
+// markers left out). Applying those layers with an Applier is a reference assembly: if it
+// equals applying the original layers, the tree and Record hold everything the layer said.
+func retar(t testing.TB, tree string, rec Record) []byte {
+	t.Helper()
+	var ents []ent
+	for _, l := range rec.Links {
+		ents = append(ents, hard(l.Name, l.Target))
+	}
+	wh := map[string]bool{}
+	for _, p := range rec.Whiteouts {
+		wh[p] = true
+		d, b := split(p)
+		ents = append(ents, reg(join(d, ".wh."+b), ""))
+	}
+	for _, p := range rec.Opaque {
+		if p == "." {
+			p = ""
+		}
+		ents = append(ents, reg(join(p, ".wh..wh..opq"), ""))
+	}
+	implicit := map[string]bool{}
+	for _, p := range rec.Implicit {
+		implicit[p] = true
+	}
+	first := map[uint64]string{}
+	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == tree {
+			return err
+		}
+		rel, _ := filepath.Rel(tree, p)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		e := ent{name: rel, mode: int64(st.Mode & 0o7777), uid: int(st.Uid), gid: int(st.Gid),
+			mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec), xattrs: map[string]string{}, format: tar.FormatPAX}
+		for name, v := range xattrMap(t, p) {
+			if !strings.HasPrefix(name, "trusted.overlay.") {
+				e.xattrs[name] = v
+			}
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if implicit[rel] {
+				return nil
+			}
+			e.typ = tar.TypeDir
+		case unix.S_IFREG:
+			if f, ok := first[st.Ino]; ok {
+				ents = append(ents, hard(rel, f))
+				return nil
+			}
+			first[st.Ino] = rel
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			e.typ, e.body = tar.TypeReg, string(b)
+		case unix.S_IFLNK:
+			e.typ = tar.TypeSymlink
+			e.link, _ = os.Readlink(p)
+		case unix.S_IFCHR, unix.S_IFBLK:
+			if wh[rel] && st.Rdev == 0 {
+				return nil
+			}
+			e.typ = tar.TypeChar
+			if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+				e.typ = tar.TypeBlock
+			}
+			e.major, e.minor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+		case unix.S_IFIFO:
+			e.typ = tar.TypeFifo
+		}
+		ents = append(ents, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tarOf(t, "", ents)
+}

@@ -1,0 +1,518 @@
+package layer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// layerCase is a stack of layers (bottom to top) and what must come of them.
+type layerCase struct {
+	name    string
+	layers  [][]ent
+	want    []string         // the rootfs an Applier makes (listing lines; nil: not checked)
+	err     error            // the top layer fails with this error (Applier and Unpack)
+	treeOK  bool             // ... but Unpack of the top layer succeeds (the Record defers the failure)
+	trees   map[int][]string // listing of a layer's tree (as root)
+	records map[int]Record   // a layer's Record (Whiteouts, Opaque, Implicit, Links)
+}
+
+var (
+	t1 = time.Date(2011, 1, 1, 0, 0, 1, 500, time.UTC)
+	t2 = time.Date(2012, 2, 2, 0, 0, 2, 0, time.UTC)
+	t3 = time.Date(1999, 3, 3, 0, 0, 3, 0, time.UTC)
+)
+
+// capNetBind is a security.capability value: cap_net_bind_service+ep (vfs_cap_data v2).
+const capNetBind = "\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+
+func layerCases() []layerCase {
+	longDir := strings.Repeat("d", 150)
+	deep := strings.Repeat("abcdefghij/", 40) + "leaf"
+	var deepDirs []string
+	for p := deep; strings.Contains(p, "/"); {
+		p, _ = split(p)
+		deepDirs = append(deepDirs, p+" dir 0755 0:0 t=now")
+	}
+	longNames := append([]string{
+		longDir + " dir 0755 0:0 t=now",
+		longDir + "/" + strings.Repeat("m", 120) + ` file 0644 0:0 "gnu"`,
+		strings.Repeat("p", 200) + " dir 0755 0:0 t=now",
+		strings.Repeat("p", 200) + `/file file 0644 0:0 "pax"`,
+		"bad\xffbyte file 0644 0:0 \"b\"",
+		"hl file 0644 0:0 =" + longDir + "/" + strings.Repeat("m", 120),
+		`ls symlink 0:0 -> "` + strings.Repeat("t/", 200) + `"`,
+		"new\nline file 0644 0:0 \"n\"",
+		"with space file 0644 0:0 \"s\"",
+		deep + ` file 0644 0:0 "deep"`,
+	}, deepDirs...)
+
+	return []layerCase{
+		{
+			name: "RegularFileMetadata",
+			layers: [][]ent{{reg("a", "hello").m(0o640).o(1000, 2000), reg("empty", ""), reg("ro", "r").m(0o444),
+				{name: "cont", typ: tar.TypeCont, mode: 0o600, body: "contiguous"}}},
+			want: []string{`a file 0640 1000:2000 "hello"`, `cont file 0600 0:0 "contiguous"`, `empty file 0644 0:0 ""`,
+				`ro file 0444 0:0 "r"`},
+		},
+		{
+			name: "SetuidSurvivesChown",
+			layers: [][]ent{{reg("su", "x").m(0o4755).o(1000, 1000), reg("sg", "x").m(0o2755).o(0, 50),
+				dir("sticky").m(0o1777), dir("sgdir").m(0o2775).o(0, 50)}},
+			want: []string{`sg file 2755 0:50 "x"`, "sgdir dir 2775 0:50", "sticky dir 1777 0:0", `su file 4755 1000:1000 "x"`},
+		},
+		{
+			name: "Mode0500DirWithChildren",
+			layers: [][]ent{{dir("ro").m(0o500), reg("ro/f", "f").m(0o400), dir("ro/none").m(0),
+				reg("ro/none/g", "g").m(0), dir("ro/none/deeper").m(0o555)}},
+			want: []string{"ro dir 0500 0:0", `ro/f file 0400 0:0 "f"`, "ro/none dir 0000 0:0",
+				"ro/none/deeper dir 0555 0:0", `ro/none/g file 0000 0:0 "g"`},
+		},
+		{
+			name:    "ImplicitParentKeepsLowerMode",
+			layers:  [][]ent{{dir("tmp").m(0o1777).o(0, 0)}, {reg("tmp/x", "x"), reg("new/y", "y")}},
+			want:    []string{"new dir 0755 0:0 t=now", `new/y file 0644 0:0 "y"`, "tmp dir 1777 0:0", `tmp/x file 0644 0:0 "x"`},
+			trees:   map[int][]string{1: {"new dir 0755 0:0 t=now", `new/y file 0644 0:0 "y"`, "tmp dir 0755 0:0 t=now", `tmp/x file 0644 0:0 "x"`}},
+			records: map[int]Record{1: {Implicit: []string{"new", "tmp"}}},
+		},
+		{
+			name:   "ImplicitParentThenExplicitEntry",
+			layers: [][]ent{{reg("d/x", "x"), dir("d").m(0o700).o(3, 3)}},
+			want:   []string{"d dir 0700 3:3", `d/x file 0644 0:0 "x"`},
+		},
+		{
+			name: "DotDotNameConfined",
+			layers: [][]ent{{reg("../x", "x"), reg("/abs", "abs"), reg("a/../../y", "y"),
+				reg("../../outside/secret", "mine"), reg("./z", "z"), reg("//double//slash", "ds"),
+				reg("/../../..//q/../deep/file", "deep"), dir("."), dir("./"), dir("/"), dir("..").m(0o700)}},
+			want: []string{`abs file 0644 0:0 "abs"`, "deep dir 0755 0:0 t=now", `deep/file file 0644 0:0 "deep"`,
+				"double dir 0755 0:0 t=now", `double/slash file 0644 0:0 "ds"`,
+				"outside dir 0755 0:0 t=now", `outside/secret file 0644 0:0 "mine"`,
+				`x file 0644 0:0 "x"`, `y file 0644 0:0 "y"`, `z file 0644 0:0 "z"`},
+		},
+		{
+			name: "SymlinkParentUpAndOut",
+			layers: [][]ent{{sym("abs", "$OUT"), reg("abs/secret", "pwned"), sym("up", "../../outside"),
+				reg("up/secret", "pwned"), sym("link", "../../outside/link"), reg("link", "mine"),
+				sym("chain1", "chain2"), sym("chain2", "$OUT/dir"), reg("chain1/file", "pwned")}},
+			want: []string{"abs dir 0755 0:0 t=now", `abs/secret file 0644 0:0 "pwned"`,
+				"chain1 dir 0755 0:0 t=now", `chain1/file file 0644 0:0 "pwned"`, `chain2 symlink 0:0 -> "$OUT/dir"`,
+				`link file 0644 0:0 "mine"`, "up dir 0755 0:0 t=now", `up/secret file 0644 0:0 "pwned"`},
+			records: map[int]Record{0: {Opaque: []string{"abs", "chain1", "up"}, Implicit: []string{"abs", "chain1", "up"}}},
+		},
+		{
+			name:    "SymlinkParentFromLowerLayer",
+			layers:  [][]ent{{sym("etc", "$OUT"), sym("dir", "$OUT/dir")}, {reg("etc/secret", "pwned"), dir("dir").m(0o700), reg("dir/file", "pwned")}},
+			want:    []string{"dir dir 0700 0:0", `dir/file file 0644 0:0 "pwned"`, "etc dir 0755 0:0 t=now", `etc/secret file 0644 0:0 "pwned"`},
+			records: map[int]Record{1: {Implicit: []string{"etc"}}},
+		},
+		{
+			name:   "FileOverSymlinkReplacesIt",
+			layers: [][]ent{{sym("f", "$OUT/secret"), sym("g", "$OUT/secret")}, {reg("f", "new").m(0o666), fifo("g")}},
+			want:   []string{`f file 0666 0:0 "new"`, "g fifo 0644 0:0"},
+		},
+		{
+			name:   "HardlinkWithinLayer",
+			layers: [][]ent{{reg("a", "x").m(0o600).o(5, 5), hard("b", "a"), hard("c", "./a"), hard("d/e", "/a")}},
+			want:   []string{`a file 0600 5:5 "x"`, "b file 0600 5:5 =a", "c file 0600 5:5 =a", "d dir 0755 0:0 t=now", "d/e file 0600 5:5 =a"},
+		},
+		{
+			name:    "HardlinkToLowerLayer",
+			layers:  [][]ent{{reg("bin/a", "x")}, {hard("bin/b", "bin/a")}},
+			want:    []string{"bin dir 0755 0:0 t=now", `bin/a file 0644 0:0 "x"`, "bin/b file 0644 0:0 =bin/a"},
+			trees:   map[int][]string{1: {"bin dir 0755 0:0 t=now"}},
+			records: map[int]Record{1: {Implicit: []string{"bin"}, Links: []Link{{"bin/b", "bin/a"}}}},
+		},
+		{
+			name:    "HardlinkTargetOutside",
+			layers:  [][]ent{{hard("h", "../../outside/secret"), hard("h2", "$OUT/secret")}},
+			err:     ErrLinkTargetMissing,
+			treeOK:  true,
+			records: map[int]Record{0: {Links: []Link{{"h", "outside/secret"}, {"h2", strings.TrimPrefix(placeholder, "/") + "/secret"}}}},
+		},
+		{
+			name:   "HardlinkTargetConfinedInside",
+			layers: [][]ent{{reg("outside/secret", "inner")}, {hard("h", "../../../outside/secret")}},
+			want:   []string{`h file 0644 0:0 "inner"`, "outside dir 0755 0:0 t=now", "outside/secret file 0644 0:0 =h"},
+		},
+		{
+			name:   "HardlinkThroughSymlink",
+			layers: [][]ent{{sym("s", "$OUT"), hard("h", "s/secret")}},
+			err:    ErrLinkTargetMissing,
+		},
+		{
+			name:   "HardlinkThroughLowerSymlink",
+			layers: [][]ent{{sym("s", "$OUT")}, {hard("h", "s/secret")}},
+			err:    ErrLinkTargetMissing,
+			treeOK: true,
+		},
+		{name: "HardlinkToDirectory", layers: [][]ent{{dir("d"), hard("h", "d")}}, err: ErrInvalidLink},
+		{name: "HardlinkToRoot", layers: [][]ent{{hard("h", "../..")}}, err: ErrInvalidLink},
+		{name: "HardlinkToItself", layers: [][]ent{{reg("a", "a")}, {hard("a", "a")}}, err: ErrInvalidLink},
+		{
+			name:   "HardlinkToSymlinkLinksTheSymlink",
+			layers: [][]ent{{sym("s", "$OUT/secret"), hard("h", "s")}, {reg("h", "new")}},
+			want:   []string{`h file 0644 0:0 "new"`, `s symlink 0:0 -> "$OUT/secret"`},
+		},
+		{
+			name:   "FileReplacesHardlinkedLower",
+			layers: [][]ent{{reg("a", "A"), hard("b", "a")}, {reg("b", "B")}},
+			want:   []string{`a file 0644 0:0 "A"`, `b file 0644 0:0 "B"`},
+		},
+		{
+			name:   "HardlinkReplacesExisting",
+			layers: [][]ent{{reg("a", "A"), dir("b"), reg("b/x", "x")}, {hard("b", "a")}},
+			want:   []string{`a file 0644 0:0 "A"`, "b file 0644 0:0 =a"},
+		},
+		{
+			name:   "HardlinkAfterWhiteoutOfTarget",
+			layers: [][]ent{{reg("a", "A")}, {reg(".wh.a", ""), hard("b", "a")}},
+			err:    ErrLinkTargetMissing,
+		},
+		{
+			name:   "HardlinkBelowReplacedDir",
+			layers: [][]ent{{dir("d"), reg("d/a", "A")}, {reg("d", "file"), dir("d"), hard("h", "d/a")}},
+			err:    ErrLinkTargetMissing,
+		},
+		{
+			name:    "HardlinkThenWhiteoutOfTarget",
+			layers:  [][]ent{{reg("a", "A")}, {hard("b", "a"), reg(".wh.a", "")}},
+			want:    []string{`b file 0644 0:0 "A"`},
+			records: map[int]Record{1: {Whiteouts: []string{"a"}, Links: []Link{{"b", "a"}}}},
+		},
+		{
+			name:    "WhiteoutThenHardlinkSameName",
+			layers:  [][]ent{{reg("a", "A"), dir("b"), reg("b/x", "x")}, {reg(".wh.b", ""), reg("b/.wh.x", ""), hard("b", "a")}},
+			want:    []string{`a file 0644 0:0 "A"`, "b file 0644 0:0 =a"},
+			records: map[int]Record{1: {Links: []Link{{"b", "a"}}}},
+		},
+		{
+			name:    "HardlinkInOpaqueDirToLower",
+			layers:  [][]ent{{dir("d"), reg("d/a", "A"), reg("d/b", "B")}, {reg("d/.wh..wh..opq", ""), hard("d/c", "d/a")}},
+			want:    []string{"d dir 0755 0:0", `d/c file 0644 0:0 "A"`},
+			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"d"}, Links: []Link{{"d/c", "d/a"}}}},
+		},
+		{
+			name:   "DirToFile",
+			layers: [][]ent{{dir("d"), reg("d/a", "a"), dir("d/sub").m(0o700), reg("d/sub/b", "b")}, {reg("d", "file")}},
+			want:   []string{`d file 0644 0:0 "file"`},
+		},
+		{
+			name:   "DirToFileSameLayer",
+			layers: [][]ent{{dir("d").m(0o700), reg("d/a", "a"), reg("d", "file")}},
+			want:   []string{`d file 0644 0:0 "file"`},
+		},
+		{
+			name:   "FileToDir",
+			layers: [][]ent{{reg("d", "file")}, {dir("d").m(0o750), reg("d/a", "a")}},
+			want:   []string{"d dir 0750 0:0", `d/a file 0644 0:0 "a"`},
+		},
+		{
+			name:    "FileToDirSameLayerIsOpaque",
+			layers:  [][]ent{{dir("d"), reg("d/low", "low")}, {reg("d", "file"), dir("d").m(0o750), reg("d/a", "a")}},
+			want:    []string{"d dir 0750 0:0", `d/a file 0644 0:0 "a"`},
+			trees:   map[int][]string{1: {`d dir 0750 0:0 x:trusted.overlay.opaque="y"`, `d/a file 0644 0:0 "a"`}},
+			records: map[int]Record{1: {Opaque: []string{"d"}}},
+		},
+		{
+			name: "DirToSymlinkUsrMerge",
+			layers: [][]ent{
+				{dir("lib"), reg("lib/libc.so", "c"), dir("usr"), dir("usr/lib"), reg("usr/lib/libm.so", "m")},
+				{sym("lib", "usr/lib"), sym("bin", "usr/bin")},
+			},
+			want: []string{`bin symlink 0:0 -> "usr/bin"`, `lib symlink 0:0 -> "usr/lib"`, "usr dir 0755 0:0",
+				"usr/lib dir 0755 0:0", `usr/lib/libm.so file 0644 0:0 "m"`},
+		},
+		{
+			// As in overlayfs: an upper directory hides a lower symlink; the file does not go
+			// to usr/lib through it.
+			name: "FileBelowUsrMergeSymlinkReplacesIt",
+			layers: [][]ent{
+				{dir("usr"), dir("usr/lib"), reg("usr/lib/libm.so", "m"), sym("lib", "usr/lib")},
+				{reg("lib/x", "x")},
+			},
+			want: []string{"lib dir 0755 0:0 t=now", `lib/x file 0644 0:0 "x"`, "usr dir 0755 0:0",
+				"usr/lib dir 0755 0:0", `usr/lib/libm.so file 0644 0:0 "m"`},
+		},
+		{
+			name:   "SymlinkToDir",
+			layers: [][]ent{{sym("d", "$OUT/dir")}, {dir("d").m(0o700), reg("d/a", "a")}},
+			want:   []string{"d dir 0700 0:0", `d/a file 0644 0:0 "a"`},
+		},
+		{
+			name:   "ExistingDirKeptByDirEntry",
+			layers: [][]ent{{dir("d"), reg("d/a", "a")}, {dir("d").m(0o700).o(7, 7).t(t1).f(tar.FormatPAX)}},
+			want:   []string{"d dir 0700 7:7 t=2011-01-01T00:00:01.0000005Z", `d/a file 0644 0:0 "a"`},
+		},
+		{
+			name:   "DirMetadataTopmostWins",
+			layers: [][]ent{{dir("d").m(0o711)}, {dir("d").m(0o700).o(1, 1)}, {reg("d/x", "x")}},
+			want:   []string{"d dir 0700 1:1", `d/x file 0644 0:0 "x"`},
+		},
+		{
+			name:   "DirMetadataDroppedWhenReplaced",
+			layers: [][]ent{{dir("d").m(0o700), dir("d/e").m(0o700)}, {reg("d", "f")}, {reg("d/e/x", "x")}},
+			want:   []string{"d dir 0755 0:0 t=now", "d/e dir 0755 0:0 t=now", `d/e/x file 0644 0:0 "x"`},
+		},
+		{
+			name:    "WhiteoutFile",
+			layers:  [][]ent{{reg("a", "a"), reg("b", "b")}, {reg(".wh.a", "")}},
+			want:    []string{`b file 0644 0:0 "b"`},
+			trees:   map[int][]string{1: {"a char 0000 0:0 0:0 t=now"}},
+			records: map[int]Record{1: {Whiteouts: []string{"a"}}},
+		},
+		{
+			name:   "WhiteoutDirSubtree",
+			layers: [][]ent{{dir("d"), reg("d/a", "a"), dir("d/s").m(0o500), reg("d/s/b", "b"), reg("k", "k")}, {reg(".wh.d", "")}},
+			want:   []string{`k file 0644 0:0 "k"`},
+		},
+		{
+			name:   "WhiteoutSymlinksDanglingOrOut",
+			layers: [][]ent{{sym("s", "nowhere"), sym("t", "$OUT/secret"), sym("u", "$OUT/dir")}, {reg(".wh.s", ""), reg(".wh.t", ""), reg(".wh.u", "")}},
+			want:   []string{},
+		},
+		{
+			name:    "WhiteoutMissingIsNoop",
+			layers:  [][]ent{{reg("a", "a")}, {reg(".wh.b", ""), reg("x/.wh.y", "")}},
+			want:    []string{`a file 0644 0:0 "a"`, "x dir 0755 0:0 t=now"},
+			records: map[int]Record{1: {Whiteouts: []string{"b", "x/y"}, Implicit: []string{"x"}}},
+		},
+		{
+			name:   "WhiteoutThroughSymlink",
+			layers: [][]ent{{sym("s", "$OUT"), sym("d", "$OUT/dir")}, {reg("s/.wh.secret", ""), reg("d/.wh..wh..opq", "")}},
+			want:   []string{"d dir 0755 0:0 t=now", "s dir 0755 0:0 t=now"},
+		},
+		{
+			name:    "WhiteoutSameLayerEntry",
+			layers:  [][]ent{{reg("keep", "k")}, {reg("a", "x"), dir("d"), reg("d/f", "f"), reg(".wh.a", ""), reg(".wh.d", "")}},
+			want:    []string{`keep file 0644 0:0 "k"`},
+			records: map[int]Record{1: {Whiteouts: []string{"a", "d"}}},
+		},
+		{
+			name:    "WhiteoutThenFileSameName",
+			layers:  [][]ent{{dir("a"), reg("a/x", "x")}, {reg(".wh.a", ""), reg("a", "file")}},
+			want:    []string{`a file 0644 0:0 "file"`},
+			records: map[int]Record{1: {}},
+		},
+		{
+			name:    "WhiteoutThenRecreateDir",
+			layers:  [][]ent{{dir("d").m(0o700), reg("d/old", "o")}, {reg(".wh.d", ""), reg("d/new", "n")}},
+			want:    []string{"d dir 0755 0:0 t=now", `d/new file 0644 0:0 "n"`},
+			trees:   map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`, `d/new file 0644 0:0 "n"`}},
+			records: map[int]Record{1: {Whiteouts: []string{"d"}, Opaque: []string{"d"}, Implicit: []string{"d"}}},
+		},
+		{
+			name: "WhiteoutOpaqueKeepsSameLayer",
+			layers: [][]ent{
+				{dir("d").m(0o750), reg("d/a", "a"), dir("d/sub"), reg("d/sub/c", "c"), dir("d/gone"), reg("other", "o")},
+				{reg("d/x", "x"), reg("d/.wh..wh..opq", ""), reg("d/sub/y", "y"), sym("d/s", "x")},
+			},
+			want: []string{"d dir 0750 0:0", `d/s symlink 0:0 -> "x"`, "d/sub dir 0755 0:0", `d/sub/y file 0644 0:0 "y"`,
+				`d/x file 0644 0:0 "x"`, `other file 0644 0:0 "o"`},
+			trees: map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`, `d/s symlink 0:0 -> "x"`,
+				"d/sub dir 0755 0:0 t=now", `d/sub/y file 0644 0:0 "y"`, `d/x file 0644 0:0 "x"`}},
+			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"d", "d/sub"}}},
+		},
+		{
+			name:    "OpaqueRoot",
+			layers:  [][]ent{{reg("a", "a"), dir("d"), reg("d/b", "b")}, {reg("n", "n"), reg(".wh..wh..opq", "")}},
+			want:    []string{`n file 0644 0:0 "n"`},
+			records: map[int]Record{1: {Opaque: []string{"."}}},
+		},
+		{
+			name:   "OpaqueMarkerBeforeDirEntry",
+			layers: [][]ent{{dir("d"), reg("d/a", "a")}, {reg("d/.wh..wh..opq", ""), dir("d").m(0o700), reg("d/b", "b")}},
+			want:   []string{"d dir 0700 0:0", `d/b file 0644 0:0 "b"`},
+		},
+		{name: "WhiteoutEmptyName", layers: [][]ent{{reg(".wh.", "")}}, err: ErrInvalidWhiteout},
+		{name: "WhiteoutDotDot", layers: [][]ent{{reg("a/.wh..", "")}}, err: ErrInvalidWhiteout},
+		{name: "WhiteoutDot", layers: [][]ent{{reg("a/.wh.", "")}}, err: ErrInvalidWhiteout},
+		{name: "WhiteoutDotDotDot", layers: [][]ent{{reg(".wh...", "")}}, err: ErrInvalidWhiteout},
+		{name: "WhiteoutAufsMeta", layers: [][]ent{{reg(".wh..wh.plnk", "")}}, err: ErrInvalidWhiteout},
+		{name: "WhiteoutAsDirectory", layers: [][]ent{{reg(".wh.x/y", "")}}, err: ErrInvalidWhiteout},
+		{name: "HardlinkToWhiteoutMarker", layers: [][]ent{{reg("a", "")}, {hard("b", ".wh.a")}}, err: ErrInvalidLink},
+		{
+			name: "Devices",
+			layers: [][]ent{{chr("dev/null", 1, 3).m(0o666), blk("dev/sda", 8, 0).m(0o660).o(0, 6),
+				fifo("run/fifo").m(0o600).o(1, 1), chr("dev/big", 4095, 1<<20-1)}},
+			want: []string{"dev dir 0755 0:0 t=now", "dev/big char 0666 0:0 4095:1048575", "dev/null char 0666 0:0 1:3",
+				"dev/sda block 0660 0:6 8:0", "run dir 0755 0:0 t=now", "run/fifo fifo 0600 1:1"},
+		},
+		{
+			name:   "DeviceReplacesFile",
+			layers: [][]ent{{reg("null", "x")}, {chr("null", 1, 3)}},
+			want:   []string{"null char 0666 0:0 1:3"},
+		},
+		{
+			name: "Xattrs",
+			layers: [][]ent{{reg("f", "f").m(0o755).o(1000, 1000).x("user.a", "1").x("security.capability", capNetBind),
+				dir("d").m(0o700).x("user.d", "dir"), sym("s", "f").x("trusted.t", "sym"),
+				reg("o", "o").x("trusted.overlay.opaque", "y").x("user.overlay.redirect", "/x").x("user.ok", "ok"),
+				dir("od").x("trusted.overlay.opaque", "y")}},
+			want: []string{`d dir 0700 0:0 x:user.d="dir"`,
+				`f file 0755 1000:1000 "f" x:security.capability="` + `\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00` + `" x:user.a="1"`,
+				`o file 0644 0:0 "o" x:user.ok="ok"`, "od dir 0755 0:0", `s symlink 0:0 -> "f" x:trusted.t="sym"`},
+		},
+		{
+			name:   "Mtimes",
+			layers: [][]ent{{reg("f", "f").t(t1).f(tar.FormatPAX), sym("s", "f").t(t2), dir("d").t(t3), reg("d/x", "x"), fifo("p").t(t2)}},
+			want: []string{"d dir 0755 0:0 t=1999-03-03T00:00:03Z", `d/x file 0644 0:0 "x"`,
+				`f file 0644 0:0 "f" t=2011-01-01T00:00:01.0000005Z`, "p fifo 0644 0:0 t=2012-02-02T00:00:02Z",
+				`s symlink 0:0 -> "f" t=2012-02-02T00:00:02Z`},
+		},
+		{
+			name:   "PaxGlobalHeaderIgnored",
+			layers: [][]ent{{rawEnt(paxHeader('g', [2]string{"comment", "hi"}, [2]string{"path", "evil"})), reg("a", "a")}},
+			want:   []string{`a file 0644 0:0 "a"`},
+		},
+		{
+			name:   "UnknownEntryType",
+			layers: [][]ent{{rawEnt(rawHeader("vol", 'V', 0, true, nil))}},
+			err:    ErrUnsupportedEntry,
+		},
+		{
+			name:   "LargePAXOwner",
+			layers: [][]ent{{reg("big", "b").o(3000000000, 4294967294).f(tar.FormatPAX)}},
+			want:   []string{`big file 0644 3000000000:4294967294 "b"`},
+		},
+		{name: "OwnerOutOfRange", layers: [][]ent{{reg("huge", "h").o(1<<32, 0).f(tar.FormatPAX)}}, err: ErrInvalidHeader},
+		{
+			name: "LongNames",
+			layers: [][]ent{{
+				reg(longDir+"/"+strings.Repeat("m", 120), "gnu").f(tar.FormatGNU),
+				reg(strings.Repeat("p", 200)+"/file", "pax").f(tar.FormatPAX),
+				sym("ls", strings.Repeat("t/", 200)).f(tar.FormatPAX),
+				hard("hl", longDir+"/"+strings.Repeat("m", 120)).f(tar.FormatGNU),
+				reg("with space", "s"), reg("new\nline", "n").f(tar.FormatPAX), reg("bad\xffbyte", "b").f(tar.FormatPAX),
+				reg(deep, "deep").f(tar.FormatPAX),
+			}},
+			want: longNames,
+		},
+		{name: "ComponentTooLong", layers: [][]ent{{reg(strings.Repeat("x", 256), "").f(tar.FormatPAX)}}, err: ErrNameTooLong},
+	}
+}
+
+// placeholder stands for the sentinel directory in expectations; Record paths are compared
+// after the same substitution.
+const placeholder = "$OUT"
+
+func TestLayers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("TestLayers checks owners, devices and trusted xattrs: run it as root (CI does); TestAsNobody covers the rest")
+	}
+	for _, tc := range layerCases() {
+		t.Run(tc.name, func(t *testing.T) { runLayerCase(t, tc, true) })
+	}
+}
+
+// TestUmaskDoesNotChangeModes: files are created with their final mode when the umask allows
+// it; a umask that does not must not show in the result.
+func TestUmaskDoesNotChangeModes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("run as root (CI does)")
+	}
+	old := unix.Umask(0o077)
+	defer unix.Umask(old)
+	for _, tc := range layerCases() {
+		switch tc.name {
+		case "RegularFileMetadata", "SetuidSurvivesChown", "ImplicitParentKeepsLowerMode", "Devices", "Mtimes":
+			t.Run(tc.name, func(t *testing.T) { runLayerCase(t, tc, true) })
+		}
+	}
+}
+
+// runLayerCase applies the layers with an Applier, unpacks each as a tree, checks both, and
+// checks that assembling the trees (see retar) gives the Applier's rootfs. Every write is
+// checked to stay inside its target.
+func runLayerCase(t *testing.T, tc layerCase, root bool) {
+	ctx := context.Background()
+	e := newEnv(t)
+	// "$OUT" as a path inside a tree (a confined absolute name) starts without the "/".
+	outRel := strings.TrimPrefix(e.out, "/")
+	norm := func(lines []string) []string {
+		out := make([]string, len(lines))
+		for i, l := range lines {
+			l = strings.ReplaceAll(l, e.out, placeholder)
+			out[i] = strings.ReplaceAll(l, outRel, placeholder)
+		}
+		return out
+	}
+	layers := make([][]byte, len(tc.layers))
+	for i, l := range tc.layers {
+		layers[i] = tarOf(t, e.out, l)
+	}
+
+	rootfs := e.target(t, "rootfs")
+	var applyErr error
+	e.confined(t, rootfs, func() { _, applyErr = applyAll(t, rootfs, layers) })
+	switch {
+	case tc.err != nil && !errors.Is(applyErr, tc.err):
+		t.Fatalf("Applier: got error %v, want %v", applyErr, tc.err)
+	case tc.err == nil && applyErr != nil:
+		t.Fatalf("Applier: %v", applyErr)
+	}
+	if tc.want != nil && applyErr == nil && root {
+		if d := diff(tc.want, norm(listing(t, rootfs, root))); d != "" {
+			t.Errorf("Applier rootfs:\n%s", d)
+		}
+	}
+
+	var regen [][]byte
+	treesOK := true
+	for i, l := range layers {
+		tree := e.target(t, fmt.Sprintf("tree%d", i))
+		var rec Record
+		var err error
+		e.confined(t, tree, func() { rec, err = Unpack(ctx, bytes.NewReader(l), tree) })
+		var wantErr error
+		if i == len(layers)-1 && !tc.treeOK {
+			wantErr = tc.err
+		}
+		switch {
+		case wantErr != nil && !errors.Is(err, wantErr):
+			t.Fatalf("Unpack layer %d: got error %v, want %v", i, err, wantErr)
+		case wantErr == nil && err != nil:
+			t.Fatalf("Unpack layer %d: %v", i, err)
+		}
+		if err != nil {
+			treesOK = false
+			continue
+		}
+		if want, ok := tc.trees[i]; ok && root {
+			if d := diff(want, norm(listing(t, tree, root))); d != "" {
+				t.Errorf("tree of layer %d:\n%s", i, d)
+			}
+		}
+		if want, ok := tc.records[i]; ok {
+			got := Record{Whiteouts: rec.Whiteouts, Opaque: rec.Opaque, Implicit: rec.Implicit, Links: rec.Links}
+			for i := range got.Links {
+				got.Links[i].Target = strings.ReplaceAll(got.Links[i].Target, outRel, placeholder)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Record of layer %d:\n got %+v\nwant %+v", i, got, want)
+			}
+		}
+		regen = append(regen, retar(t, tree, rec))
+	}
+	if applyErr != nil || !treesOK {
+		return
+	}
+	assembled := e.target(t, "assembled")
+	var err error
+	e.confined(t, assembled, func() { _, err = applyAll(t, assembled, regen) })
+	if err != nil {
+		t.Fatalf("assembling the trees: %v", err)
+	}
+	if d := diff(listing(t, rootfs, root), listing(t, assembled, root)); d != "" {
+		t.Errorf("trees assembled (+) differ from the Applier's rootfs (-):\n%s", d)
+	}
+}

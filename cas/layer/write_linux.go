@@ -1,0 +1,284 @@
+package layer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	blockSize = 4096          // holes are made of whole blocks of this size, aligned in the file
+	sparseMin = 4 * blockSize // smaller files are written in one go
+)
+
+var zeroBlock [blockSize]byte
+
+// file writes a regular file: created exclusively and without following a symlink; what was
+// at the path (a file, a symlink, a directory and its subtree) is removed first.
+func (w *writer) file(ctx context.Context, dirfd int, rel, name string, r io.Reader, size int64, m *metadata) error {
+	const flags = unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_WRONLY | unix.O_CLOEXEC
+	fd, err := unix.Openat(dirfd, name, flags, m.perm&0o777)
+	if err == unix.EEXIST {
+		if err = w.remove(dirfd, rel, name); err == nil {
+			fd, err = unix.Openat(dirfd, name, flags, m.perm&0o777)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	err = w.content(ctx, fd, r, size)
+	if err == nil {
+		err = w.dropInheritedACL(object{fd: fd})
+	}
+	if err == nil {
+		err = w.setMeta(object{fd: fd, rel: rel}, m, !w.createdExact(m.perm))
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	w.wroteNonDir(rel)
+	return nil
+}
+
+// content copies size bytes of r into fd. Whole aligned blocks of zeros are skipped (left as
+// holes) and the file is extended to its size at the end, so a sparse file from the tar — which
+// archive/tar expands to zeros — stays sparse on disk.
+func (w *writer) content(ctx context.Context, fd int, r io.Reader, size int64) error {
+	buf := *w.buf
+	var off, end int64 // next offset to read; end of the data written so far
+	for off < size {
+		n := int(min(size-off, int64(len(buf))))
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		chunk := buf[:n]
+		if size < sparseMin {
+			if err := pwrite(fd, chunk, off); err != nil {
+				return err
+			}
+			end = off + int64(n)
+		}
+		for i := 0; size >= sparseMin && i < n; {
+			for i < n && isZero(chunk[i:min(i+blockSize, n)]) {
+				i += blockSize
+			}
+			j := i
+			for j < n && !isZero(chunk[j:min(j+blockSize, n)]) {
+				j += blockSize
+			}
+			i, j = min(i, n), min(j, n)
+			if j > i {
+				if err := pwrite(fd, chunk[i:j], off+int64(i)); err != nil {
+					return err
+				}
+				end = off + int64(j)
+			}
+			i = j
+		}
+		off += int64(n)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if end < size {
+		return unix.Ftruncate(fd, size)
+	}
+	return nil
+}
+
+func isZero(b []byte) bool { return bytes.Equal(b, zeroBlock[:len(b)]) }
+
+func pwrite(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err != nil {
+			return err
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// symlink writes a symlink. Its target is data: it is never resolved here.
+func (w *writer) symlink(dirfd int, rel, name, target string, m *metadata) error {
+	err := unix.Symlinkat(target, dirfd, name)
+	if err == unix.EEXIST {
+		if err = w.remove(dirfd, rel, name); err == nil {
+			err = unix.Symlinkat(target, dirfd, name)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.setMeta(object{fd: -1, dirfd: dirfd, name: name, rel: rel}, m, false); err != nil {
+		return err
+	}
+	w.wroteNonDir(rel)
+	return nil
+}
+
+// mknod writes a character or block device or a FIFO.
+func (w *writer) mknod(dirfd int, rel, name string, hdr *tar.Header, m *metadata) error {
+	major, minor, err := device(hdr)
+	if err != nil {
+		return err
+	}
+	mode := m.perm & 0o777
+	switch hdr.Typeflag {
+	case tar.TypeChar:
+		mode |= unix.S_IFCHR
+	case tar.TypeBlock:
+		mode |= unix.S_IFBLK
+	default:
+		mode |= unix.S_IFIFO
+	}
+	dev := int(unix.Mkdev(major, minor))
+	err = unix.Mknodat(dirfd, name, mode, dev)
+	if err == unix.EEXIST {
+		if err = w.remove(dirfd, rel, name); err == nil {
+			err = unix.Mknodat(dirfd, name, mode, dev)
+		}
+	}
+	if err == unix.EPERM && mode&unix.S_IFMT != unix.S_IFIFO {
+		w.unapplied(rel, deviceWhat(hdr)) // root without CAP_MKNOD (a user namespace)
+		return nil
+	}
+	if err == nil {
+		err = w.dropInheritedACL(object{fd: -1, dirfd: dirfd, name: name})
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.setMeta(object{fd: -1, dirfd: dirfd, name: name, rel: rel}, m, !w.createdExact(m.perm)); err != nil {
+		return err
+	}
+	w.wroteNonDir(rel)
+	return nil
+}
+
+// mkdir writes a directory. An existing directory is kept with its children; anything else at
+// the path is replaced. The metadata is applied at the end, after the children.
+func (w *writer) mkdir(dirfd int, rel, name string, m *metadata) error {
+	created := true
+	err := unix.Mkdirat(dirfd, name, 0o700)
+	if err == unix.EEXIST {
+		var st unix.Stat_t
+		if err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			created = false
+		} else if err = w.remove(dirfd, rel, name); err == nil {
+			err = unix.Mkdirat(dirfd, name, 0o700)
+		}
+	}
+	if err == nil && created {
+		err = w.dropInheritedDirACL(dirfd, name)
+	}
+	if err != nil {
+		return err
+	}
+	w.visited(rel)
+	n := w.dirs.ensure(rel)
+	n.meta, n.implicit = m, false
+	if created && w.tree && n.hidden {
+		fd, err := unix.Openat(dirfd, name, dirFlags, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return w.newDir(n, fd)
+	}
+	return nil
+}
+
+// hardlink links rel to target, resolved from the root of the target directory like any entry
+// name. A target written earlier by this layer is linked; in a tree, a target the layer does
+// not have is recorded in Record.Links for assembly; an Applier links the rootfs's file.
+func (w *writer) hardlink(dirfd int, rel, name, linkname string) error {
+	target := confine(linkname)
+	switch {
+	case target == "":
+		return fmt.Errorf("to the root directory: %w", ErrInvalidLink)
+	case target == rel:
+		return fmt.Errorf("to itself: %w", ErrInvalidLink)
+	}
+	if err := checkPath(target); err != nil {
+		return err
+	}
+	if kind, _, _ := classify(target); kind != notMarker {
+		return fmt.Errorf("to whiteout marker %s: %w", display(target), ErrInvalidLink)
+	}
+	if w.tree && w.isWhiteoutDevice(target) {
+		return fmt.Errorf("%s (deleted by this layer): %w", display(target), ErrLinkTargetMissing)
+	}
+	tdir, tname := split(target)
+	tfd, owned, err := w.look.dir(tdir)
+	walkErr := err
+	if err == nil {
+		err = unix.Linkat(tfd, tname, dirfd, name, 0)
+		if err == unix.EEXIST {
+			if err = w.remove(dirfd, rel, name); err == nil {
+				err = unix.Linkat(tfd, tname, dirfd, name, 0)
+			}
+		}
+		if err == unix.EPERM {
+			var st unix.Stat_t
+			if unix.Fstatat(tfd, tname, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				err = fmt.Errorf("to directory %s: %w", display(target), ErrInvalidLink)
+			}
+		}
+		if owned {
+			unix.Close(tfd)
+		}
+	}
+	switch err {
+	case nil:
+		w.wroteNonDir(rel)
+		return nil
+	case unix.ENOENT, unix.ENOTDIR, unix.ELOOP:
+	default:
+		return err
+	}
+	// The target is not there. In a tree it may be in a lower layer — unless this layer has a
+	// non-directory on its path, or has deleted or replaced it or a parent.
+	if !w.tree || walkErr == unix.ENOTDIR || walkErr == unix.ELOOP || w.dirs.anyHidden(target) {
+		return fmt.Errorf("%s: %w", display(target), ErrLinkTargetMissing)
+	}
+	if err := w.remove(dirfd, rel, name); err != nil {
+		return err
+	}
+	n := w.dirs.ensure(rel)
+	n.kids, n.whiteout, n.hidden = nil, false, true
+	w.rec.Links = append(w.rec.Links, Link{Name: rel, Target: target})
+	return nil
+}
+
+// isWhiteoutDevice reports whether a tree holds this layer's whiteout device at rel.
+func (w *writer) isWhiteoutDevice(rel string) bool {
+	n := w.dirs.get(rel)
+	if n == nil || !n.whiteout || !w.isRoot {
+		return false
+	}
+	dir, name := split(rel)
+	fd, owned, err := w.look.dir(dir)
+	if err != nil {
+		return false
+	}
+	if owned {
+		defer unix.Close(fd)
+	}
+	var st unix.Stat_t
+	return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rootsdev/roots/fetch/registrytest"
+)
+
+// TestPullAuth pulls from registries with each kind of authentication, with
+// credentials given each way a user can give them.
+func TestPullAuth(t *testing.T) {
+	needRoot(t)
+	img := registrytest.Image{Layers: []registrytest.Layer{{Compression: "gzip", Entries: []reg{{Name: "hello", Body: []byte("hi")}}}}}
+	want := map[string]entry{"hello": file(0o644, "hi")}
+	dockerConfig := func(t *testing.T, r *registrytest.Registry) string {
+		dir := t.TempDir()
+		auth := base64.StdEncoding.EncodeToString([]byte(r.User + ":" + r.Password))
+		os.WriteFile(filepath.Join(dir, "config.json"), []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, r.Host, auth)), 0o600)
+		return dir
+	}
+	tests := []struct {
+		name    string
+		cfg     registrytest.Config
+		creds   func(t *testing.T, r *registrytest.Registry) (env, args []string)
+		wantErr string // "" = the pull succeeds
+	}{
+		{"Anonymous", registrytest.Config{}, nil, ""},
+		{"TLSAnonymous", registrytest.Config{TLS: true}, nil, ""},
+		{"BasicUserFlag", registrytest.Config{Auth: registrytest.Basic}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			return nil, []string{"--user", r.User + ":" + r.Password}
+		}, ""},
+		{"BasicWrongPassword", registrytest.Config{Auth: registrytest.Basic}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			return nil, []string{"--user", r.User + ":wrong"}
+		}, "unauthorized"},
+		{"BasicNoCredentials", registrytest.Config{Auth: registrytest.Basic}, nil, "unauthorized"},
+		{"TokenUserFlag", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			return nil, []string{"--user", r.User + ":" + r.Password}
+		}, ""},
+		{"TokenDockerConfig", registrytest.Config{Auth: registrytest.Token, TLS: true}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			return []string{"DOCKER_CONFIG=" + dockerConfig(t, r)}, nil
+		}, ""},
+		{"TokenRegistryAuthFile", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			return []string{"REGISTRY_AUTH_FILE=" + dockerConfig(t, r) + "/config.json"}, nil
+		}, ""},
+		{"TokenAuthFlag", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			return nil, []string{"--auth", dockerConfig(t, r) + "/config.json"}
+		}, ""},
+		{"TokenAnonymousPull", registrytest.Config{Auth: registrytest.Token, AnonymousPull: true}, nil, ""},
+		{"TokenAnonymousRefused", registrytest.Config{Auth: registrytest.Token}, nil, "unauthorized"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := registrytest.Start(t, tt.cfg)
+			r.Push(t, "private/app", "1", img)
+			var env, args []string
+			if tt.creds != nil {
+				env, args = tt.creds(t, r)
+			}
+			if tt.cfg.TLS {
+				env = append(env, "SSL_CERT_FILE="+r.CAFile)
+			}
+			dest := filepath.Join(t.TempDir(), "rootfs")
+			args = append(args, "--cache=no", r.Host+"/private/app:1", dest)
+			res := roots(t, env, append([]string{"pull"}, args...)...)
+			if tt.wantErr == "" {
+				if res.code != 0 {
+					t.Fatalf("pull: exit %d: %s", res.code, res.stderr)
+				}
+				sameTree(t, scan(t, dest), want)
+				return
+			}
+			if res.code != 1 || !strings.Contains(strings.ToLower(res.stderr), tt.wantErr) || strings.Count(res.stderr, "\n") != 1 {
+				t.Fatalf("pull: exit %d, stderr %q; want exit 1 and one line mentioning %q", res.code, res.stderr, tt.wantErr)
+			}
+			if _, err := os.Lstat(dest); !os.IsNotExist(err) {
+				t.Fatalf("failed pull left %s", dest)
+			}
+			assertNoStaging(t, filepath.Dir(dest))
+		})
+	}
+}

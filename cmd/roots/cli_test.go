@@ -1,0 +1,336 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rootsdev/roots/fetch/registrytest"
+)
+
+func smallImage(body string) registrytest.Image {
+	return registrytest.Image{Layers: []registrytest.Layer{
+		{Compression: "gzip", Entries: []reg{{Name: "a/file", Body: []byte(body)}}},
+		{Compression: "zstd", Entries: []reg{{Name: "b", Body: []byte(strings.Repeat(body, 50000))}}},
+	}}
+}
+
+// TestUsageErrors checks that mistakes in the command line exit 2 with one
+// line, before any network traffic.
+func TestUsageErrors(t *testing.T) {
+	dest := filepath.Join(t.TempDir(), "d")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"NoArgs", []string{"pull"}, "expected"},
+		{"UnknownFlag", []string{"pull", "--frobnicate", "x", dest}, "unknown flag"},
+		{"UppercaseRepo", []string{"pull", "Debian", dest}, "invalid image reference"},
+		{"BadDigest", []string{"pull", "debian@sha256:abc", dest}, "invalid image reference"},
+		{"DoubleSlash", []string{"pull", "a//b", dest}, "invalid image reference"},
+		{"BadPlatform", []string{"pull", "--platform", "linux/amd64/v3/extra", "debian", dest}, "platform"},
+		{"PlatformAndArch", []string{"pull", "--platform", "linux/amd64", "--arch", "arm64", "debian", dest}, "--platform"},
+		{"ZeroJobs", []string{"pull", "--jobs", "0", "debian", dest}, "--jobs"},
+		{"DigestBadRef", []string{"digest", "UPPER"}, "invalid image reference"},
+		{"PurgeNoCache", []string{"purge", "--cache=no"}, "no cache"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// No registry runs, and the proxy variables point nowhere: a
+			// request would fail with another message.
+			r := roots(t, []string{"HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1"}, tt.args...)
+			if r.code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", r.code, r.stderr)
+			}
+			if !strings.HasPrefix(r.stderr, "roots: ") || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, tt.want) {
+				t.Fatalf("stderr %q: want one line \"roots: ...%s...\"", r.stderr, tt.want)
+			}
+			if _, err := os.Lstat(dest); !os.IsNotExist(err) {
+				t.Fatal("a usage error created DEST")
+			}
+		})
+	}
+}
+
+func TestHelpShowsExamples(t *testing.T) {
+	r := roots(t, nil, "pull", "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "roots pull debian ./debian") {
+		t.Fatalf("roots pull --help: exit %d, stdout:\n%s", r.code, r.stdout)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := roots(t, nil, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "roots ") {
+		t.Fatalf("roots version: exit %d, %q", r.code, r.stdout)
+	}
+}
+
+// TestDestination checks the rules for an existing DEST.
+func TestDestination(t *testing.T) {
+	needRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "img", "v1", smallImage("one"))
+	r.Push(t, "img", "v2", smallImage("two"))
+	cache := t.TempDir()
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "rootfs")
+	os.Mkdir(dest, 0o755)
+	os.WriteFile(dest+"/precious", []byte("keep me"), 0o644)
+
+	res := roots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", dest)
+	if res.code != 1 || !strings.Contains(res.stderr, "--force") {
+		t.Fatalf("pull into an existing DEST: exit %d, %q; want exit 1 suggesting --force", res.code, res.stderr)
+	}
+	if b, _ := os.ReadFile(dest + "/precious"); string(b) != "keep me" {
+		t.Fatal("existing DEST was changed")
+	}
+	mustPull(t, nil, "--cache", cache, "--force", r.Host+"/img:v1", dest)
+	if b, _ := os.ReadFile(dest + "/a/file"); string(b) != "one" {
+		t.Fatalf("after --force: a/file = %q", b)
+	}
+	if _, err := os.Lstat(dest + "/precious"); !os.IsNotExist(err) {
+		t.Fatal("--force kept a file of the old DEST")
+	}
+	mustPull(t, nil, "--cache", cache, "-f", r.Host+"/img:v2", dest)
+	if b, _ := os.ReadFile(dest + "/a/file"); string(b) != "two" {
+		t.Fatalf("after the second --force: a/file = %q", b)
+	}
+	assertNoStaging(t, parent)
+
+	res = roots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", filepath.Join(parent, "missing", "rootfs"))
+	if res.code != 1 || !strings.Contains(res.stderr, "missing") {
+		t.Fatalf("pull into a missing parent: exit %d, %q", res.code, res.stderr)
+	}
+	res = roots(t, nil, "pull", "--cache", cache, r.Host+"/img:nope", filepath.Join(parent, "nope"))
+	if res.code != 1 || !strings.Contains(res.stderr, "not found") {
+		t.Fatalf("pull of a missing tag: exit %d, %q", res.code, res.stderr)
+	}
+	assertNoStaging(t, parent)
+}
+
+// TestFaults puts a fault proxy in front of the registry.
+func TestFaults(t *testing.T) {
+	needRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	pushed := r.Push(t, "img", "latest", smallImage("fault"))
+	big := pushed.Layers[1].Digest.String()
+	onBig := func(req *http.Request) bool { return req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, big) }
+	tests := []struct {
+		name   string
+		fault  registrytest.Fault
+		ok     bool
+		stderr string
+	}{
+		{"CutMidBlobResumes", registrytest.Fault{Match: onBig, Kind: registrytest.CutAfter, Bytes: 100, Times: 2}, true, ""},
+		{"CutAndIgnoreRange", registrytest.Fault{Match: onBig, Kind: registrytest.IgnoreRange, Times: 0}, true, ""},
+		{"Unavailable503ThenOK", registrytest.Fault{Kind: registrytest.Status, Code: 503, Times: 2}, true, ""},
+		{"TooManyRequests429ThenOK", registrytest.Fault{Kind: registrytest.Status, Code: 429, Times: 1}, true, ""},
+		{"WrongBytesFails", registrytest.Fault{Match: onBig, Kind: registrytest.WrongBytes}, false, "digest mismatch"},
+		{"Always503Fails", registrytest.Fault{Kind: registrytest.Status, Code: 503}, false, "503"},
+	}
+	for _, mode := range []string{"cache", "no"} {
+		for _, tt := range tests {
+			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+				host := r.FaultProxy(t, tt.fault)
+				cache := t.TempDir()
+				if mode == "no" {
+					cache = "no"
+				}
+				parent := t.TempDir()
+				dest := filepath.Join(parent, "rootfs")
+				res := roots(t, nil, "pull", "--cache", cache, host+"/img", dest)
+				if tt.ok {
+					if res.code != 0 {
+						t.Fatalf("exit %d: %s", res.code, res.stderr)
+					}
+					if b, _ := os.ReadFile(dest + "/b"); string(b) != strings.Repeat("fault", 50000) {
+						t.Fatalf("b has %d bytes", len(b))
+					}
+					return
+				}
+				if res.code != 1 || !strings.Contains(res.stderr, tt.stderr) || strings.Count(res.stderr, "\n") != 1 {
+					t.Fatalf("exit %d, stderr %q; want exit 1 and one line with %q", res.code, res.stderr, tt.stderr)
+				}
+				if _, err := os.Lstat(dest); !os.IsNotExist(err) {
+					t.Fatal("failed pull left DEST")
+				}
+				assertNoStaging(t, parent)
+				if mode == "cache" {
+					assertNoBlob(t, cache, big)
+					// Without the fault, the next pull fetches it again and succeeds.
+					mustPull(t, nil, "--cache", cache, r.Host+"/img", dest)
+				}
+			})
+		}
+	}
+}
+
+// assertNoBlob fails if the cache holds digest d as a blob or anything in tmp/.
+func assertNoBlob(t *testing.T, cache, d string) {
+	t.Helper()
+	if _, err := os.Lstat(filepath.Join(cache, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))); !os.IsNotExist(err) {
+		t.Errorf("the cache kept blob %s", d)
+	}
+	ents, _ := os.ReadDir(filepath.Join(cache, "tmp"))
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			t.Errorf("left in the cache's tmp/: %s", e.Name())
+		}
+	}
+}
+
+// TestDigest checks roots digest against what was pushed.
+func TestDigest(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{Auth: registrytest.Token})
+	single := r.Push(t, "single", "latest", smallImage("x"))
+	amd := smallImage("amd")
+	amd.OS, amd.Arch = "linux", "amd64"
+	arm := smallImage("arm")
+	arm.OS, arm.Arch, arm.Variant = "linux", "arm64", "v8"
+	index := r.PushIndex(t, "multi", "latest", registrytest.OCI, amd, arm)
+	armOnly := r.Push(t, "armonly", "latest", arm)
+	user := []string{"--user", r.User + ":" + r.Password}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"Single", []string{r.Host + "/single"}, single.Digest.String()},
+		{"Index", []string{r.Host + "/multi"}, index.Digest.String()},
+		{"IndexPlatform", []string{"--platform", "linux/arm64", r.Host + "/multi"}, armOnly.Digest.String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := roots(t, nil, append(append([]string{"digest"}, user...), tt.args...)...)
+			if res.code != 0 || strings.TrimSpace(res.stdout) != tt.want {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %s", res.code, res.stdout, res.stderr, tt.want)
+			}
+		})
+	}
+	res := roots(t, nil, append(append([]string{"digest"}, user...), "--platform", "linux/s390x", r.Host+"/multi")...)
+	if res.code != 1 || !strings.Contains(res.stderr, "linux/arm64") {
+		t.Fatalf("digest of a missing platform: exit %d, %q; want the platforms listed", res.code, res.stderr)
+	}
+}
+
+// TestMultiPlatformPull pulls each platform of an index.
+func TestMultiPlatformPull(t *testing.T) {
+	needRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	amd := smallImage("amd")
+	amd.OS, amd.Arch = "linux", "amd64"
+	arm := smallImage("arm")
+	arm.OS, arm.Arch, arm.Variant = "linux", "arm", "v7"
+	for _, f := range []registrytest.Format{registrytest.OCI, registrytest.Docker} {
+		r.PushIndex(t, "multi", fmtName(f), f, amd, arm)
+	}
+	r.Push(t, "single", "arm", arm)
+	tests := []struct {
+		name string
+		args []string
+		want string // content of a/file, "" = the pull fails
+	}{
+		{"OCIDefaultIsHost", []string{r.Host + "/multi:oci"}, "amd"},
+		{"OCIArm", []string{"--platform", "linux/arm/v7", r.Host + "/multi:oci"}, "arm"},
+		{"DockerArmFlags", []string{"--os", "linux", "--arch", "arm", "--variant", "v7", r.Host + "/multi:docker"}, "arm"},
+		{"DockerArmNoVariant", []string{"--arch", "arm", r.Host + "/multi:docker"}, "arm"},
+		{"NoSuchPlatform", []string{"--platform", "linux/ppc64le", r.Host + "/multi:oci"}, ""},
+		{"SingleContradicted", []string{"--platform", "linux/amd64", r.Host + "/single:arm"}, ""},
+		{"SingleMatching", []string{"--platform", "linux/arm/v7", r.Host + "/single:arm"}, "arm"},
+	}
+	if runtime.GOARCH != "amd64" {
+		tests = tests[1:]
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), "rootfs")
+			res := roots(t, nil, append(append([]string{"pull", "--cache", t.TempDir()}, tt.args...), dest)...)
+			if tt.want == "" {
+				if res.code != 1 || !strings.Contains(res.stderr, "linux/") {
+					t.Fatalf("exit %d, %q: want a failure naming platforms", res.code, res.stderr)
+				}
+				return
+			}
+			if res.code != 0 {
+				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			}
+			if b, _ := os.ReadFile(dest + "/a/file"); string(b) != tt.want {
+				t.Fatalf("a/file = %q, want %q", b, tt.want)
+			}
+		})
+	}
+}
+
+// TestCacheSelection checks --cache, ROOTS_CACHE and ROOTS_CACHE=no, and purge.
+func TestCacheSelection(t *testing.T) {
+	needRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "img", "latest", smallImage("c"))
+	envCache, flagCache := t.TempDir(), t.TempDir()
+	blobs := func(dir string) int {
+		ents, _ := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+		return len(ents)
+	}
+	mustPull(t, []string{"ROOTS_CACHE=" + envCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
+	if blobs(envCache) != 4 { // manifest, config, two layers
+		t.Fatalf("ROOTS_CACHE: %d blobs cached, want 4", blobs(envCache))
+	}
+	mustPull(t, []string{"ROOTS_CACHE=" + envCache}, "--cache", flagCache, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
+	if blobs(flagCache) != 4 {
+		t.Fatal("--cache does not take precedence over ROOTS_CACHE")
+	}
+	noCache := filepath.Join(t.TempDir(), "unused")
+	mustPull(t, []string{"ROOTS_CACHE=no", "XDG_CACHE_HOME=" + noCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
+	if _, err := os.Stat(noCache); !os.IsNotExist(err) {
+		t.Fatal("ROOTS_CACHE=no still made a cache")
+	}
+	res := roots(t, []string{"ROOTS_CACHE=" + envCache}, "purge")
+	if res.code != 0 || blobs(envCache) != 0 {
+		t.Fatalf("purge: exit %d, %s; %d blobs left", res.code, res.stderr, blobs(envCache))
+	}
+	trees, _ := os.ReadDir(filepath.Join(envCache, "trees", "sha256"))
+	if len(trees) != 0 {
+		t.Fatalf("purge left %d trees", len(trees))
+	}
+	// The cache still works after a purge.
+	mustPull(t, []string{"ROOTS_CACHE=" + envCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
+}
+
+// TestConcurrentPullsShareCache starts pulls at once into one cache: each
+// succeeds and each blob is fetched from the registry once.
+func TestConcurrentPullsShareCache(t *testing.T) {
+	needRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	pushed := r.Push(t, "img", "latest", smallImage("shared"))
+	cache := t.TempDir()
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dest := filepath.Join(t.TempDir(), "d")
+			res := roots(t, nil, "pull", "--cache", cache, r.Host+"/img", dest)
+			if res.code != 0 {
+				t.Errorf("pull %d: exit %d: %s", i, res.code, res.stderr)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, l := range pushed.Layers {
+		n := 0
+		for _, req := range r.Requests() {
+			if req.Method == http.MethodGet && strings.HasSuffix(req.Path, l.Digest.String()) && req.Status/100 == 2 {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("layer %s fetched %d times, want 1", l.Digest, n)
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package main
+
+// End-to-end tests: the built roots binary, run as a user would, against a
+// real Distribution registry on 127.0.0.1 with images the tests build.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/rootsdev/roots/fetch/registrytest"
+)
+
+var rootsBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "roots-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rootsBin = filepath.Join(dir, "roots")
+	build := exec.Command("go", "build", "-o", rootsBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build roots:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what one run of the binary did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// roots runs the binary with args and a clean environment plus env.
+func roots(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(rootsBin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "ROOTS_TEST_BACKOFF=10ms"}, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// mustPull runs roots pull and fails the test unless it succeeds silently.
+func mustPull(t *testing.T, env []string, args ...string) {
+	t.Helper()
+	r := roots(t, env, append([]string{"pull"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("roots pull %v: exit %d: %s", args, r.code, r.stderr)
+	}
+	if r.stdout != "" || r.stderr != "" {
+		t.Fatalf("roots pull %v printed when not on a terminal:\nstdout: %s\nstderr: %s", args, r.stdout, r.stderr)
+	}
+}
+
+// entry is one file of a root filesystem as the tests compare it.
+type entry struct {
+	Type     string // "f", "d", "l", "c", "b", "p"
+	Mode     fs.FileMode
+	UID, GID int
+	Size     int64
+	SHA256   string // regular files
+	Link     string // symlink target
+}
+
+func (e entry) String() string {
+	return fmt.Sprintf("%s %v %d:%d size=%d sha=%.12s link=%q", e.Type, e.Mode, e.UID, e.GID, e.Size, e.SHA256, e.Link)
+}
+
+// scan reads every entry under dir, keyed by slash path relative to dir.
+func scan(t *testing.T, dir string) map[string]entry {
+	t.Helper()
+	out := map[string]entry{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		e := entry{Mode: fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), UID: int(st.Uid), GID: int(st.Gid)}
+		switch m := fi.Mode(); {
+		case m.IsRegular():
+			e.Type, e.Size = "f", fi.Size()
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			e.SHA256 = hex.EncodeToString(sum[:])
+		case m.IsDir():
+			e.Type = "d"
+		case m&fs.ModeSymlink != 0:
+			e.Type, e.Mode = "l", 0
+			e.Link, _ = os.Readlink(p)
+		case m&fs.ModeCharDevice != 0:
+			e.Type = "c"
+		case m&fs.ModeDevice != 0:
+			e.Type = "b"
+		case m&fs.ModeNamedPipe != 0:
+			e.Type = "p"
+		}
+		out[filepath.ToSlash(rel)] = e
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// file, dir and link build expected entries.
+func file(mode fs.FileMode, body string) entry {
+	sum := sha256.Sum256([]byte(body))
+	return entry{Type: "f", Mode: mode, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
+}
+func dir(mode fs.FileMode) entry { return entry{Type: "d", Mode: mode} }
+func link(target string) entry  { return entry{Type: "l", Link: target} }
+
+// sameTree fails the test unless got has exactly the want entries.
+func sameTree(t *testing.T, got, want map[string]entry) {
+	t.Helper()
+	var diffs []string
+	for p, w := range want {
+		g, ok := got[p]
+		if !ok {
+			diffs = append(diffs, fmt.Sprintf("missing %s (want %v)", p, w))
+		} else if g != w {
+			diffs = append(diffs, fmt.Sprintf("%s: got %v, want %v", p, g, w))
+		}
+	}
+	for p, g := range got {
+		if _, ok := want[p]; !ok {
+			diffs = append(diffs, fmt.Sprintf("unexpected %s (%v)", p, g))
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Fatalf("destination differs:\n%s", strings.Join(diffs, "\n"))
+	}
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (owners, chroot); CI runs as root")
+	}
+}
+
+// reg is a shorthand for a registrytest entry.
+type reg = registrytest.Entry

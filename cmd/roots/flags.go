@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rootsdev/roots/fetch"
+	"github.com/rootsdev/roots/fetch/auth"
+)
+
+// cacheFlags choose the cache.
+type cacheFlags struct {
+	Cache string `help:"Cache directory, or \"no\" to use none (layers stream straight into DEST). Default: /var/cache/roots as root, else $$XDG_CACHE_HOME/roots or ~/.cache/roots." env:"ROOTS_CACHE" placeholder:"DIR|no"`
+}
+
+// cacheDir returns the cache directory, or "" when the cache is off.
+func (f cacheFlags) cacheDir(e *env) (string, error) {
+	switch f.Cache {
+	case "no":
+		return "", nil
+	case "":
+	default:
+		return filepath.Abs(f.Cache)
+	}
+	if os.Geteuid() == 0 {
+		return "/var/cache/roots", nil
+	}
+	if x := e.getenv("XDG_CACHE_HOME"); x != "" {
+		return filepath.Join(x, "roots"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory: %w (set --cache DIR or ROOTS_CACHE)", err)
+	}
+	return filepath.Join(home, ".cache", "roots"), nil
+}
+
+// registryFlags say how to reach and log in to registries.
+type registryFlags struct {
+	Insecure bool   `help:"Allow plain HTTP to registries that are not on loopback."`
+	Auth     string `help:"Credentials file: a docker config.json, or a Google service-account key (used as _json_key)." type:"existingfile" placeholder:"FILE"`
+	User     string `help:"Credentials for the registry." placeholder:"USER:PASS"`
+}
+
+// client returns a registry client for these flags and the environment.
+func (f registryFlags) client(e *env) (*fetch.Client, error) {
+	dockerConfig := ""
+	if d := e.getenv("DOCKER_CONFIG"); d != "" {
+		dockerConfig = filepath.Join(d, "config.json")
+	} else if home, err := os.UserHomeDir(); err == nil {
+		dockerConfig = filepath.Join(home, ".docker", "config.json")
+	}
+	kc, err := auth.NewKeychain(auth.Options{
+		User:             f.User,
+		AuthFile:         f.Auth,
+		RegistryAuthFile: e.getenv("REGISTRY_AUTH_FILE"),
+		DockerConfig:     dockerConfig,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return fetch.New(fetch.Options{
+		Insecure:  f.Insecure,
+		Keychain:  kc,
+		UserAgent: "roots/" + version,
+		Backoff:   backoff(e),
+	}), nil
+}
+
+// backoff lets tests shorten retry waits (ROOTS_TEST_BACKOFF=10ms); zero means the default.
+func backoff(e *env) time.Duration {
+	d, _ := time.ParseDuration(e.getenv("ROOTS_TEST_BACKOFF"))
+	return d
+}
+
+// platformFlags choose one platform of a multi-platform image.
+type platformFlags struct {
+	Platform string `help:"Platform to pull from a multi-platform image (default: this host's)." placeholder:"OS/ARCH[/VARIANT]"`
+	OS       string `name:"os" help:"Operating system part of --platform." placeholder:"OS"`
+	Arch     string `help:"Architecture part of --platform." placeholder:"ARCH"`
+	Variant  string `help:"Variant part of --platform (e.g. v7 for arm)." placeholder:"VARIANT"`
+}
+
+// platform returns the platform asked for, or nil when none was.
+func (f platformFlags) platform() (*fetch.Platform, error) {
+	if f.Platform != "" {
+		if f.OS != "" || f.Arch != "" || f.Variant != "" {
+			return nil, usagef("--platform and --os/--arch/--variant: give one or the other")
+		}
+		p, err := fetch.ParsePlatform(f.Platform)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return &p, nil
+	}
+	if f.OS == "" && f.Arch == "" && f.Variant == "" {
+		return nil, nil
+	}
+	host := fetch.HostPlatform()
+	p := fetch.Platform{OS: f.OS, Architecture: f.Arch, Variant: f.Variant}
+	if p.OS == "" {
+		p.OS = host.OS
+	}
+	if p.Architecture == "" {
+		if p.Variant != "" {
+			return nil, usagef("--variant needs --arch")
+		}
+		p.Architecture, p.Variant = host.Architecture, host.Variant
+	}
+	q, err := fetch.ParsePlatform(p.String())
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return &q, nil
+}

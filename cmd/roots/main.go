@@ -1,0 +1,108 @@
+// Command roots brings registry images to every container engine without a
+// daemon: `roots pull IMAGE DEST` leaves a root filesystem that chroot, runc or
+// systemd-nspawn can use. This package is the command line only: flags,
+// environment, output and exit codes; the work is done by fetch, cas and assemble.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// Exit codes: failures 1, usage errors 2.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// CLI is the command line.
+type CLI struct {
+	Pull    PullCmd    `cmd:"" help:"Pull an image into a root filesystem directory."`
+	Digest  DigestCmd  `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
+	Purge   PurgeCmd   `cmd:"" help:"Remove everything from the cache."`
+	Version VersionCmd `cmd:"" help:"Print roots' version."`
+}
+
+// env is what a command gets besides its flags.
+type env struct {
+	stdout, stderr io.Writer
+	terminal       bool // stderr is a terminal: show progress
+	getenv         func(string) string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, terminal: isTerminal(os.Stderr), getenv: os.Getenv})
+	stop()
+	os.Exit(code)
+}
+
+// run parses args, runs the command and returns the exit code.
+func run(ctx context.Context, args []string, e *env) int {
+	var cli CLI
+	exited := -1
+	parser, err := kong.New(&cli,
+		kong.Name("roots"),
+		kong.Description("Pull registry images into root filesystems for chroot, runc and systemd-nspawn, without a daemon."),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Writers(e.stdout, e.stderr),
+		kong.Exit(func(code int) { exited = code }),
+		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.Bind(e),
+	)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "roots: %v\n", err)
+		return exitFailure
+	}
+	kctx, err := parser.Parse(args)
+	if exited >= 0 { // --help
+		return exited
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "roots: %s (see roots --help)\n", oneLine(err.Error()))
+		return exitUsage
+	}
+	if err := kctx.Run(); err != nil {
+		var u usageError
+		if errors.As(err, &u) {
+			fmt.Fprintf(e.stderr, "roots: %s (see roots %s --help)\n", oneLine(err.Error()), kctx.Command())
+			return exitUsage
+		}
+		fmt.Fprintf(e.stderr, "roots: %s\n", oneLine(err.Error()))
+		return exitFailure
+	}
+	return 0
+}
+
+// usageError is a mistake in the command line found after parsing.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// oneLine keeps an error message on one line of stderr.
+func oneLine(s string) string {
+	return strings.ReplaceAll(strings.TrimSpace(s), "\n", " ")
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// Run prints the version.
+func (VersionCmd) Run(e *env) error {
+	fmt.Fprintf(e.stdout, "roots %s\n", version)
+	return nil
+}

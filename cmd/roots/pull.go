@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rootsdev/roots/assemble"
+	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots/cas/layer"
+	"github.com/rootsdev/roots/fetch"
+)
+
+// PullCmd pulls an image into a directory.
+type PullCmd struct {
+	Image string `arg:"" help:"Image reference: debian, debian:12, ghcr.io/o/r:tag, host:5000/repo@sha256:..."`
+	Dest  string `arg:"" help:"Directory to create with the image's root filesystem."`
+	Force bool   `short:"f" help:"Replace DEST if it exists (atomically)."`
+	Jobs  int    `short:"j" default:"4" help:"Layers to download and unpack at once."`
+	Quiet bool   `short:"q" help:"Print nothing but errors, even on a terminal."`
+	cacheFlags
+	registryFlags
+	platformFlags
+}
+
+// Help shows examples under `roots pull --help`.
+func (PullCmd) Help() string {
+	return `Examples:
+  roots pull debian ./debian                      # docker.io/library/debian:latest
+  sudo systemd-nspawn -D ./debian /bin/bash
+  roots pull --force alpine:3.20 ./alpine         # replace ./alpine atomically
+  roots pull --platform linux/arm64 debian ./deb  # another platform of a multi-platform image
+  roots pull --cache=no 127.0.0.1:5000/app ./app  # no cache: layers stream into DEST (CI)
+  roots pull --user bob:secret registry.example.com/team/app:1.2 ./app`
+}
+
+// Run pulls.
+func (p *PullCmd) Run(ctx context.Context, e *env) error {
+	start := time.Now()
+	ref, err := fetch.ParseReference(p.Image)
+	if err != nil {
+		return usageError{err}
+	}
+	want, err := p.platform()
+	if err != nil {
+		return err
+	}
+	if p.Jobs < 1 {
+		return usagef("--jobs %d: need at least 1", p.Jobs)
+	}
+	cacheDir, err := p.cacheDir(e)
+	if err != nil {
+		return err
+	}
+	dest, err := filepath.Abs(p.Dest)
+	if err != nil {
+		return err
+	}
+	client, err := p.client(e)
+	if err != nil {
+		return err
+	}
+
+	stage, err := assemble.Stage(dest, p.Force)
+	if err != nil {
+		return err
+	}
+	defer stage.Abort()
+
+	img, err := client.Resolve(ctx, ref, want)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(e, !p.Quiet && e.terminal, img.Layers)
+	defer prog.stop()
+
+	var unapplied []layer.Unapplied
+	if cacheDir == "" {
+		unapplied, err = p.stream(ctx, client, img, stage.Dir, prog)
+	} else {
+		unapplied, err = p.assemble(ctx, cacheDir, client, img, stage.Dir, prog)
+	}
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	if err := stage.Commit(); err != nil {
+		return err
+	}
+	prog.stop()
+	if len(unapplied) > 0 {
+		fmt.Fprintf(e.stderr, "roots: warning: %d owners, devices or attributes could not be applied without root (first: %s: %s)\n",
+			len(unapplied), unapplied[0].Path, unapplied[0].What)
+	}
+	if !p.Quiet && e.terminal {
+		var size int64
+		for _, l := range img.Layers {
+			size += l.Size
+		}
+		fmt.Fprintf(e.stderr, "pulled %s@%s into %s: %d layers, %s, %.1fs\n",
+			ref, img.Digest, p.Dest, len(img.Layers), humanBytes(size), time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// assemble makes every layer's tree in the cache, in parallel, and hardlinks
+// them into dir.
+func (p *PullCmd) assemble(ctx context.Context, cacheDir string, client *fetch.Client, img *fetch.Image, dir string, prog *progress) ([]layer.Unapplied, error) {
+	c, err := cas.Open(ctx, cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.PutBlob(img.ConfigDesc.Digest, img.Config); err != nil {
+		return nil, err
+	}
+	if err := c.PutBlob(img.Digest, img.Manifest); err != nil {
+		return nil, err
+	}
+	trees := make([]cas.Tree, len(img.Layers))
+	err = parallel(ctx, p.Jobs, len(img.Layers), func(ctx context.Context, i int) error {
+		d := img.Layers[i]
+		l := cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
+		t, err := c.Tree(ctx, l, func(ctx context.Context) (io.ReadCloser, error) {
+			rc, err := client.OpenBlob(ctx, img.Ref, d)
+			if err != nil {
+				return nil, err
+			}
+			return prog.reader(i, rc), nil
+		})
+		if err != nil {
+			return err
+		}
+		if t.Cached {
+			prog.cached(i)
+		} else {
+			prog.done(i)
+		}
+		trees[i] = t
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.RecordImage(recordName(img.Ref), img.Digest); err != nil {
+		return nil, err
+	}
+	at := make([]assemble.Tree, len(trees))
+	var unapplied []layer.Unapplied
+	for i, t := range trees {
+		r := t.Record
+		at[i] = assemble.Tree{Dir: t.Dir, Whiteouts: r.Whiteouts, Opaque: r.Opaque, Implicit: r.Implicit}
+		for _, l := range r.Links {
+			at[i].Links = append(at[i].Links, assemble.Link{Name: l.Name, Target: l.Target})
+		}
+		unapplied = append(unapplied, r.Unapplied...)
+	}
+	return unapplied, assemble.Hardlink(ctx, dir, at)
+}
+
+// stream applies the layers in order straight onto dir, with no cache.
+func (p *PullCmd) stream(ctx context.Context, client *fetch.Client, img *fetch.Image, dir string, prog *progress) ([]layer.Unapplied, error) {
+	a, err := layer.NewApplier(dir)
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range img.Layers {
+		l := cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
+		rc, err := client.OpenBlob(ctx, img.Ref, d)
+		if err != nil {
+			return nil, err
+		}
+		err = cas.Stream(ctx, l, prog.reader(i, rc), nil, func(tar io.Reader) error { return a.Apply(ctx, tar) })
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+		prog.done(i)
+	}
+	rec, err := a.Finish()
+	return rec.Unapplied, err
+}
+
+// recordName is the cache's name for a reference: registry/repository/tag.
+func recordName(r fetch.Reference) string {
+	tag := r.Tag
+	if tag == "" {
+		tag = strings.Replace(r.Digest.String(), ":", "-", 1)
+	}
+	return r.Domain + "/" + r.Path + "/" + tag
+}
+
+// parallel runs f(0..n-1) with at most jobs at once. The first error cancels
+// the others and is returned.
+func parallel(ctx context.Context, jobs, n int, f func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := f(ctx, i); err != nil {
+				once.Do(func() { first = err; cancel(err) })
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}

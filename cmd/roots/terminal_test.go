@@ -1,0 +1,100 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rootsdev/roots/fetch/registrytest"
+)
+
+// TestProgressOnTerminal runs roots under script(1), which gives it a
+// terminal: progress per layer and a summary line appear, and --quiet
+// silences them.
+func TestProgressOnTerminal(t *testing.T) {
+	needRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	pushed := r.Push(t, "img", "latest", smallImage("tty"))
+	for _, quiet := range []bool{false, true} {
+		dest := filepath.Join(t.TempDir(), "rootfs")
+		args := rootsBin + " pull --cache=" + t.TempDir() + " " + r.Host + "/img " + dest
+		if quiet {
+			args += " --quiet"
+		}
+		out, err := exec.Command("script", "-qec", args, "/dev/null").CombinedOutput()
+		if err != nil {
+			t.Fatalf("script -c %q: %v\n%s", args, err, out)
+		}
+		text := string(out)
+		if quiet {
+			if strings.TrimSpace(text) != "" {
+				t.Fatalf("--quiet printed %q", text)
+			}
+			continue
+		}
+		if !strings.Contains(text, "pulled "+r.Host+"/img:latest@"+pushed.Digest.String()) || !strings.Contains(text, "2 layers") {
+			t.Fatalf("no summary line in %q", text)
+		}
+		if !strings.Contains(text, pushed.Layers[0].Digest.Encoded()[:12]) {
+			t.Fatalf("no per-layer progress in %q", text)
+		}
+	}
+}
+
+// TestInterruptLeavesNothing sends SIGINT to a pull that is slowly
+// downloading: it stops with an error, and leaves no DEST and no staging
+// directory, and the cache keeps no partial blob.
+func TestInterruptLeavesNothing(t *testing.T) {
+	needRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "img", "latest", smallImage("slow"))
+	host := r.FaultProxy(t, registrytest.Fault{Kind: registrytest.Slow, Delay: time.Second})
+	for _, cache := range []string{t.TempDir(), "no"} {
+		parent := t.TempDir()
+		dest := filepath.Join(parent, "rootfs")
+		cmd := exec.Command(rootsBin, "pull", "--cache", cache, host+"/img", dest)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the staging directory exists: the pull is under way.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if ents, _ := os.ReadDir(parent); len(ents) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the pull never started")
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		if err == nil {
+			t.Fatalf("an interrupted pull succeeded")
+		}
+		if !strings.Contains(stderr.String(), "canceled") || strings.Count(stderr.String(), "\n") != 1 {
+			t.Fatalf("stderr %q: want one line saying it was canceled", stderr.String())
+		}
+		assertNoStaging(t, parent)
+		if _, err := os.Lstat(dest); !os.IsNotExist(err) {
+			t.Fatal("an interrupted pull left DEST")
+		}
+		if cache != "no" {
+			if ents, _ := os.ReadDir(filepath.Join(cache, "blobs", "sha256")); len(ents) > 2 { // the manifest and config are complete and may stay
+				t.Fatalf("the cache kept %d blobs from an interrupted pull", len(ents))
+			}
+			ents, _ := os.ReadDir(filepath.Join(cache, "tmp"))
+			for _, e := range ents {
+				if !strings.HasSuffix(e.Name(), ".lock") {
+					t.Errorf("left in tmp/: %s", e.Name())
+				}
+			}
+		}
+	}
+}
