@@ -120,7 +120,9 @@ func TestFaults(t *testing.T) {
 	r := registrytest.Start(t, registrytest.Config{})
 	pushed := r.Push(t, "img", "latest", smallImage("fault"))
 	big := pushed.Layers[1].Digest.String()
-	onBig := func(req *http.Request) bool { return req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, big) }
+	onBig := func(req *http.Request) bool {
+		return req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, big)
+	}
 	tests := []struct {
 		name   string
 		fault  registrytest.Fault

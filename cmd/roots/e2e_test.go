@@ -143,7 +143,7 @@ func file(mode fs.FileMode, body string) entry {
 	return entry{Type: "f", Mode: mode, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
 }
 func dir(mode fs.FileMode) entry { return entry{Type: "d", Mode: mode} }
-func link(target string) entry  { return entry{Type: "l", Link: target} }
+func link(target string) entry   { return entry{Type: "l", Link: target} }
 
 // sameTree fails the test unless got has exactly the want entries.
 func sameTree(t *testing.T, got, want map[string]entry) {
