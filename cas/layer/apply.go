@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 )
 
@@ -17,7 +18,11 @@ type Applier struct {
 }
 
 // NewApplier returns an Applier writing into dir, an existing (normally empty) directory.
+// dir gets mode 0755, an image root's metadata when no layer has an entry for "./".
 func NewApplier(dir string) (*Applier, error) {
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
 	w, err := newWriter(dir, false)
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)

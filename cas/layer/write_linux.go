@@ -258,8 +258,9 @@ func (w *writer) hardlink(dirfd int, rel, name, linkname string) error {
 	if err := w.remove(dirfd, rel, name); err != nil {
 		return err
 	}
-	n := w.dirs.ensure(rel)
-	n.kids, n.whiteout, n.hidden = nil, false, true
+	// Nothing of this layer stays at rel (a whiteout of it would undo the link in assembly,
+	// which makes Links first); the lower contents there are hidden.
+	*w.dirs.ensure(rel) = node{hidden: true}
 	w.rec.Links = append(w.rec.Links, Link{Name: rel, Target: target})
 	return nil
 }

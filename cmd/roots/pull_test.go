@@ -89,6 +89,9 @@ func TestPullModes(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "rootfs")
 			mustPull(t, nil, "--cache", cache, r.Host+"/base:"+fmtName(tt.format), dest)
 			sameTree(t, scan(t, dest), fixModes(baseWant()))
+			if fi, err := os.Stat(dest); err != nil || fi.Mode() != os.ModeDir|0o755 {
+				t.Errorf("DEST itself: %v, %v; want drwxr-xr-x (no layer names the root)", fi.Mode(), err)
+			}
 			if !sameInode(t, dest+"/usr/bin/tool", dest+"/usr/bin/tool2") {
 				t.Error("usr/bin/tool2 is not a hard link of usr/bin/tool")
 			}
