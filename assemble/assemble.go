@@ -19,34 +19,47 @@ import (
 	"strings"
 )
 
-// Tree is one unpacked layer (a changeset) as the cache holds it. Paths are slash-separated,
-// relative and clean; "." names the tree's root.
+// Tree is one unpacked layer (a changeset) as the cache holds it, with the facts of its
+// layer.Record. Paths are slash-separated, relative and clean; "." names the tree's root.
+//
+// Assembly adds each tree onto the ones below it in the order of the layer.Record contract,
+// which makes it equal to applying the layer's tar directly: (1) the Links' targets are held
+// (hardlinked under a private name), as the lower layers left them; (2) Whiteouts are removed;
+// (3) Opaque directories are emptied; (4) the held Links are put at their names; (5) the
+// entries of Dir are added, parents first. Directory metadata comes last, children before
+// parents, the topmost explicit directory winning.
 type Tree struct {
 	// Dir is the tree's directory.
 	Dir string
 	// Whiteouts are paths this layer deletes from lower layers. When the cache was filled as
-	// root they also exist in Dir as 0/0 character devices, which are never linked or copied
-	// (an entry at a whiteout path that is anything else was re-added by the same layer).
+	// root they also exist in Dir as 0/0 character devices, which are never linked or copied.
 	Whiteouts []string
-	// Opaque are directories whose lower contents this layer hides; the layer's own entries stay.
+	// Opaque are directories whose lower contents this layer hides; the directory itself keeps
+	// its metadata (unless the tree gives it its own), and the layer's own entries in it stay.
 	Opaque []string
 	// Implicit are directories in Dir that are only parents (the layer had no entry for them):
-	// they never override the metadata a lower layer gave the same directory. "." belongs here
-	// unless the layer had an entry for its root.
+	// they never override the metadata of a directory that is already there; one that is missing
+	// takes Dir's (0755 root:root). The root "." is listed unless the layer had an entry for it:
+	// then the destination's root takes the metadata of Dir's root, the topmost such tree
+	// winning. When no tree gives the root metadata, it is made 0755 and keeps its owner.
 	Implicit []string
-	// Links are hardlinks to files of lower layers, made after the tree's own entries.
+	// Links are hardlinks to files of lower layers, in archive order.
 	Links []Link
 }
 
-// Link makes Name a hardlink of the destination's Target (both relative to the root).
+// Link makes Name a hardlink of the destination's Target (both relative to the root) as the
+// lower layers left it. A missing parent of Name, or a non-directory in its place, becomes a new
+// directory (0755 root:root unless the tree gives it metadata); a Target that is missing, a
+// directory, or behind a symlink is ErrLinkTarget.
 type Link struct{ Name, Target string }
 
 // Hardlink assembles trees (bottom to top) into dir, an existing empty directory (normally a
-// Staging.Dir). Directories are created; files, symlinks, devices and fifos become hard links to
-// the trees' inodes; whiteouts and opaque directories are applied; directory metadata (owner,
-// mode, xattrs, times) is set last, children before parents, from the topmost tree that has the
-// directory and does not mark it implicit. A link that fails with EXDEV or EMLINK falls back to a
-// copy of that file (reflink first), which keeps owner, mode, times and xattrs.
+// Staging.Dir). Each tree's links to lower files, whiteouts and opaque directories are applied
+// first (see Tree for the order); then directories are created, and files, symlinks, devices
+// and fifos become hard links to the trees' inodes. Directory metadata (owner, mode, xattrs,
+// times) is set last, children before parents, from the topmost tree that has the directory and
+// does not mark it implicit; the root's too. A link that fails with EXDEV or EMLINK falls back
+// to a copy of that file (reflink first), which keeps owner, mode, times and xattrs.
 func Hardlink(ctx context.Context, dir string, trees []Tree) error {
 	return assemble(ctx, dir, trees, false)
 }

@@ -201,12 +201,25 @@ var assembleCases = []struct {
 			dir("ro/sub", 0o500), file("ro/sub/g", 0o400, "g"), file("ro/sub/i", 0o644, "i")},
 	},
 	{
-		name: "RootMetadataFromTree",
+		// A tree whose root is not implicit (its layer had an entry for "./") gives the
+		// destination's root its metadata, the topmost such tree winning.
+		name: "RootMetadataFromTopmostTree",
 		layers: []layer{
-			{ents: []ent{dir(".", 0o751).at(t1), file("a", 0o644, "a")}},
-			{ents: []ent{file("b", 0o644, "b")}},
+			{ents: []ent{dir(".", 0o751).at(t1).xattr("user.low", "l"), file("a", 0o644, "a")}},
+			{ents: []ent{dir(".", 0o700).own(5, 6).xattr("user.root", "r"), file("b", 0o644, "b")}},
+			{ents: []ent{file("c", 0o644, "c")}},
 		},
-		want: []ent{dir(".", 0o751).at(t1), file("a", 0o644, "a"), file("b", 0o644, "b")},
+		want: []ent{dir(".", 0o700).own(5, 6).xattr("user.root", "r"), file("a", 0o644, "a"), file("b", 0o644, "b"),
+			file("c", 0o644, "c")},
+	},
+	{
+		// Without a root entry in any layer, the root is 0755 and keeps its owner and times.
+		name: "RootWithoutEntryIs0755",
+		layers: []layer{
+			{ents: []ent{file("a", 0o644, "a")}},
+			{ents: []ent{file("b", 0o644, "b")}, opaque: []string{"."}},
+		},
+		want: []ent{file("b", 0o644, "b")},
 	},
 	{
 		name:   "HardlinkSharesInode",
@@ -243,6 +256,56 @@ var assembleCases = []struct {
 			{links: []Link{{Name: "b", Target: "a"}}},
 		},
 		want: []ent{file("a", 0o644, "a"), hardlink("b", "a")},
+	},
+	{
+		// Links come first, while their targets still hold the lower layers' files.
+		name: "LinksBeforeEntries",
+		layers: []layer{
+			{ents: []ent{file("a", 0o644, "old")}},
+			{ents: []ent{file("a", 0o600, "new").at(t1)}, links: []Link{{Name: "b", Target: "a"}}},
+		},
+		want: []ent{file("a", 0o600, "new").at(t1), file("b", 0o644, "old")},
+	},
+	{
+		// Inside an opaque directory nothing of the lower layers shows, metadata included: the
+		// directory on the way to a Link is a new one (0755 root:root), not the lower o/s.
+		name: "LinkInOpaqueDirMakesNewParents",
+		layers: []layer{
+			{ents: []ent{dir("o", 0o755), file("o/old", 0o644, "old"), dir("o/s", 0o700).own(7, 7),
+				file("o/s/old", 0o644, "old"), file("x", 0o644, "x")}},
+			{ents: []ent{idir("o/s")}, opaque: []string{"o"}, links: []Link{{Name: "o/s/b", Target: "x"}}},
+		},
+		want: []ent{dir("o", 0o755), dir("o/s", 0o755).at(tImplicit), hardlink("o/s/b", "x"), file("x", 0o644, "x")},
+	},
+	{
+		// A Link keeps the lower file its target named, whatever the layer deletes or replaces.
+		name: "LinkTargetWhitedOutAndOpaqueSameLayer",
+		layers: []layer{
+			{ents: []ent{dir("o", 0o755), file("o/a", 0o644, "a"), file("x", 0o644, "x")}},
+			{ents: []ent{file("x", 0o600, "new x")}, whiteouts: []string{"o"},
+				links: []Link{{Name: "b", Target: "o/a"}, {Name: "c", Target: "x"}}},
+		},
+		want: []ent{file("b", 0o644, "a"), file("c", 0o644, "x"), file("x", 0o600, "new x")},
+	},
+	{
+		// The private directory that holds Links between their two steps never shows, even
+		// when the layer makes the root opaque.
+		name: "LinksWithOpaqueRoot",
+		layers: []layer{
+			{ents: []ent{file("x", 0o644, "x"), dir("d", 0o700), file("d/y", 0o644, "y")}},
+			{opaque: []string{"."}, links: []Link{{Name: "d/x", Target: "x"}, {Name: "y", Target: "d/y"}}},
+		},
+		want: []ent{{path: "d", kind: kDir, mode: 0o755, anyTime: true}, file("d/x", 0o644, "x"), file("y", 0o644, "y")},
+	},
+	{
+		name: "LinkParentSymlinkReplaced",
+		layers: []layer{
+			{ents: []ent{symlink("d", "$OUT"), file("x", 0o644, "x")}},
+			{links: []Link{{Name: "d/secret", Target: "x"}}},
+		},
+		want: []ent{{path: "d", kind: kDir, mode: 0o755, anyTime: true}, hardlink("d/secret", "x"),
+			file("x", 0o644, "x")},
+		check: outsideIntact,
 	},
 	{
 		name: "LinkToItselfIsNoop",
@@ -443,4 +506,43 @@ func TestHardlinkTooManyLinks(t *testing.T) {
 		t.Errorf("g (inode %d) is not a link of the copy f (inode %d)", dg.Ino, df.Ino)
 	}
 	compare(t, snapshot(t, dest), []ent{file("f", 0o644, "full"), hardlink("g", "f")})
+}
+
+// TestCopyKeepsHoles: a copy of a sparse file copies its data only, not the zeros of its holes.
+func TestCopyKeepsHoles(t *testing.T) {
+	requireRoot(t)
+	const size = 1 << 40
+	base := t.TempDir()
+	tree := buildTree(t, filepath.Join(base, "tree"), layer{ents: []ent{file("big", 0o644, "")}}, "")
+	f, err := os.OpenFile(filepath.Join(tree.Dir, "big"), os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.WriteAt([]byte("head"), 0)
+	must(t, err)
+	_, err = f.WriteAt([]byte("middle"), size/2)
+	must(t, err)
+	must(t, f.Truncate(size))
+	must(t, f.Close())
+	for _, m := range []struct {
+		name string
+		fn   func(context.Context, string, []Tree) error
+		dir  string
+	}{{"Copy", Copy, base}, {"HardlinkCrossDevice", Hardlink, mountTmpfs(t)}} {
+		dest := filepath.Join(m.dir, "dest-"+m.name)
+		must(t, os.Mkdir(dest, 0o700))
+		must(t, m.fn(context.Background(), dest, []Tree{tree}))
+		var st unix.Stat_t
+		must(t, unix.Stat(filepath.Join(dest, "big"), &st))
+		if st.Size != size || st.Blocks*512 > 1<<20 {
+			t.Errorf("%s: size %d, %d bytes on disk; want %d, holes", m.name, st.Size, st.Blocks*512, int64(size))
+		}
+		g, err := os.Open(filepath.Join(dest, "big"))
+		must(t, err)
+		for off, want := range map[int64]string{0: "head", size / 2: "middle", size - 2: "\x00\x00"} {
+			b := make([]byte, len(want))
+			if _, err := g.ReadAt(b, off); err != nil || string(b) != want {
+				t.Errorf("%s: at %d: %q, %v; want %q", m.name, off, b, err, want)
+			}
+		}
+		g.Close()
+	}
 }

@@ -127,7 +127,7 @@ func (a *assembler) copyRegular(sfd int, sname string, dfd int, dname, rel strin
 
 // fillCopy gives the new file dst the data, owner, mode and xattrs of src.
 func (a *assembler) fillCopy(dst, src int, st *unix.Stat_t) error {
-	if err := a.copyData(dst, src, st.Size); err != nil {
+	if err := a.copyData(dst, src, st); err != nil {
 		return err
 	}
 	if err := unix.Fchown(dst, int(st.Uid), int(st.Gid)); err != nil && !a.unprivileged(err) {
@@ -175,36 +175,69 @@ func (a *assembler) linkCopy(id fileID, dfd int, dname string, n *node) (bool, e
 	return true, pathErr("link", first, err)
 }
 
-// copyData copies size bytes from src to dst (both at offset 0).
-func (a *assembler) copyData(dst, src int, size int64) error {
+// copyData copies the data of src (whose stat is st) to the empty file dst: a reflink when the
+// file system can, else copy_file_range (read and write where it cannot). A file with holes
+// keeps them: only its data ranges are copied (SEEK_DATA, SEEK_HOLE), and dst is extended to the
+// size, so that a huge sparse file costs what its data costs.
+func (a *assembler) copyData(dst, src int, st *unix.Stat_t) error {
+	size := st.Size
 	if size == 0 {
 		return nil
 	}
 	if unix.IoctlFileClone(dst, src) == nil {
 		return nil
 	}
-	for {
-		n, err := unix.CopyFileRange(src, nil, dst, nil, 1<<30, 0)
+	if st.Blocks*512 >= size {
+		return a.copyRange(dst, src, 0, size)
+	}
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(src, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			return err
+		}
+		hole, err := unix.Seek(src, data, unix.SEEK_HOLE)
+		if err != nil {
+			return err
+		}
+		if err := a.copyRange(dst, src, data, min(hole, size)-data); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return unix.Ftruncate(dst, size)
+}
+
+// copyRange copies n bytes at off from src to the same offset of dst (fewer if src ends first).
+func (a *assembler) copyRange(dst, src int, off, n int64) error {
+	for end := off + n; off < end; {
+		in, out := off, off
+		m, err := unix.CopyFileRange(src, &in, dst, &out, int(min(end-off, 1<<30)), 0)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case errors.Is(err, unix.EXDEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
-			return a.readWrite(dst, src) // the file offsets are where copy_file_range stopped
+			return a.readWrite(dst, src, off, end)
 		case err != nil:
 			return err
-		case n == 0:
+		case m == 0:
 			return nil
 		}
+		off += int64(m)
 	}
+	return nil
 }
 
-// readWrite copies the rest of src to dst with read(2) and write(2).
-func (a *assembler) readWrite(dst, src int) error {
+// readWrite copies the bytes of src from off to end to the same offsets of dst with pread(2) and
+// pwrite(2).
+func (a *assembler) readWrite(dst, src int, off, end int64) error {
 	if a.copyBuf == nil {
 		a.copyBuf = make([]byte, copyBufSize)
 	}
-	for {
-		n, err := unix.Read(src, a.copyBuf)
+	for off < end {
+		n, err := unix.Pread(src, a.copyBuf[:min(int64(len(a.copyBuf)), end-off)], off)
 		if err == unix.EINTR {
 			continue
 		}
@@ -215,16 +248,17 @@ func (a *assembler) readWrite(dst, src int) error {
 			return nil
 		}
 		for b := a.copyBuf[:n]; len(b) > 0; {
-			w, err := unix.Write(dst, b)
+			w, err := unix.Pwrite(dst, b, off)
 			if err == unix.EINTR {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			b = b[w:]
+			b, off = b[w:], off+int64(w)
 		}
 	}
+	return nil
 }
 
 // readlinkat reads the target of the symlink name in dirfd, whatever its length.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -125,4 +126,14 @@ func procPath(fd int, name string) string {
 // pathErr wraps err with the operation and the relative path it concerns.
 func pathErr(op, path string, err error) error {
 	return &os.PathError{Op: op, Path: path, Err: err}
+}
+
+// futimens sets the access and modification times of the open file fd (utimensat with a NULL
+// path, which needs no path and no AT_EMPTY_PATH support).
+func futimens(fd int, ts *[2]unix.Timespec) error {
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }

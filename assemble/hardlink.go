@@ -12,20 +12,22 @@ import (
 // assembler is one assembly in progress: the destination, its directory metadata, and the
 // state of the tree being added.
 type assembler struct {
-	ctx     context.Context
-	dir     string // the destination, as the caller named it
-	root    int    // the destination's descriptor
-	top     *node  // the destination's root directory
-	copy    bool   // copy files instead of linking them
-	euid    int
-	buf     []byte // getdents buffer
-	copyBuf []byte // read/write buffer for copies that neither reflink nor copy_file_range can do
+	ctx      context.Context
+	root     int      // the destination's descriptor
+	top      *node    // the destination's root directory
+	rootMeta *dirMeta // the root's metadata: the topmost tree's that does not list "." implicit
+	copy     bool     // copy files instead of linking them
+	euid     int
+	buf      []byte // getdents buffer
+	copyBuf  []byte // read/write buffer for copies that neither reflink nor copy_file_range can do
 
 	// The tree being added.
 	tree      *Tree
 	crossDev  bool                       // a link failed with EXDEV: copy the rest of the tree
 	whiteouts map[string]map[string]bool // parent dir → names whited out in it
 	implicit  map[string]bool
+	held      string            // the private directory of the tree's held Links, at the root ("": none)
+	linkDirs  map[string]bool   // directories this tree's Links made as parents of their names
 	copies    map[fileID]string // this tree's multiply-linked files → their first copy
 }
 
@@ -42,7 +44,7 @@ func assemble(ctx context.Context, dir string, trees []Tree, copy bool) error {
 	}
 	defer unix.Close(root)
 	a := &assembler{
-		ctx: ctx, dir: dir, root: root, top: &node{}, copy: copy,
+		ctx: ctx, root: root, top: &node{}, copy: copy,
 		euid: os.Geteuid(), buf: make([]byte, direntBufSize),
 	}
 	for i := range trees {
@@ -56,8 +58,11 @@ func assemble(ctx context.Context, dir string, trees []Tree, copy bool) error {
 	return nil
 }
 
-// addTree applies one tree: its whiteouts and opaque dirs remove lower entries, then its own
-// entries are added, then its links to lower files.
+// addTree applies one tree in the order of the layer.Record contract, which is what makes the
+// result equal to applying the layer's tar directly: (1) its Links' targets are held, as the
+// lower layers left them; (2) its whiteouts; (3) its opaque directories; (4) its Links are put
+// at their names; (5) its own entries, parents first. first says the destination is still
+// empty, so entries need no look before they are made.
 func (a *assembler) addTree(t *Tree, first bool) error {
 	a.tree, a.crossDev, a.copies = t, false, nil
 	a.whiteouts = make(map[string]map[string]bool)
@@ -72,14 +77,26 @@ func (a *assembler) addTree(t *Tree, first bool) error {
 	for _, p := range t.Implicit {
 		a.implicit[p] = true
 	}
+	a.linkDirs = nil
 
+	held, err := a.holdLinks(t.Links)
+	if err != nil {
+		return err
+	}
 	for _, p := range t.Whiteouts {
 		if err := a.whiteout(p); err != nil {
+			a.releaseLinks(held)
 			return err
 		}
 	}
 	for _, p := range t.Opaque {
 		if err := a.opaque(p); err != nil {
+			a.releaseLinks(held)
+			return err
+		}
+	}
+	if held >= 0 {
+		if err := a.placeLinks(held, t.Links); err != nil {
 			return err
 		}
 	}
@@ -90,19 +107,11 @@ func (a *assembler) addTree(t *Tree, first bool) error {
 	}
 	defer unix.Close(tfd)
 	if !a.implicit["."] {
-		if a.top.meta, err = readMeta(tfd); err != nil {
-			return pathErr("stat", ".", err)
+		if a.rootMeta, err = readMeta(tfd); err != nil {
+			return pathErr("stat", t.Dir, err)
 		}
 	}
-	if err := a.walkDir(tfd, a.root, ".", a.top, first); err != nil {
-		return err
-	}
-	for _, l := range t.Links {
-		if err := a.link(l); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.walkDir(tfd, a.root, ".", a.top, first && len(t.Links) == 0)
 }
 
 // walkDir adds the entries of the tree directory tfd (at rel) to the destination directory dfd,
@@ -146,7 +155,9 @@ func (a *assembler) walkDir(tfd, dfd int, rel string, n *node, fresh bool) error
 
 // addDir adds the tree directory name (at rel) to the destination directory dfd (node parent)
 // and walks it. A non-directory in the way is replaced. The directory's metadata is taken from
-// this tree unless the tree marks it implicit and a lower layer already made it.
+// this tree unless the tree marks it implicit and a lower layer made it (a directory made new
+// on the way to one of this tree's Links takes the tree's, which is 0755 root:root too when the
+// tree marks it implicit, with times that do not depend on when assembly ran).
 func (a *assembler) addDir(tfd, dfd int, name, rel string, parent *node, fresh bool) error {
 	ctfd, err := openDir(tfd, name)
 	if err != nil {
@@ -162,7 +173,7 @@ func (a *assembler) addDir(tfd, dfd int, name, rel string, parent *node, fresh b
 	if created || n == nil {
 		n = parent.add(name)
 	}
-	if created || !a.implicit[rel] {
+	if created || !a.implicit[rel] || a.linkDirs[rel] {
 		if n.meta, err = readMeta(ctfd); err != nil {
 			return pathErr("stat", rel, err)
 		}

@@ -45,7 +45,13 @@ type dirMeta struct {
 	uid, gid     uint32
 	mode         uint32 // permission bits with setuid, setgid and sticky
 	atime, mtime unix.Timespec
+	times        bool // set atime and mtime (an implicit directory keeps the times it gets)
 	xattrs       []xattr
+}
+
+// implicitMeta is the metadata of a directory that exists only as a parent: 0755 root:root.
+func implicitMeta() *dirMeta {
+	return &dirMeta{mode: 0o755}
 }
 
 // readMeta reads the metadata of the open tree directory fd.
@@ -60,17 +66,18 @@ func readMeta(fd int) (*dirMeta, error) {
 	}
 	return &dirMeta{
 		uid: st.Uid, gid: st.Gid, mode: st.Mode & 0o7777,
-		atime: st.Atim, mtime: st.Mtim, xattrs: xs,
+		atime: st.Atim, mtime: st.Mtim, times: true, xattrs: xs,
 	}, nil
 }
 
-// applyMeta sets the metadata of every directory of the destination, children before parents.
-// The root keeps 0755 when no tree gave it metadata.
+// applyMeta sets the metadata of every directory of the destination, children before parents,
+// then the root's: that of the topmost tree whose root is not implicit (a layer's entry for "./"
+// gave it), else 0755 with the owner and times the root has.
 func (a *assembler) applyMeta() error {
 	if err := a.applyChildren(a.root, a.top, "."); err != nil {
 		return err
 	}
-	m := a.top.meta
+	m := a.rootMeta
 	if m == nil {
 		if err := unix.Fchmod(a.root, 0o755); err != nil {
 			return pathErr("chmod", ".", err)
@@ -80,7 +87,7 @@ func (a *assembler) applyMeta() error {
 	if err := a.setMeta(a.root, m, "."); err != nil {
 		return err
 	}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, a.dir, []unix.Timespec{m.atime, m.mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := futimens(a.root, &[2]unix.Timespec{m.atime, m.mtime}); err != nil {
 		return pathErr("utimes", ".", err)
 	}
 	return nil
@@ -105,7 +112,7 @@ func (a *assembler) applyChildren(fd int, n *node, rel string) error {
 		if err != nil {
 			return err
 		}
-		if c.meta != nil {
+		if c.meta != nil && c.meta.times {
 			ts := []unix.Timespec{c.meta.atime, c.meta.mtime}
 			if err := unix.UtimesNanoAt(fd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return pathErr("utimes", crel, err)

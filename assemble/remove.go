@@ -54,7 +54,7 @@ func removeEntry(dirfd int, name string, typ uint8, buf []byte) error {
 	if err != nil {
 		return err
 	}
-	err = removeContents(fd, buf)
+	err = removeContents(fd, buf, "")
 	unix.Close(fd)
 	if err != nil {
 		return err
@@ -65,15 +65,18 @@ func removeEntry(dirfd int, name string, typ uint8, buf []byte) error {
 	return nil
 }
 
-// removeContents empties the directory fd. When an entry cannot be removed for lack of permission
-// on fd, fd is made u+rwx once and the removal retried.
-func removeContents(fd int, buf []byte) error {
+// removeContents empties the directory fd, but for the entry keep ("": none). When an entry
+// cannot be removed for lack of permission on fd, fd is made u+rwx once and the removal retried.
+func removeContents(fd int, buf []byte, keep string) error {
 	ents, err := readDir(fd, buf)
 	if err != nil {
 		return err
 	}
 	opened := false
 	for _, e := range ents {
+		if e.name == keep {
+			continue
+		}
 		err := removeEntry(fd, e.name, e.typ, buf)
 		if errors.Is(err, unix.EACCES) && !opened {
 			opened = true

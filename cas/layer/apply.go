@@ -18,7 +18,8 @@ type Applier struct {
 }
 
 // NewApplier returns an Applier writing into dir, an existing (normally empty) directory.
-// dir gets mode 0755, an image root's metadata when no layer has an entry for "./".
+// dir gets mode 0755, an image root's metadata when no layer has an entry for "./"; the topmost
+// such entry's metadata replaces it at Finish.
 func NewApplier(dir string) (*Applier, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
@@ -31,15 +32,17 @@ func NewApplier(dir string) (*Applier, error) {
 }
 
 // Apply applies one layer, the uncompressed tar stream r, onto the rootfs: entries replace what
-// is at their paths, whiteouts delete, and opaque directories lose their lower contents but keep
-// this layer's entries whatever their order in the tar. Directory metadata waits for Finish.
+// is at their paths, whiteouts delete what the lower layers have (a whiteout of a path this
+// layer already has leaves a non-directory alone and makes a directory opaque), and opaque
+// directories lose their lower contents but keep this layer's entries whatever their order in
+// the tar. Directory metadata, the root's included, waits for Finish.
 // Apply reads r to EOF. After an error the Applier is unusable and the rootfs partial.
 func (a *Applier) Apply(ctx context.Context, r io.Reader) error {
 	if a.err != nil {
 		return a.err
 	}
 	w := a.w
-	w.written = make(map[string]struct{})
+	w.written = make(map[string]bool)
 	w.opaque = w.opaque[:0]
 	err := w.layer(ctx, r)
 	if err == nil {
@@ -53,7 +56,10 @@ func (a *Applier) Apply(ctx context.Context, r io.Reader) error {
 	return nil
 }
 
-// endLayer empties the layer's opaque directories of everything the layer did not write.
+// endLayer empties the layer's opaque directories (markers, and whiteouts of the layer's own
+// directories) of everything the layer did not write. A lower directory below one that the layer
+// only walked through (a parent of its entries or hardlinks) becomes a new directory, 0755
+// root:root: inside an opaque directory nothing of the lower layers shows, metadata included.
 func (a *Applier) endLayer() error {
 	w := a.w
 	sort.Strings(w.opaque)

@@ -17,5 +17,10 @@
 // relative to directory file descriptors opened component by component with O_NOFOLLOW, so a
 // symlink — from this layer or a lower one — is never followed while writing. A parent component
 // that is a symlink or any other non-directory is replaced by a directory (as an overlayfs upper
-// directory hides a lower symlink), never written through.
+// directory hides a lower symlink), never written through. This is a choice: tar, containerd's
+// applier and umoci resolve such a parent inside the root (bin/new over bin -> usr/bin lands in
+// usr/bin/new), but a tree is unpacked once, on its own, and must mean the same whatever it is
+// stacked on, as an overlayfs layer does (docker's overlay2 driver gives roots' result). For the
+// same reason a hardlink target is never resolved through a symlink: a target whose path goes
+// through one is missing ([ErrLinkTargetMissing]).
 package layer

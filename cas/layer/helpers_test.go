@@ -299,72 +299,9 @@ func listing(t testing.TB, root string, owners bool) []string {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
+		line, err := entryLine(t, p, rel, owners, first)
+		if err != nil {
 			return err
-		}
-		line := rel
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			line += " dir"
-		case unix.S_IFREG:
-			line += " file"
-		case unix.S_IFLNK:
-			line += " symlink"
-		case unix.S_IFCHR:
-			line += " char"
-		case unix.S_IFBLK:
-			line += " block"
-		case unix.S_IFIFO:
-			line += " fifo"
-		default:
-			line += " other"
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-			line += fmt.Sprintf(" %04o", st.Mode&0o7777)
-		}
-		if owners {
-			line += fmt.Sprintf(" %d:%d", st.Uid, st.Gid)
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFREG:
-			if f, ok := first[st.Ino]; ok {
-				line += " =" + f
-				break
-			}
-			if st.Nlink > 1 {
-				first[st.Ino] = rel
-			}
-			if st.Size > 64<<20 {
-				line += fmt.Sprintf(" size=%d (not hashed)", st.Size)
-				break
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			if len(b) <= 64 {
-				line += fmt.Sprintf(" %q", b)
-			} else {
-				line += fmt.Sprintf(" size=%d sha=%x", len(b), sha256.Sum256(b))
-			}
-		case unix.S_IFLNK:
-			to, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			line += fmt.Sprintf(" -> %q", to)
-		case unix.S_IFCHR, unix.S_IFBLK:
-			line += fmt.Sprintf(" %d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
-		}
-		line += xattrs(t, p)
-		mt := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
-		switch {
-		case mt.Equal(t0):
-		case time.Since(mt) < time.Hour:
-			line += " t=now"
-		default:
-			line += " t=" + mt.UTC().Format(time.RFC3339Nano)
 		}
 		lines = append(lines, line)
 		return nil
@@ -373,6 +310,89 @@ func listing(t testing.TB, root string, owners bool) []string {
 		t.Fatal(err)
 	}
 	return lines
+}
+
+// rootLine describes root itself as listing describes an entry, named ".".
+func rootLine(t testing.TB, root string, owners bool) string {
+	t.Helper()
+	line, err := entryLine(t, root, ".", owners, map[uint64]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line
+}
+
+// entryLine is one line of listing: p, named rel; first maps the inodes of hardlinked files to
+// the first path seen.
+func entryLine(t testing.TB, p, rel string, owners bool, first map[uint64]string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return "", err
+	}
+	line := rel
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		line += " dir"
+	case unix.S_IFREG:
+		line += " file"
+	case unix.S_IFLNK:
+		line += " symlink"
+	case unix.S_IFCHR:
+		line += " char"
+	case unix.S_IFBLK:
+		line += " block"
+	case unix.S_IFIFO:
+		line += " fifo"
+	default:
+		line += " other"
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		line += fmt.Sprintf(" %04o", st.Mode&0o7777)
+	}
+	if owners {
+		line += fmt.Sprintf(" %d:%d", st.Uid, st.Gid)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		if f, ok := first[st.Ino]; ok {
+			line += " =" + f
+			break
+		}
+		if st.Nlink > 1 {
+			first[st.Ino] = rel
+		}
+		if st.Size > 64<<20 {
+			line += fmt.Sprintf(" size=%d (not hashed)", st.Size)
+			break
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		if len(b) <= 64 {
+			line += fmt.Sprintf(" %q", b)
+		} else {
+			line += fmt.Sprintf(" size=%d sha=%x", len(b), sha256.Sum256(b))
+		}
+	case unix.S_IFLNK:
+		to, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		line += fmt.Sprintf(" -> %q", to)
+	case unix.S_IFCHR, unix.S_IFBLK:
+		line += fmt.Sprintf(" %d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	line += xattrs(t, p)
+	mt := time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	switch {
+	case mt.Equal(t0):
+	case time.Since(mt) < time.Hour:
+		line += " t=now"
+	default:
+		line += " t=" + mt.UTC().Format(time.RFC3339Nano)
+	}
+	return line, nil
 }
 
 func xattrs(t testing.TB, p string) string {
@@ -451,8 +471,8 @@ func applyAll(t testing.TB, dir string, layers [][]byte) (Record, error) {
 }
 
 // retar turns a tree and its Record back into a layer, in assembly's order (Links, whiteouts,
-// opaque markers, then the tree's entries parents first; implicit directories and overlay-form
-// markers left out). Applying those layers with an Applier is a reference assembly: if it
+// opaque markers, then the tree's entries parents first, the root's "." first of all; implicit
+// directories and overlay-form markers left out). Applying those layers with an Applier is a reference assembly: if it
 // equals applying the original layers, the tree and Record hold everything the layer said.
 func retar(t testing.TB, tree string, rec Record) []byte {
 	t.Helper()
@@ -478,10 +498,13 @@ func retar(t testing.TB, tree string, rec Record) []byte {
 	}
 	first := map[uint64]string{}
 	err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == tree {
+		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(tree, p)
+		if p == tree {
+			rel = "." // the root's entry, unless it is implicit
+		}
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ type layerCase struct {
 	name    string
 	layers  [][]ent
 	want    []string         // the rootfs an Applier makes (listing lines; nil: not checked)
+	root    string           // the rootfs's root as listing would show it, named "." ("": not checked)
 	err     error            // the top layer fails with this error (Applier and Unpack)
 	treeOK  bool             // ... but Unpack of the top layer succeeds (the Record defers the failure)
 	trees   map[int][]string // listing of a layer's tree (as root)
@@ -82,7 +84,7 @@ func layerCases() []layerCase {
 			layers:  [][]ent{{dir("tmp").m(0o1777).o(0, 0)}, {reg("tmp/x", "x"), reg("new/y", "y")}},
 			want:    []string{"new dir 0755 0:0 t=now", `new/y file 0644 0:0 "y"`, "tmp dir 1777 0:0", `tmp/x file 0644 0:0 "x"`},
 			trees:   map[int][]string{1: {"new dir 0755 0:0 t=now", `new/y file 0644 0:0 "y"`, "tmp dir 0755 0:0 t=now", `tmp/x file 0644 0:0 "x"`}},
-			records: map[int]Record{1: {Implicit: []string{"new", "tmp"}}},
+			records: map[int]Record{1: {Implicit: []string{".", "new", "tmp"}}},
 		},
 		{
 			name:   "ImplicitParentThenExplicitEntry",
@@ -98,6 +100,46 @@ func layerCases() []layerCase {
 				"double dir 0755 0:0 t=now", `double/slash file 0644 0:0 "ds"`,
 				"outside dir 0755 0:0 t=now", `outside/secret file 0644 0:0 "mine"`,
 				`x file 0644 0:0 "x"`, `y file 0644 0:0 "y"`, `z file 0644 0:0 "z"`},
+			root:    ". dir 0700 0:0", // "..", the last of the root's names, has 0700
+			records: map[int]Record{0: {Implicit: []string{"deep", "double", "outside"}}},
+		},
+		{
+			// layer.md: when the entry and the existing path are both directories, "the existing
+			// path's attributes MUST be replaced by those of the entry": the root too.
+			name:    "RootEntryMetadataApplied",
+			layers:  [][]ent{{dir("./").m(0o751).o(7, 8).t(t1).x("user.r", "root").f(tar.FormatPAX), reg("a", "a")}, {reg("b", "b")}},
+			want:    []string{`a file 0644 0:0 "a"`, `b file 0644 0:0 "b"`},
+			root:    `. dir 0751 7:8 x:user.r="root" t=2011-01-01T00:00:01.0000005Z`,
+			trees:   map[int][]string{0: {`a file 0644 0:0 "a"`}},
+			records: map[int]Record{0: {}, 1: {Implicit: []string{"."}}},
+		},
+		{
+			name:   "RootEntryTopmostWins",
+			layers: [][]ent{{dir("/").m(0o700).o(1, 1).t(t1).x("user.low", "l")}, {dir(".").m(0o1777).t(t2)}, {reg("x", "x")}},
+			want:   []string{`x file 0644 0:0 "x"`},
+			// As for any directory, the topmost entry's attributes replace the lower ones, xattrs too.
+			root: ". dir 1777 0:0 t=2012-02-02T00:00:02Z",
+		},
+		{
+			name:    "RootEntryWithOpaqueMarker",
+			layers:  [][]ent{{reg("a", "a")}, {reg(".wh..wh..opq", ""), dir("./").m(0o711).t(t3), reg("n", "n")}},
+			want:    []string{`n file 0644 0:0 "n"`},
+			root:    ". dir 0711 0:0 t=1999-03-03T00:00:03Z",
+			records: map[int]Record{1: {Opaque: []string{"."}}},
+		},
+		{
+			name:    "RootWithoutEntryIs0755",
+			layers:  [][]ent{{reg("a", "a")}},
+			root:    ". dir 0755 0:0 t=now",
+			records: map[int]Record{0: {Implicit: []string{"."}}},
+		},
+		{
+			// Only a directory can replace the root's attributes; other types naming it are ignored.
+			name:    "RootEntryNotADirIgnored",
+			layers:  [][]ent{{sym("..", "elsewhere"), fifo(".").m(0o600), reg("a/..", "file"), reg("a", "a")}},
+			want:    []string{`a file 0644 0:0 "a"`},
+			root:    ". dir 0755 0:0 t=now",
+			records: map[int]Record{0: {Implicit: []string{"."}}},
 		},
 		{
 			name: "SymlinkParentUpAndOut",
@@ -107,13 +149,14 @@ func layerCases() []layerCase {
 			want: []string{"abs dir 0755 0:0 t=now", `abs/secret file 0644 0:0 "pwned"`,
 				"chain1 dir 0755 0:0 t=now", `chain1/file file 0644 0:0 "pwned"`, `chain2 symlink 0:0 -> "$OUT/dir"`,
 				`link file 0644 0:0 "mine"`, "up dir 0755 0:0 t=now", `up/secret file 0644 0:0 "pwned"`},
-			records: map[int]Record{0: {Opaque: []string{"abs", "chain1", "up"}, Implicit: []string{"abs", "chain1", "up"}}},
+			// The layer replaced its own symlinks by directories: new ones, opaque, not implicit.
+			records: map[int]Record{0: {Opaque: []string{"abs", "chain1", "up"}, Implicit: []string{"."}}},
 		},
 		{
 			name:    "SymlinkParentFromLowerLayer",
 			layers:  [][]ent{{sym("etc", "$OUT"), sym("dir", "$OUT/dir")}, {reg("etc/secret", "pwned"), dir("dir").m(0o700), reg("dir/file", "pwned")}},
 			want:    []string{"dir dir 0700 0:0", `dir/file file 0644 0:0 "pwned"`, "etc dir 0755 0:0 t=now", `etc/secret file 0644 0:0 "pwned"`},
-			records: map[int]Record{1: {Implicit: []string{"etc"}}},
+			records: map[int]Record{1: {Implicit: []string{".", "etc"}}},
 		},
 		{
 			name:   "FileOverSymlinkReplacesIt",
@@ -130,14 +173,14 @@ func layerCases() []layerCase {
 			layers:  [][]ent{{reg("bin/a", "x")}, {hard("bin/b", "bin/a")}},
 			want:    []string{"bin dir 0755 0:0 t=now", `bin/a file 0644 0:0 "x"`, "bin/b file 0644 0:0 =bin/a"},
 			trees:   map[int][]string{1: {"bin dir 0755 0:0 t=now"}},
-			records: map[int]Record{1: {Implicit: []string{"bin"}, Links: []Link{{"bin/b", "bin/a"}}}},
+			records: map[int]Record{1: {Implicit: []string{".", "bin"}, Links: []Link{{"bin/b", "bin/a"}}}},
 		},
 		{
 			name:    "HardlinkTargetOutside",
 			layers:  [][]ent{{hard("h", "../../outside/secret"), hard("h2", "$OUT/secret")}},
 			err:     ErrLinkTargetMissing,
 			treeOK:  true,
-			records: map[int]Record{0: {Links: []Link{{"h", "outside/secret"}, {"h2", strings.TrimPrefix(placeholder, "/") + "/secret"}}}},
+			records: map[int]Record{0: {Implicit: []string{"."}, Links: []Link{{"h", "outside/secret"}, {"h2", strings.TrimPrefix(placeholder, "/") + "/secret"}}}},
 		},
 		{
 			name:   "HardlinkTargetConfinedInside",
@@ -187,19 +230,65 @@ func layerCases() []layerCase {
 			name:    "HardlinkThenWhiteoutOfTarget",
 			layers:  [][]ent{{reg("a", "A")}, {hard("b", "a"), reg(".wh.a", "")}},
 			want:    []string{`b file 0644 0:0 "A"`},
-			records: map[int]Record{1: {Whiteouts: []string{"a"}, Links: []Link{{"b", "a"}}}},
+			records: map[int]Record{1: {Implicit: []string{"."}, Whiteouts: []string{"a"}, Links: []Link{{"b", "a"}}}},
 		},
 		{
 			name:    "WhiteoutThenHardlinkSameName",
 			layers:  [][]ent{{reg("a", "A"), dir("b"), reg("b/x", "x")}, {reg(".wh.b", ""), reg("b/.wh.x", ""), hard("b", "a")}},
 			want:    []string{`a file 0644 0:0 "A"`, "b file 0644 0:0 =a"},
-			records: map[int]Record{1: {Links: []Link{{"b", "a"}}}},
+			records: map[int]Record{1: {Implicit: []string{"."}, Links: []Link{{"b", "a"}}}},
 		},
 		{
 			name:    "HardlinkInOpaqueDirToLower",
 			layers:  [][]ent{{dir("d"), reg("d/a", "A"), reg("d/b", "B")}, {reg("d/.wh..wh..opq", ""), hard("d/c", "d/a")}},
 			want:    []string{"d dir 0755 0:0", `d/c file 0644 0:0 "A"`},
-			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"d"}, Links: []Link{{"d/c", "d/a"}}}},
+			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{".", "d"}, Links: []Link{{"d/c", "d/a"}}}},
+		},
+		{
+			// A hardlink to the name of a Link of the same layer links the same lower file.
+			name:    "HardlinkToSameLayerLink",
+			layers:  [][]ent{{reg("a", "A")}, {hard("b", "a"), hard("c", "b"), reg("a", "new")}},
+			want:    []string{`a file 0644 0:0 "new"`, `b file 0644 0:0 "A"`, "c file 0644 0:0 =b"},
+			records: map[int]Record{1: {Implicit: []string{"."}, Links: []Link{{"b", "a"}, {"c", "a"}}}},
+		},
+		{
+			// Links that a later entry of the layer replaced (at the name, or a parent) are left out.
+			name: "HardlinkReplacedLaterSameLayer",
+			layers: [][]ent{{reg("a", "A")}, {hard("b", "a"), reg("b", "own"), hard("d/x", "a"), reg("d", "file"),
+				hard("e", "a"), hard("e", "a"), hard("f", "a"), reg("f/g", "g")}},
+			want: []string{`a file 0644 0:0 "A"`, `b file 0644 0:0 "own"`, `d file 0644 0:0 "file"`, "e file 0644 0:0 =a",
+				"f dir 0755 0:0 t=now", `f/g file 0644 0:0 "g"`},
+			records: map[int]Record{1: {Implicit: []string{"."}, Opaque: []string{"f"}, Links: []Link{{"e", "a"}}}},
+		},
+		{
+			// A whiteout of a directory, then a hardlink inside it: the directory is opaque and new.
+			name:    "WhiteoutThenHardlinkInsideSameLayer",
+			layers:  [][]ent{{dir("d").m(0o700), reg("d/old", "o"), reg("x", "x")}, {reg(".wh.d", ""), hard("d/b", "x")}},
+			want:    []string{"d dir 0755 0:0 t=now", `d/b file 0644 0:0 "x"`, "x file 0644 0:0 =d/b"},
+			trees:   map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`}},
+			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"."}, Links: []Link{{"d/b", "x"}}}},
+		},
+		{
+			// The layer replaces a lower directory by a file, then names a path below it: the
+			// directory is a new one (0755 root:root), opaque and not implicit.
+			name:    "DirReplacedByFileThenParentSameLayer",
+			layers:  [][]ent{{dir("d").m(0o1777).t(t1), reg("d/a", "a")}, {reg("d", "file"), reg("d/b", "b")}},
+			want:    []string{"d dir 0755 0:0 t=now", `d/b file 0644 0:0 "b"`},
+			trees:   map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`, `d/b file 0644 0:0 "b"`}},
+			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"."}}},
+		},
+		{
+			// Inside an opaque directory nothing of the lower layers shows, metadata included: a
+			// lower directory the layer only walks through (o/s, to an entry or a hardlink) is new.
+			name: "OpaqueDirLowerSubdirsAreNew",
+			layers: [][]ent{
+				{dir("o").m(0o750), dir("o/s").m(0o700).o(7, 7).t(t1), reg("o/s/old", "old"), dir("o/t").m(0o711).o(8, 8),
+					reg("o/t/old", "old"), reg("x", "x")},
+				{reg("o/s/new", "new"), hard("o/t/h", "x"), reg("o/.wh..wh..opq", "")},
+			},
+			want: []string{"o dir 0750 0:0", "o/s dir 0755 0:0 t=now", `o/s/new file 0644 0:0 "new"`,
+				"o/t dir 0755 0:0 t=now", `o/t/h file 0644 0:0 "x"`, "x file 0644 0:0 =o/t/h"},
+			records: map[int]Record{1: {Opaque: []string{"o"}, Implicit: []string{".", "o", "o/s", "o/t"}, Links: []Link{{"o/t/h", "x"}}}},
 		},
 		{
 			name:   "DirToFile",
@@ -221,7 +310,7 @@ func layerCases() []layerCase {
 			layers:  [][]ent{{dir("d"), reg("d/low", "low")}, {reg("d", "file"), dir("d").m(0o750), reg("d/a", "a")}},
 			want:    []string{"d dir 0750 0:0", `d/a file 0644 0:0 "a"`},
 			trees:   map[int][]string{1: {`d dir 0750 0:0 x:trusted.overlay.opaque="y"`, `d/a file 0644 0:0 "a"`}},
-			records: map[int]Record{1: {Opaque: []string{"d"}}},
+			records: map[int]Record{1: {Implicit: []string{"."}, Opaque: []string{"d"}}},
 		},
 		{
 			name: "DirToSymlinkUsrMerge",
@@ -268,7 +357,7 @@ func layerCases() []layerCase {
 			layers:  [][]ent{{reg("a", "a"), reg("b", "b")}, {reg(".wh.a", "")}},
 			want:    []string{`b file 0644 0:0 "b"`},
 			trees:   map[int][]string{1: {"a char 0000 0:0 0:0 t=now"}},
-			records: map[int]Record{1: {Whiteouts: []string{"a"}}},
+			records: map[int]Record{1: {Implicit: []string{"."}, Whiteouts: []string{"a"}}},
 		},
 		{
 			name:   "WhiteoutDirSubtree",
@@ -284,7 +373,7 @@ func layerCases() []layerCase {
 			name:    "WhiteoutMissingIsNoop",
 			layers:  [][]ent{{reg("a", "a")}, {reg(".wh.b", ""), reg("x/.wh.y", "")}},
 			want:    []string{`a file 0644 0:0 "a"`, "x dir 0755 0:0 t=now"},
-			records: map[int]Record{1: {Whiteouts: []string{"b", "x/y"}, Implicit: []string{"x"}}},
+			records: map[int]Record{1: {Whiteouts: []string{"b", "x/y"}, Implicit: []string{".", "x"}}},
 		},
 		{
 			name:   "WhiteoutThroughSymlink",
@@ -292,23 +381,70 @@ func layerCases() []layerCase {
 			want:   []string{"d dir 0755 0:0 t=now", "s dir 0755 0:0 t=now"},
 		},
 		{
-			name:    "WhiteoutSameLayerEntry",
-			layers:  [][]ent{{reg("keep", "k")}, {reg("a", "x"), dir("d"), reg("d/f", "f"), reg(".wh.a", ""), reg(".wh.d", "")}},
-			want:    []string{`keep file 0644 0:0 "k"`},
-			records: map[int]Record{1: {Whiteouts: []string{"a", "d"}}},
+			// layer.md: whiteouts "MUST only apply to resources in lower/parent layers". A
+			// non-directory the layer already has (an entry or a Link) hides the lower path
+			// anyway: its whiteout is moot and records nothing.
+			name: "WhiteoutAfterSameLayerFileKeepsIt",
+			layers: [][]ent{
+				{reg("a", "low a"), dir("s"), reg("s/x", "x"), reg("keep", "k"), reg("gone", "g")},
+				{reg("a", "up a"), reg(".wh.a", ""), sym("s", "a"), reg(".wh.s", ""), hard("h", "keep"), reg(".wh.h", ""),
+					fifo("p"), reg(".wh.p", ""), reg(".wh.gone", "")},
+			},
+			want: []string{`a file 0644 0:0 "up a"`, `h file 0644 0:0 "k"`, "keep file 0644 0:0 =h", "p fifo 0644 0:0",
+				`s symlink 0:0 -> "a"`},
+			trees: map[int][]string{1: {`a file 0644 0:0 "up a"`, "gone char 0000 0:0 0:0 t=now", "p fifo 0644 0:0",
+				`s symlink 0:0 -> "a"`}},
+			records: map[int]Record{1: {Whiteouts: []string{"gone"}, Implicit: []string{"."}, Links: []Link{{"h", "keep"}}}},
+		},
+		{
+			// A directory the layer already has (an entry, or a parent of entries) keeps the
+			// layer's contents, whatever comes after in the tar, and loses the lower ones: the
+			// whiteout acts as an opaque marker. An implicit one keeps the lower metadata; a lower
+			// directory below it that the layer only walked through (d/sub) is a new one.
+			name: "WhiteoutAfterSameLayerDirActsOpaque",
+			layers: [][]ent{
+				{dir("d").m(0o750), reg("d/old", "o"), dir("d/sub"), reg("d/sub/old", "o"), dir("e"), reg("e/old", "o"),
+					reg("f", "lower file"), reg("k", "k")},
+				{reg("d/new", "n"), reg("d/sub/new", "n"), reg(".wh.d", ""), reg("d/later", "l"),
+					dir("e").m(0o700), reg(".wh.e", ""), reg("f/x", "x"), reg(".wh.f", "")},
+			},
+			want: []string{"d dir 0750 0:0", `d/later file 0644 0:0 "l"`, `d/new file 0644 0:0 "n"`, "d/sub dir 0755 0:0 t=now",
+				`d/sub/new file 0644 0:0 "n"`, "e dir 0700 0:0", "f dir 0755 0:0 t=now", `f/x file 0644 0:0 "x"`,
+				`k file 0644 0:0 "k"`},
+			trees: map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`, `d/later file 0644 0:0 "l"`,
+				`d/new file 0644 0:0 "n"`, "d/sub dir 0755 0:0 t=now", `d/sub/new file 0644 0:0 "n"`,
+				`e dir 0700 0:0 x:trusted.overlay.opaque="y"`, `f dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`,
+				`f/x file 0644 0:0 "x"`}},
+			records: map[int]Record{1: {Opaque: []string{"d", "e", "f"}, Implicit: []string{".", "d", "d/sub", "f"}}},
+		},
+		{
+			// A whiteout of a directory the layer has, then one of its lower children: the
+			// child's whiteout is a Whiteout (nothing of the layer's there), the dir is opaque.
+			name:    "WhiteoutSameLayerDirThenLowerChild",
+			layers:  [][]ent{{dir("d"), reg("d/a", "a"), reg("d/b", "b")}, {reg("d/n", "n"), reg(".wh.d", ""), reg("d/.wh.a", "")}},
+			want:    []string{"d dir 0755 0:0", `d/n file 0644 0:0 "n"`},
+			records: map[int]Record{1: {Whiteouts: []string{"d/a"}, Opaque: []string{"d"}, Implicit: []string{".", "d"}}},
+		},
+		{
+			name:    "WhiteoutTwiceThenReAdd",
+			layers:  [][]ent{{reg("a", "low")}, {reg(".wh.a", ""), reg(".wh.a", ""), reg("a", "up"), reg(".wh.a", "")}},
+			want:    []string{`a file 0644 0:0 "up"`},
+			records: map[int]Record{1: {Implicit: []string{"."}}},
 		},
 		{
 			name:    "WhiteoutThenFileSameName",
 			layers:  [][]ent{{dir("a"), reg("a/x", "x")}, {reg(".wh.a", ""), reg("a", "file")}},
 			want:    []string{`a file 0644 0:0 "file"`},
-			records: map[int]Record{1: {}},
+			records: map[int]Record{1: {Implicit: []string{"."}}},
 		},
 		{
+			// Whiteout then contents of the same layer: the directory is opaque (no Whiteout) and
+			// new (0755 root:root of its own, not implicit).
 			name:    "WhiteoutThenRecreateDir",
 			layers:  [][]ent{{dir("d").m(0o700), reg("d/old", "o")}, {reg(".wh.d", ""), reg("d/new", "n")}},
 			want:    []string{"d dir 0755 0:0 t=now", `d/new file 0644 0:0 "n"`},
 			trees:   map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`, `d/new file 0644 0:0 "n"`}},
-			records: map[int]Record{1: {Whiteouts: []string{"d"}, Opaque: []string{"d"}, Implicit: []string{"d"}}},
+			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"."}}},
 		},
 		{
 			name: "WhiteoutOpaqueKeepsSameLayer",
@@ -316,17 +452,17 @@ func layerCases() []layerCase {
 				{dir("d").m(0o750), reg("d/a", "a"), dir("d/sub"), reg("d/sub/c", "c"), dir("d/gone"), reg("other", "o")},
 				{reg("d/x", "x"), reg("d/.wh..wh..opq", ""), reg("d/sub/y", "y"), sym("d/s", "x")},
 			},
-			want: []string{"d dir 0750 0:0", `d/s symlink 0:0 -> "x"`, "d/sub dir 0755 0:0", `d/sub/y file 0644 0:0 "y"`,
+			want: []string{"d dir 0750 0:0", `d/s symlink 0:0 -> "x"`, "d/sub dir 0755 0:0 t=now", `d/sub/y file 0644 0:0 "y"`,
 				`d/x file 0644 0:0 "x"`, `other file 0644 0:0 "o"`},
 			trees: map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`, `d/s symlink 0:0 -> "x"`,
 				"d/sub dir 0755 0:0 t=now", `d/sub/y file 0644 0:0 "y"`, `d/x file 0644 0:0 "x"`}},
-			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"d", "d/sub"}}},
+			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{".", "d", "d/sub"}}},
 		},
 		{
 			name:    "OpaqueRoot",
 			layers:  [][]ent{{reg("a", "a"), dir("d"), reg("d/b", "b")}, {reg("n", "n"), reg(".wh..wh..opq", "")}},
 			want:    []string{`n file 0644 0:0 "n"`},
-			records: map[int]Record{1: {Opaque: []string{"."}}},
+			records: map[int]Record{1: {Implicit: []string{"."}, Opaque: []string{"."}}},
 		},
 		{
 			name:   "OpaqueMarkerBeforeDirEntry",
@@ -430,6 +566,56 @@ func TestUmaskDoesNotChangeModes(t *testing.T) {
 	}
 }
 
+// TestUserXattrNotSupportedRecorded: Linux refuses user.* xattrs on anything but regular files
+// and directories, to root too. Such an xattr is recorded with a What that says so (not as
+// something root could have applied), and the unpack goes on.
+func TestUserXattrNotSupportedRecorded(t *testing.T) {
+	uid, gid := os.Geteuid(), os.Getegid()
+	ents := []ent{
+		reg("f", "f").o(uid, gid).x("user.ok", "1"),
+		fifo("p").o(uid, gid).x("user.p", "1"),
+		sym("s", "f").o(uid, gid).x("user.s", "1"),
+		dir("d").o(uid, gid).x("user.d", "1"),
+	}
+	want := []Unapplied{
+		{"p", "xattr user.p: not supported on a fifo"},
+		{"s", "xattr user.s: not supported on a symlink"},
+	}
+	if uid == 0 {
+		ents = append(ents, chr("c", 1, 3).x("user.c", "1"), blk("b", 8, 0).x("user.b", "1"))
+		want = append([]Unapplied{
+			{"b", "xattr user.b: not supported on a block device"},
+			{"c", "xattr user.c: not supported on a char device"},
+		}, want...)
+	}
+	e := newEnv(t)
+	layer := tarOf(t, e.out, ents)
+	for _, use := range []string{"unpack", "apply"} {
+		t.Run(use, func(t *testing.T) {
+			target := e.target(t, use)
+			var rec Record
+			var err error
+			if use == "unpack" {
+				rec, err = Unpack(context.Background(), bytes.NewReader(layer), target)
+			} else {
+				rec, err = applyAll(t, target, [][]byte{layer})
+			}
+			must(t, err)
+			got := append([]Unapplied(nil), rec.Unapplied...)
+			sort.Slice(got, func(i, j int) bool { return got[i].Path < got[j].Path })
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Unapplied:\n got %v\nwant %v", got, want)
+			}
+			lines := strings.Join(listing(t, target, false), "\n")
+			for _, good := range []string{`f file 0644 "f" x:user.ok="1"`, `d dir 0755 x:user.d="1"`} {
+				if !strings.Contains(lines, good) {
+					t.Errorf("no %q in the result:\n%s", good, lines)
+				}
+			}
+		})
+	}
+}
+
 // runLayerCase applies the layers with an Applier, unpacks each as a tree, checks both, and
 // checks that assembling the trees (see retar) gives the Applier's rootfs. Every write is
 // checked to stay inside its target.
@@ -463,6 +649,11 @@ func runLayerCase(t *testing.T, tc layerCase, root bool) {
 	if tc.want != nil && applyErr == nil && root {
 		if d := diff(tc.want, norm(listing(t, rootfs, root))); d != "" {
 			t.Errorf("Applier rootfs:\n%s", d)
+		}
+	}
+	if tc.root != "" && applyErr == nil && root {
+		if got := rootLine(t, rootfs, root); got != tc.root {
+			t.Errorf("Applier rootfs root:\n got %s\nwant %s", got, tc.root)
 		}
 	}
 
@@ -512,7 +703,8 @@ func runLayerCase(t *testing.T, tc layerCase, root bool) {
 	if err != nil {
 		t.Fatalf("assembling the trees: %v", err)
 	}
-	if d := diff(listing(t, rootfs, root), listing(t, assembled, root)); d != "" {
+	whole := func(dir string) []string { return append(listing(t, dir, root), rootLine(t, dir, root)) }
+	if d := diff(whole(rootfs), whole(assembled)); d != "" {
 		t.Errorf("trees assembled (+) differ from the Applier's rootfs (-):\n%s", d)
 	}
 }

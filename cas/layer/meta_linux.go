@@ -3,6 +3,7 @@ package layer
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +15,8 @@ type object struct {
 	fd    int // -1 when not open
 	dirfd int
 	name  string
-	rel   string
+	rel   string // "" for the target directory itself
+	kind  string // "symlink", "fifo", "char device", "block device"; "" for a file or directory
 }
 
 // setMeta applies an entry's metadata in the order that keeps it: owner first (chown clears
@@ -58,8 +60,8 @@ func (w *writer) setMeta(o object, m *metadata, chmod bool) error {
 // chown sets an owner. Without root only one's own ids can be set: any other owner is
 // recorded as unapplied, as is an EPERM or EINVAL from a root without those ids (a user namespace).
 func (w *writer) chown(o object, uid, gid int) error {
-	if w.rootOwns && uid == 0 && gid == 0 {
-		return nil
+	if w.rootOwns && uid == 0 && gid == 0 && o.rel != "" {
+		return nil // created by this writer as 0:0 (the target directory itself was not)
 	}
 	if !w.isRoot {
 		if uid != w.euid || gid != w.egid {
@@ -81,8 +83,14 @@ func (w *writer) chown(o object, uid, gid int) error {
 }
 
 // setxattr sets one extended attribute. One the target refuses for lack of privilege or
-// support (trusted.* without root, user.* on a symlink, ...) is recorded as unapplied.
+// support (trusted.* without root, security.capability in a user namespace, ...) is recorded as
+// unapplied. Linux allows user.* attributes on regular files and directories only, even to root:
+// one on a symlink, FIFO or device is recorded as "xattr NAME: not supported on a KIND".
 func (w *writer) setxattr(o object, x xattr) error {
+	if o.kind != "" && strings.HasPrefix(x.name, "user.") {
+		w.unapplied(o.rel, "xattr "+x.name+": not supported on a "+o.kind)
+		return nil
+	}
 	var err error
 	if o.fd >= 0 {
 		err = unix.Fsetxattr(o.fd, x.name, []byte(x.value), 0)
@@ -128,12 +136,13 @@ func (w *writer) markOpaque(fd int) error {
 
 // applyDirs sets the metadata of every tracked directory, children before parents, so that a
 // 0500 or 0000 directory is made so only once nothing more is written below it. An explicit
-// entry gets its own metadata; an implicit parent is made 0755 root:root (the umask and a
-// setgid parent are not allowed to change that).
+// entry gets its own metadata; a directory made only as a parent (implicit or bare) is made
+// 0755 root:root (the umask and a setgid parent are not allowed to change that). The root comes
+// last (see applyRoot).
 func (w *writer) applyDirs() error {
 	w.look.reset()
-	return w.dirs.postOrder("", func(rel string, n *node) error {
-		if n.meta == nil && !n.implicit {
+	err := w.dirs.postOrder("", func(rel string, n *node) error {
+		if n.meta == nil && !n.implicit && !n.bare {
 			return nil
 		}
 		dir, name := split(rel)
@@ -166,4 +175,32 @@ func (w *writer) applyDirs() error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return w.applyRoot()
+}
+
+// applyRoot gives the target directory the metadata of the topmost entry for the root; without
+// one it keeps what it has. Without root, the owner keeps rwx on it (mode MODE is then recorded
+// as unapplied): a cache tree's root must stay writable to be renamed into place (rename(2)
+// updates its ".." entry) and readable to be assembled.
+func (w *writer) applyRoot() error {
+	if w.dirs.meta == nil {
+		return nil
+	}
+	m := *w.dirs.meta
+	if !w.isRoot && m.perm&0o700 != 0o700 {
+		w.unapplied("", fmt.Sprintf("mode %04o", m.perm))
+		m.perm |= 0o700
+	}
+	fd, err := unix.Openat(w.root, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf(".: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := w.setMeta(object{fd: fd}, &m, true); err != nil {
+		return fmt.Errorf(".: %w", err)
+	}
+	return nil
 }

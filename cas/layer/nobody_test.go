@@ -72,29 +72,35 @@ func reexecAsNobody(t *testing.T) {
 }
 
 // testUnappliedRecorded: without root, owners, devices and privileged xattrs are recorded as
-// unapplied and the unpack succeeds; whiteouts and opaque dirs live in the Record only.
+// unapplied and the unpack succeeds; whiteouts and opaque dirs live in the Record only. The
+// root keeps rwx for its owner (a tree must stay writable to be published).
 func testUnappliedRecorded(t *testing.T) {
 	uid, gid := os.Geteuid(), os.Getegid()
 	ents := []ent{
+		dir("./").m(0o555).o(0, 0),
 		reg("mine", "m").o(uid, gid),
 		reg("roots", "r").o(0, 0),
 		chr("dev/null", 1, 3).o(uid, gid),
 		blk("dev/sda", 8, 0).o(uid, gid),
-		fifo("fifo").o(uid, gid),
+		fifo("fifo").o(uid, gid).x("user.f", "1"),
 		reg("caps", "c").o(uid, gid).x("security.capability", capNetBind).x("user.ok", "1"),
 		reg("trusted", "t").o(uid, gid).x("trusted.x", "1"),
 		dir("d").o(0, 0),
 		reg("d/.wh.gone", ""),
 		reg("o/.wh..wh..opq", ""),
-		sym("s", "mine").o(1, 1),
+		sym("s", "mine").o(1, 1).x("user.s", "1"),
 	}
 	want := []Unapplied{
+		{".", "mode 0555"},
+		{".", "owner 0:0"},
 		{"caps", "xattr security.capability"},
 		{"d", "owner 0:0"},
 		{"dev/null", "char device 1:3"},
 		{"dev/sda", "block device 8:0"},
+		{"fifo", "xattr user.f: not supported on a fifo"},
 		{"roots", "owner 0:0"},
 		{"s", "owner 1:1"},
+		{"s", "xattr user.s: not supported on a symlink"},
 		{"trusted", "xattr trusted.x"},
 	}
 	e := newEnv(t)
@@ -115,9 +121,14 @@ func testUnappliedRecorded(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := append([]Unapplied(nil), rec.Unapplied...)
-			sort.Slice(got, func(i, j int) bool { return got[i].Path < got[j].Path })
+			sort.Slice(got, func(i, j int) bool {
+				return got[i].Path < got[j].Path || got[i].Path == got[j].Path && got[i].What < got[j].What
+			})
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Unapplied:\n got %v\nwant %v", got, want)
+			}
+			if got := rootLine(t, target, false); got != ". dir 0755" {
+				t.Errorf("root %q, want 0755 (0555 with rwx kept for the owner)", got)
 			}
 			lines := strings.Join(listing(t, target, false), "\n")
 			// A device that cannot be made leaves its path alone: not even its parent is made.

@@ -64,7 +64,9 @@ func readNames(fd int) ([]string, error) {
 }
 
 // prune removes everything below the directory dir (dirfd, O_PATH) that the current layer did
-// not write or walk through: the Applier's end of an opaque directory.
+// not write or walk through: the Applier's end of an opaque directory. A lower directory that
+// the layer only walked through stays, with the layer's contents, but as a new directory: its
+// lower metadata is dropped and it is made 0755 root:root at the end, as an implicit one.
 func (w *writer) prune(dirfd int, dir string) error {
 	fd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -78,7 +80,8 @@ func (w *writer) prune(dirfd int, dir string) error {
 	sort.Strings(names)
 	for _, name := range names {
 		rel := join(dir, name)
-		if _, ok := w.written[rel]; !ok {
+		made, ok := w.written[rel]
+		if !ok {
 			if err := w.remove(fd, rel, name); err != nil {
 				return err
 			}
@@ -90,6 +93,10 @@ func (w *writer) prune(dirfd int, dir string) error {
 		}
 		if err != nil {
 			return err
+		}
+		if !made {
+			n := w.dirs.ensure(rel)
+			n.meta, n.implicit = nil, true
 		}
 		err = w.prune(cfd, rel)
 		unix.Close(cfd)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -86,6 +87,58 @@ func TestSparseFileStaysSparse(t *testing.T) {
 					}
 				}
 				f.Close()
+			}
+		})
+	}
+}
+
+// TestHugeSparseEntryIsFast: the holes of a sparse entry are never generated, so a 1 TiB entry
+// with a few bytes of data is written in a moment (reading its holes as zeros would take minutes).
+func TestHugeSparseEntryIsFast(t *testing.T) {
+	const size = 1 << 40
+	tests := []struct {
+		name  string
+		frags []frag
+	}{
+		{"DataAtTheEnd", []frag{{size - 4, "tail"}}},
+		{"EndsInAHole", []frag{{0, "head"}, {size / 2, "middle"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			layer := tarOf(t, e.out, []ent{rawEnt(paxSparse("huge", size, tc.frags...)), reg("after", "after")})
+			for _, use := range []string{"unpack", "apply"} {
+				target := e.target(t, use)
+				start := time.Now()
+				var err error
+				if use == "unpack" {
+					_, err = Unpack(context.Background(), bytes.NewReader(layer), target)
+				} else {
+					_, err = applyAll(t, target, [][]byte{layer})
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", use, err)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("%s: %v for a 1 TiB sparse entry; want its holes skipped, not written", use, d)
+				}
+				var st unix.Stat_t
+				must(t, unix.Stat(filepath.Join(target, "huge"), &st))
+				if st.Size != size || st.Blocks*512 > 1<<20 {
+					t.Errorf("%s: size %d, %d bytes on disk; want %d, holes", use, st.Size, st.Blocks*512, int64(size))
+				}
+				f, err := os.Open(filepath.Join(target, "huge"))
+				must(t, err)
+				for _, fr := range tc.frags {
+					got := make([]byte, len(fr.data))
+					if _, err := f.ReadAt(got, fr.off); err != nil || string(got) != fr.data {
+						t.Errorf("%s: at %d got %q (%v), want %q", use, fr.off, got, err, fr.data)
+					}
+				}
+				f.Close()
+				if b, err := os.ReadFile(filepath.Join(target, "after")); err != nil || string(b) != "after" {
+					t.Errorf("%s: the entry after the sparse one: %q, %v", use, b, err)
+				}
 			}
 		})
 	}

@@ -8,15 +8,18 @@ import (
 // node tracks what the unpack must remember about a path until the end of the layer (Unpack)
 // or of all layers (Applier): directory metadata to apply after the children, implicit parents,
 // and — for a tree — whiteouts, opaque directories and paths whose lower contents the layer has
-// hidden. Regular files have no node, so the tree stays as small as the directory tree.
+// hidden. Regular files have no node, so the tree stays as small as the directory tree. The
+// root node is the target directory itself: implicit unless a layer has an entry for the root.
 type node struct {
 	kids map[string]*node
 
 	meta     *metadata // explicit directory entry: applied last (the topmost wins)
-	implicit bool      // directory created only as the parent of an entry
+	implicit bool      // directory created only as the parent of an entry: Record.Implicit
+	bare     bool      // tree: directory created as a parent where the layer had removed or replaced something: 0755 root:root, not implicit
 	opaque   bool      // tree: the layer hides this directory's lower contents
 	whiteout bool      // tree: the layer deletes this path from the layers below
 	hidden   bool      // tree: the layer replaced or removed something here (lower contents hidden)
+	link     bool      // tree: the path is a Record.Links name (the layer's file, not in the tree)
 }
 
 func nextComp(rel string) (comp, rest string) {

@@ -2,24 +2,16 @@ package layer
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
 
-const (
-	blockSize = 4096          // holes are made of whole blocks of this size, aligned in the file
-	sparseMin = 4 * blockSize // smaller files are written in one go
-)
-
-var zeroBlock [blockSize]byte
-
 // file writes a regular file: created exclusively and without following a symlink; what was
 // at the path (a file, a symlink, a directory and its subtree) is removed first.
-func (w *writer) file(ctx context.Context, dirfd int, rel, name string, r io.Reader, size int64, m *metadata) error {
+func (w *writer) file(ctx context.Context, dirfd int, rel, name string, tr *tar.Reader, hdr *tar.Header, m *metadata) error {
 	const flags = unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_WRONLY | unix.O_CLOEXEC
 	fd, err := unix.Openat(dirfd, name, flags, m.perm&0o777)
 	if err == unix.EEXIST {
@@ -30,7 +22,7 @@ func (w *writer) file(ctx context.Context, dirfd int, rel, name string, r io.Rea
 	if err != nil {
 		return err
 	}
-	err = w.content(ctx, fd, r, size)
+	err = w.content(ctx, fd, tr, hdr)
 	if err == nil {
 		err = w.dropInheritedACL(object{fd: fd})
 	}
@@ -47,68 +39,6 @@ func (w *writer) file(ctx context.Context, dirfd int, rel, name string, r io.Rea
 	return nil
 }
 
-// content copies size bytes of r into fd. Whole aligned blocks of zeros are skipped (left as
-// holes) and the file is extended to its size at the end, so a sparse file from the tar — which
-// archive/tar expands to zeros — stays sparse on disk.
-func (w *writer) content(ctx context.Context, fd int, r io.Reader, size int64) error {
-	buf := *w.buf
-	var off, end int64 // next offset to read; end of the data written so far
-	for off < size {
-		n := int(min(size-off, int64(len(buf))))
-		if _, err := io.ReadFull(r, buf[:n]); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		chunk := buf[:n]
-		if size < sparseMin {
-			if err := pwrite(fd, chunk, off); err != nil {
-				return err
-			}
-			end = off + int64(n)
-		}
-		for i := 0; size >= sparseMin && i < n; {
-			for i < n && isZero(chunk[i:min(i+blockSize, n)]) {
-				i += blockSize
-			}
-			j := i
-			for j < n && !isZero(chunk[j:min(j+blockSize, n)]) {
-				j += blockSize
-			}
-			i, j = min(i, n), min(j, n)
-			if j > i {
-				if err := pwrite(fd, chunk[i:j], off+int64(i)); err != nil {
-					return err
-				}
-				end = off + int64(j)
-			}
-			i = j
-		}
-		off += int64(n)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	if end < size {
-		return unix.Ftruncate(fd, size)
-	}
-	return nil
-}
-
-func isZero(b []byte) bool { return bytes.Equal(b, zeroBlock[:len(b)]) }
-
-func pwrite(fd int, b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := unix.Pwrite(fd, b, off)
-		if err != nil {
-			return err
-		}
-		b, off = b[n:], off+int64(n)
-	}
-	return nil
-}
-
 // symlink writes a symlink. Its target is data: it is never resolved here.
 func (w *writer) symlink(dirfd int, rel, name, target string, m *metadata) error {
 	err := unix.Symlinkat(target, dirfd, name)
@@ -120,7 +50,7 @@ func (w *writer) symlink(dirfd int, rel, name, target string, m *metadata) error
 	if err != nil {
 		return err
 	}
-	if err := w.setMeta(object{fd: -1, dirfd: dirfd, name: name, rel: rel}, m, false); err != nil {
+	if err := w.setMeta(object{fd: -1, dirfd: dirfd, name: name, rel: rel, kind: "symlink"}, m, false); err != nil {
 		return err
 	}
 	w.wroteNonDir(rel)
@@ -133,12 +63,12 @@ func (w *writer) mknod(dirfd int, rel, name string, hdr *tar.Header, m *metadata
 	if err != nil {
 		return err
 	}
-	mode := m.perm & 0o777
+	mode, kind := m.perm&0o777, "fifo"
 	switch hdr.Typeflag {
 	case tar.TypeChar:
-		mode |= unix.S_IFCHR
+		mode, kind = mode|unix.S_IFCHR, "char device"
 	case tar.TypeBlock:
-		mode |= unix.S_IFBLK
+		mode, kind = mode|unix.S_IFBLK, "block device"
 	default:
 		mode |= unix.S_IFIFO
 	}
@@ -159,7 +89,7 @@ func (w *writer) mknod(dirfd int, rel, name string, hdr *tar.Header, m *metadata
 	if err != nil {
 		return err
 	}
-	if err := w.setMeta(object{fd: -1, dirfd: dirfd, name: name, rel: rel}, m, !w.createdExact(m.perm)); err != nil {
+	if err := w.setMeta(object{fd: -1, dirfd: dirfd, name: name, rel: rel, kind: kind}, m, !w.createdExact(m.perm)); err != nil {
 		return err
 	}
 	w.wroteNonDir(rel)
@@ -188,9 +118,9 @@ func (w *writer) mkdir(dirfd int, rel, name string, m *metadata) error {
 	if err != nil {
 		return err
 	}
-	w.visited(rel)
+	w.made(rel)
 	n := w.dirs.ensure(rel)
-	n.meta, n.implicit = m, false
+	n.meta, n.implicit, n.bare, n.whiteout, n.link = m, false, false, false, false
 	if created && w.tree && n.hidden {
 		fd, err := unix.Openat(dirfd, name, dirFlags, 0)
 		if err != nil {
@@ -251,18 +181,57 @@ func (w *writer) hardlink(dirfd int, rel, name, linkname string) error {
 		return err
 	}
 	// The target is not there. In a tree it may be in a lower layer — unless this layer has a
-	// non-directory on its path, or has deleted or replaced it or a parent.
-	if !w.tree || walkErr == unix.ENOTDIR || walkErr == unix.ELOOP || w.dirs.anyHidden(target) {
+	// non-directory on its path, or has deleted or replaced it or a parent. A target that is the
+	// name of one of this layer's Links is that Link's lower file.
+	switch {
+	case !w.tree || walkErr == unix.ENOTDIR || walkErr == unix.ELOOP:
+		return fmt.Errorf("%s: %w", display(target), ErrLinkTargetMissing)
+	case w.isLink(target):
+		target = w.linkTarget(target)
+	case w.dirs.anyHidden(target):
 		return fmt.Errorf("%s: %w", display(target), ErrLinkTargetMissing)
 	}
 	if err := w.remove(dirfd, rel, name); err != nil {
 		return err
 	}
-	// Nothing of this layer stays at rel (a whiteout of it would undo the link in assembly,
-	// which makes Links first); the lower contents there are hidden.
-	*w.dirs.ensure(rel) = node{hidden: true}
+	// The tree holds nothing at rel: the node says that the path is the layer's (a later
+	// whiteout of it is moot) and that the lower contents there are hidden.
+	*w.dirs.ensure(rel) = node{hidden: true, link: true}
 	w.rec.Links = append(w.rec.Links, Link{Name: rel, Target: target})
 	return nil
+}
+
+// isLink reports whether rel is the name of one of the layer's Links (which a tree does not hold).
+func (w *writer) isLink(rel string) bool {
+	n := w.dirs.get(rel)
+	return n != nil && n.link
+}
+
+// linkTarget returns the Target of the layer's last Link named rel.
+func (w *writer) linkTarget(rel string) string {
+	for i := len(w.rec.Links) - 1; i >= 0; i-- {
+		if w.rec.Links[i].Name == rel {
+			return w.rec.Links[i].Target
+		}
+	}
+	return rel
+}
+
+// liveLinks returns the Links that the layer's later entries did not replace (a file or a
+// directory at the Name, or a non-directory in place of a parent), the last of each Name, in
+// archive order: at each Name the tree holds nothing and the Link is the layer's last word.
+func (w *writer) liveLinks() []Link {
+	var live []Link
+	seen := make(map[string]bool, len(w.rec.Links))
+	for i := len(w.rec.Links) - 1; i >= 0; i-- {
+		l := w.rec.Links[i]
+		if !seen[l.Name] && w.isLink(l.Name) {
+			live = append(live, l)
+		}
+		seen[l.Name] = true
+	}
+	slices.Reverse(live)
+	return live
 }
 
 // isWhiteoutDevice reports whether a tree holds this layer's whiteout device at rel.

@@ -40,8 +40,10 @@ type writer struct {
 	rec  Record // Links, Unapplied, Size, Files
 	buf  *[]byte
 
-	// Applier, per layer: every path the layer wrote or walked through, and its opaque dirs.
-	written map[string]struct{}
+	// Applier, per layer: every path the layer wrote or walked through (what its whiteouts spare
+	// and its opaque directories keep), true for what the layer made (an entry, or a directory it
+	// created) and false for a lower directory it only walked through; and its opaque directories.
+	written map[string]bool
 	opaque  []string
 }
 
@@ -66,6 +68,7 @@ func newWriter(dir string, tree bool) (*writer, error) {
 	}
 	w.walk = walker{root: root, w: w}
 	w.look = walker{root: root}
+	w.dirs.implicit = true // until an entry names the root
 	return w, nil
 }
 
@@ -107,8 +110,8 @@ func (w *writer) layer(ctx context.Context, r io.Reader) error {
 	return nil
 }
 
-// entry writes one tar entry.
-func (w *writer) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error {
+// entry writes one tar entry; tr is positioned on its data.
+func (w *writer) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil
@@ -119,7 +122,7 @@ func (w *writer) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error 
 	}
 	rel := confine(hdr.Name)
 	if rel == "" {
-		return nil // the target directory itself: its metadata is the caller's
+		return w.rootEntry(hdr)
 	}
 	if err := checkPath(rel); err != nil {
 		return err
@@ -163,8 +166,26 @@ func (w *writer) entry(ctx context.Context, hdr *tar.Header, r io.Reader) error 
 		return w.mknod(dirfd, rel, name, hdr, &m)
 	default:
 		w.rec.Size += hdr.Size
-		return w.file(ctx, dirfd, rel, name, r, hdr.Size, &m)
+		return w.file(ctx, dirfd, rel, name, tr, hdr, &m)
 	}
+}
+
+// rootEntry handles an entry for the root ("./", "/", "." and every name that confines to it).
+// A directory entry's metadata replaces the root's (layer.md: when the entry and the existing
+// path are both directories, the existing path's attributes are replaced); it is applied with the
+// other directories' at the end, the topmost layer's winning. Any other type cannot replace the
+// root and is ignored.
+func (w *writer) rootEntry(hdr *tar.Header) error {
+	if hdr.Typeflag != tar.TypeDir {
+		return nil
+	}
+	m, err := headerMeta(hdr)
+	if err != nil {
+		return err
+	}
+	w.rec.Files++
+	w.dirs.meta, w.dirs.implicit = &m, false
+	return nil
 }
 
 func deviceWhat(hdr *tar.Header) string {
@@ -176,21 +197,38 @@ func deviceWhat(hdr *tar.Header) string {
 }
 
 func (w *writer) unapplied(rel, what string) {
-	w.rec.Unapplied = append(w.rec.Unapplied, Unapplied{Path: rel, What: what})
+	w.rec.Unapplied = append(w.rec.Unapplied, Unapplied{Path: recordPath(rel), What: what})
 }
 
-// visited is called for every directory a walk opens on the way to an entry.
+// visited is called for every existing directory a walk opens on the way to an entry.
 func (w *writer) visited(rel string) {
 	if w.written != nil {
-		w.written[rel] = struct{}{}
+		if _, ok := w.written[rel]; !ok {
+			w.written[rel] = false
+		}
 	}
 }
 
-// implicitDir is called when a walk has created the directory rel (fd) as a parent.
+// made is called for every path the layer writes: an entry, or a directory a walk created.
+func (w *writer) made(rel string) {
+	if w.written != nil {
+		w.written[rel] = true
+	}
+}
+
+// implicitDir is called when a walk has created the directory rel (fd) as a parent. Where the
+// layer had removed or replaced something (its own whiteout, file or directory), the directory
+// is a new one, not the lower one that was there: it is no implicit parent but gets 0755
+// root:root of its own, as an Applier gives it (in a tree it is opaque too, see newDir).
 func (w *writer) implicitDir(rel string, fd int) error {
-	w.visited(rel)
+	w.made(rel)
 	n := w.dirs.ensure(rel)
-	n.implicit = true
+	n.meta, n.whiteout, n.link = nil, false, false
+	if w.tree && n.hidden {
+		n.bare = true
+	} else {
+		n.implicit = true
+	}
 	return w.newDir(n, fd)
 }
 
@@ -204,7 +242,10 @@ func (w *writer) newDir(n *node, fd int) error {
 	return w.markOpaque(fd)
 }
 
-// removed is called after something at rel was removed from the target.
+// removed is called after something at rel was removed from the target. In a tree, what is
+// removed is the layer's own (an entry, or its whiteout device, which something of the layer
+// replaces now): its lower contents stay hidden, and a whiteout there is no Whiteout any more
+// (the layer has something at rel; a whiteout re-made at rel sets it again).
 func (w *writer) removed(rel string, isDir bool) {
 	if isDir {
 		w.dirs.cut(rel)
@@ -212,16 +253,17 @@ func (w *writer) removed(rel string, isDir bool) {
 		w.look.stale = true
 	}
 	if w.tree {
-		w.dirs.ensure(rel).hidden = true
+		n := w.dirs.ensure(rel)
+		n.hidden, n.whiteout = true, false
 	}
 }
 
 // wroteNonDir is called after a file, symlink, device or hardlink was written at rel.
 func (w *writer) wroteNonDir(rel string) {
-	w.visited(rel)
+	w.made(rel)
 	if n := w.dirs.get(rel); n != nil {
-		// A non-directory hides the lower path entirely: the layer's whiteout of it is moot,
-		// and dropping it keeps assembly (which makes Links before whiteouts) right.
-		n.whiteout = false
+		// A non-directory hides the lower path entirely: the layer's whiteout of it is moot, and
+		// a Link made there before is replaced.
+		n.whiteout, n.link = false, false
 	}
 }

@@ -1,0 +1,761 @@
+package assemble_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/assemble"
+	"github.com/rootsdev/roots/cas/layer"
+)
+
+// The differential test holds assembly to the layer.Record contract by its consequence: for
+// any stack of layers, unpacking each as a tree and assembling the trees (Hardlink and Copy)
+// gives the same rootfs as applying the tars directly with a layer.Applier.
+
+var (
+	d0 = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)          // default mtime
+	d1 = time.Date(2005, 6, 7, 8, 9, 10, 123456789, time.UTC) // needs PAX for the nanoseconds
+	d2 = time.Date(2010, 11, 12, 13, 14, 15, 987654321, time.UTC)
+	// fromTar: an mtime before this came from a tar header; a later one is the time of the
+	// test run (a directory that is only a parent keeps whatever time it got).
+	fromTar = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// te is one tar entry. "$OUT" in a name or link target is the sentinel directory outside.
+type te struct {
+	name   string
+	typ    byte
+	mode   int64
+	uid    int
+	gid    int
+	body   string
+	link   string
+	xattrs map[string]string
+	mtime  time.Time
+	major  int64
+	minor  int64
+}
+
+func reg(name, body string) te { return te{name: name, typ: tar.TypeReg, mode: 0o644, body: body} }
+func dir(name string) te       { return te{name: name, typ: tar.TypeDir, mode: 0o755} }
+func sym(name, to string) te   { return te{name: name, typ: tar.TypeSymlink, mode: 0o777, link: to} }
+func hard(name, to string) te  { return te{name: name, typ: tar.TypeLink, mode: 0o644, link: to} }
+func fifo(name string) te      { return te{name: name, typ: tar.TypeFifo, mode: 0o600} }
+func chr(name string, major, minor int64) te {
+	return te{name: name, typ: tar.TypeChar, mode: 0o666, major: major, minor: minor}
+}
+func blk(name string, major, minor int64) te {
+	return te{name: name, typ: tar.TypeBlock, mode: 0o660, major: major, minor: minor}
+}
+
+// wh deletes p from the layers below; opq hides the lower contents of the directory d.
+func wh(p string) te {
+	dir, name := filepath.Split(p)
+	return reg(dir+".wh."+name, "")
+}
+func opq(d string) te { return reg(d+"/.wh..wh..opq", "") }
+
+func (e te) m(mode int64) te      { e.mode = mode; return e }
+func (e te) o(uid, gid int) te    { e.uid, e.gid = uid, gid; return e }
+func (e te) t(mtime time.Time) te { e.mtime = mtime; return e }
+func (e te) x(name, v string) te {
+	m := map[string]string{name: v}
+	for k, v := range e.xattrs {
+		m[k] = v
+	}
+	e.xattrs = m
+	return e
+}
+
+// deep is a path of n components of 200 bytes: far beyond PATH_MAX when n > 20.
+func deep(n int, last string) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = strings.Repeat(string(rune('a'+i%26)), 200)
+	}
+	return strings.Join(parts, "/") + "/" + last
+}
+
+var capNetRaw = string([]byte{0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+
+var differentialCases = []struct {
+	name    string
+	layers  [][]te // bottom to top
+	wantErr bool   // every way fails (the Applier, and an Unpack or the assembly)
+}{
+	{name: "FileReplacesFile", layers: [][]te{
+		{reg("a", "1"), reg("keep", "k")},
+		{reg("a", "2").m(0o600).o(3, 4)},
+	}},
+	{name: "WhiteoutFile", layers: [][]te{
+		{dir("d"), reg("d/a", "a"), reg("d/b", "b")},
+		{wh("d/a")},
+	}},
+	{name: "WhiteoutDirSubtree", layers: [][]te{
+		{dir("d"), dir("d/e").m(0o500), reg("d/e/f", "f").m(0o400), reg("keep", "k")},
+		{wh("d")},
+	}},
+	{name: "WhiteoutOfNothingAndThroughFile", layers: [][]te{
+		{reg("f", "f")},
+		{wh("nope"), wh("f/x"), wh("missing/dir/y")},
+	}},
+	{name: "WhiteoutThenReaddFileSameLayer", layers: [][]te{
+		{reg("a", "old").m(0o600)},
+		{wh("a"), reg("a", "new").m(0o640).t(d1)},
+	}},
+	{name: "ReaddThenWhiteoutSameLayer", layers: [][]te{
+		{reg("a", "old"), reg("b", "b")},
+		{reg("a", "new"), wh("a")},
+	}},
+	{name: "WhiteoutThenReaddDirSameLayer", layers: [][]te{
+		{dir("d").m(0o700).o(5, 5).t(d1), reg("d/old", "old")},
+		{wh("d"), dir("d").m(0o750).t(d2), reg("d/new", "new")},
+	}},
+	{name: "WhiteoutDirThenImplicitChildSameLayer", layers: [][]te{
+		{dir("d").m(0o700).o(5, 5), reg("d/old", "old")},
+		{wh("d"), reg("d/new", "new")},
+	}},
+	{name: "OpaqueDir", layers: [][]te{
+		{dir("d").m(0o750), reg("d/a", "a"), dir("d/sub"), reg("d/sub/b", "b"), reg("other", "o")},
+		{dir("d").m(0o700).t(d1), opq("d"), reg("d/c", "c")},
+	}},
+	{name: "OpaqueMarkerAfterEntries", layers: [][]te{
+		{dir("d"), reg("d/a", "a"), dir("d/sub"), reg("d/sub/b", "b")},
+		{dir("d"), dir("d/sub"), reg("d/sub/c", "c"), opq("d")},
+	}},
+	{name: "OpaqueInImplicitDirKeepsItsMetadata", layers: [][]te{
+		{dir("tmp").m(0o1777).t(d1), reg("tmp/a", "a")},
+		{opq("tmp"), reg("tmp/c", "c")},
+	}},
+	{name: "OpaqueDirWithImplicitSubdirOfLower", layers: [][]te{
+		{dir("o"), dir("o/s").m(0o700).o(7, 7).t(d1), reg("o/s/old", "old")},
+		{opq("o"), reg("o/s/x", "x")},
+	}},
+	{name: "OpaqueDirWithExplicitSubdir", layers: [][]te{
+		{dir("o"), dir("o/s").m(0o700).o(7, 7).t(d1).x("user.low", "l"), reg("o/s/old", "old")},
+		{opq("o"), dir("o/s").m(0o750).t(d2), reg("o/s/x", "x")},
+	}},
+	{name: "WhiteoutThenSymlinkSameLayer", layers: [][]te{
+		{dir("d").m(0o700), reg("d/x", "x")},
+		{wh("d"), sym("d", "elsewhere"), wh("e"), dir("e").m(0o711), reg("e/f", "f")},
+	}},
+	{name: "OpaqueRoot", layers: [][]te{
+		{reg("a", "a"), dir("d"), reg("d/b", "b")},
+		{opq("."), reg("c", "c")},
+	}},
+	{name: "OpaqueRootWithRootEntry", layers: [][]te{
+		{dir("./").m(0o751).t(d1), reg("a", "a")},
+		{dir("./").m(0o750).o(1, 2).t(d2), opq("."), dir("d"), reg("d/c", "c")},
+	}},
+	{name: "LinkToLowerFile", layers: [][]te{
+		{dir("usr"), dir("usr/bin"), reg("usr/bin/perl", "perl").m(0o755)},
+		{hard("usr/bin/perl5.36", "usr/bin/perl")},
+	}},
+	{name: "LinkThenTargetReplacedSameLayer", layers: [][]te{
+		{reg("a", "old").t(d1)},
+		{hard("b", "a"), reg("a", "new").t(d2)},
+	}},
+	{name: "LinkThenTargetWhitedOutSameLayer", layers: [][]te{
+		{reg("a", "a")},
+		{hard("b", "a"), wh("a")},
+	}},
+	{name: "LinkThenNameWhitedOutSameLayer", layers: [][]te{
+		{reg("a", "a")},
+		{hard("b", "a"), wh("b")},
+	}},
+	{name: "LinkThenNameRewrittenSameLayer", layers: [][]te{
+		{reg("a", "a")},
+		{hard("b", "a"), reg("b", "own")},
+	}},
+	{name: "LinkIntoOpaqueDir", layers: [][]te{
+		{dir("o"), reg("o/old", "old"), reg("x", "x")},
+		{dir("o"), opq("o"), hard("o/b", "x")},
+	}},
+	{name: "LinkIntoOpaqueDirDeep", layers: [][]te{
+		{dir("o"), dir("o/s").m(0o700).o(7, 7).t(d1), reg("o/s/old", "old"), reg("x", "x")},
+		{hard("o/s/b", "x"), opq("o")},
+	}},
+	{name: "LinkToTargetInOpaqueDir", layers: [][]te{
+		{dir("o"), reg("o/a", "a"), reg("o/z", "z")},
+		{opq("o"), hard("b", "o/a")},
+	}},
+	{name: "LinkIntoOpaqueRoot", layers: [][]te{
+		{reg("x", "x"), reg("y", "y"), dir("d"), reg("d/e", "e")},
+		{opq("."), hard("d/z", "x")},
+	}},
+	{name: "LinkReplacesDir", layers: [][]te{
+		{reg("a", "a"), dir("b"), reg("b/old", "old")},
+		{hard("b", "a")},
+	}},
+	{name: "LinkParentIsSymlinkOut", layers: [][]te{
+		{sym("d", "$OUT"), reg("x", "x")},
+		{hard("d/secret", "x")},
+	}},
+	{name: "LinkParentIsFile", layers: [][]te{
+		{reg("d", "file"), reg("x", "x")},
+		{hard("d/b", "x")},
+	}},
+	{name: "LinkParentsMissing", layers: [][]te{
+		{dir("tmp").m(0o1777), reg("x", "x")},
+		{hard("new/dir/b", "x"), hard("tmp/c", "x")},
+	}},
+	{name: "LinkChainAcrossLayers", layers: [][]te{
+		{reg("a", "a").m(0o755)},
+		{hard("b", "a")},
+		{hard("c", "b"), reg("a", "new")},
+	}},
+	{name: "LinkToLinkSameLayer", layers: [][]te{
+		{reg("a", "a").m(0o750)},
+		{hard("b", "a"), hard("c", "b"), reg("a", "new")},
+	}},
+	{name: "LinkNameThenDirSameLayer", layers: [][]te{
+		{reg("x", "x"), dir("d").m(0o700).o(3, 3), reg("d/old", "old")},
+		{hard("d", "x"), reg("d/y", "y")},
+	}},
+	{name: "LinkParentReplacedSameLayer", layers: [][]te{
+		{dir("d"), reg("d/old", "old"), reg("x", "x")},
+		{hard("d/b", "x"), reg("d", "file"), hard("e/f", "x"), wh("e")},
+	}},
+	{name: "LinksIntoOpaqueRootAndWhiteouts", layers: [][]te{
+		{reg("x", "x"), dir("d").m(0o700).o(4, 4), reg("d/e", "e"), dir("w"), reg("w/z", "z")},
+		{hard("d/f", "x"), wh("x"), hard("g", "w/z"), wh("w"), opq("."), hard("w/z2", "d/e")},
+	}},
+	{name: "LinkTargetMissing", wantErr: true, layers: [][]te{
+		{reg("a", "a")},
+		{hard("b", "nope")},
+	}},
+	{name: "LinkTargetIsDirectory", wantErr: true, layers: [][]te{
+		{dir("d")},
+		{hard("b", "d")},
+	}},
+	{name: "LinkTargetThroughSymlink", wantErr: true, layers: [][]te{
+		{sym("lib", "$OUT")},
+		{hard("b", "lib/secret")},
+	}},
+	{name: "WhiteoutDirThenLinkInsideSameLayer", layers: [][]te{
+		{dir("d").m(0o700), reg("d/old", "old"), reg("x", "x")},
+		{wh("d"), hard("d/b", "x")},
+	}},
+	{name: "LinkInsideThenDirWhitedOutSameLayer", layers: [][]te{
+		{dir("d"), reg("d/old", "old"), reg("x", "x")},
+		{hard("d/b", "x"), wh("d")},
+	}},
+	{name: "SetuidHardlinks", layers: [][]te{
+		{dir("bin"), reg("bin/su", "su").m(0o4755), hard("bin/su.same", "bin/su"),
+			reg("bin/wall", "wall").m(0o2755).o(0, 5), dir("var"), dir("var/mail").m(0o2775).o(0, 8)},
+		{hard("bin/su.lower", "bin/su"), hard("bin/wall.lower", "bin/wall")},
+	}},
+	{name: "FileDirFileThreeLayers", layers: [][]te{
+		{reg("p", "file").t(d1)},
+		{dir("p").m(0o700).t(d2), reg("p/q", "q")},
+		{reg("p", "again")},
+	}},
+	{name: "DirFileDirThreeLayers", layers: [][]te{
+		{dir("p").m(0o700).o(3, 3).t(d1), reg("p/a", "a")},
+		{reg("p", "file")},
+		{reg("p/b", "b")},
+	}},
+	{name: "DirReplacedByFileThenImplicitDirSameLayer", layers: [][]te{
+		{dir("d").m(0o1777).t(d1), reg("d/a", "a")},
+		{reg("d", "file"), reg("d/b", "b")},
+	}},
+	{name: "DirReplacedByFileThenDirSameLayer", layers: [][]te{
+		{dir("d").m(0o1777).t(d1), reg("d/a", "a")},
+		{reg("d", "file"), dir("d").m(0o750).t(d2), reg("d/b", "b")},
+	}},
+	{name: "WhiteoutThenLinkAtSameName", layers: [][]te{
+		{reg("a", "old"), reg("x", "x")},
+		{wh("a"), hard("a", "x")},
+	}},
+	{name: "LinksToSameLowerFile", layers: [][]te{
+		{reg("lib/libc.so.6", "libc").m(0o755)},
+		{hard("lib/libc.so", "lib/libc.so.6"), hard("usr/lib/libc.so.6", "lib/libc.so.6"), wh("lib/libc.so.6")},
+	}},
+	{name: "UsrMergeDirToSymlink", layers: [][]te{
+		{dir("bin"), reg("bin/sh", "sh").m(0o755), dir("usr"), dir("usr/bin"), reg("usr/bin/env", "env")},
+		{sym("bin", "usr/bin"), reg("usr/bin/sh", "sh2").m(0o755)},
+		{reg("bin/late", "late")},
+	}},
+	{name: "LowerSymlinkUpperDir", layers: [][]te{
+		{sym("etc", "$OUT"), sym("rel", "../outside")},
+		{dir("etc").m(0o711), reg("etc/passwd", "root"), dir("rel"), reg("rel/secret", "mine")},
+	}},
+	{name: "LowerSymlinkUpperImplicitDir", layers: [][]te{
+		{sym("etc", "$OUT")},
+		{reg("etc/secret", "mine"), opq("etc"), wh("etc/sub")},
+	}},
+	{name: "WhiteoutThroughSymlink", layers: [][]te{
+		{sym("s", "$OUT"), reg("a", "a")},
+		{wh("s/secret"), opq("s/sub"), wh("a")},
+	}},
+	{name: "ImplicitParentsOverStickyTmp", layers: [][]te{
+		{dir("tmp").m(0o1777).t(d1), dir("home"), dir("home/u").m(0o700).o(1000, 1000).t(d2)},
+		{reg("tmp/x", "x"), reg("home/u/.profile", "p").o(1000, 1000)},
+		{reg("tmp/y/z", "z")},
+	}},
+	{name: "ReadOnlyDirsWithChildren", layers: [][]te{
+		{dir("ro").m(0o500), dir("ro/sub").m(0o500), reg("ro/sub/f", "f").m(0o400), dir("none").m(0)},
+		{reg("ro/sub/g", "g"), wh("ro/sub/f"), reg("none/x", "x")},
+		{dir("ro/sub").m(0o555).t(d1), opq("none")},
+	}},
+	{name: "DevicesAndFifos", layers: [][]te{
+		{dir("dev"), chr("dev/null", 1, 3), blk("dev/sda", 8, 0).o(0, 6), fifo("run/initctl"), chr("dev/tty", 5, 0)},
+		{wh("dev/sda"), reg("dev/tty", "not a tty"), fifo("dev/null").m(0o644)},
+	}},
+	{name: "CharDeviceZeroZeroIsNoWhiteout", layers: [][]te{
+		{reg("a", "a"), chr("z", 0, 0)},
+		{chr("a", 0, 0).m(0o600), wh("missing")},
+	}},
+	{name: "Xattrs", layers: [][]te{
+		{
+			reg("bin/ping", "ping").m(0o755).x("security.capability", capNetRaw),
+			reg("f", "f").x("user.u", "1").x("trusted.t", "2"),
+			dir("d").x("user.dir", "d").x("trusted.overlay.opaque", "y"),
+			reg("d/in", "in"),
+			sym("l", "f").x("trusted.sym", "s"),
+		},
+		{reg("f", "f2").x("user.other", "3"), reg("d/in2", "in2").x("trusted.overlay.redirect", "/x")},
+	}},
+	{name: "Mtimes", layers: [][]te{
+		{dir("d").t(d1), reg("d/f", "f").t(d1), sym("d/l", "f").t(d2), dir("e").t(d2)},
+		{dir("d").t(d2), reg("e/g", "g").t(d1)},
+		{reg("d/h", "h").t(d0)},
+	}},
+	{name: "RootEntryMetadata", layers: [][]te{
+		{dir("./").m(0o751).t(d1), reg("a", "a")},
+		{dir(".").m(0o700).o(5, 6).t(d2), reg("b", "b")},
+		{reg("c", "c")},
+	}},
+	{name: "HostileNamesConfined", layers: [][]te{
+		{reg("../../escape", "1"), reg("/abs/file", "2"), reg("a/../../b", "3"), reg("./c/./d", "4"),
+			reg("nl\nname", "5"), reg("bad\xffutf8", "6"), reg("$OUT/secret", "7")},
+		{hard("../../link", "/abs/file"), wh("../../escape"), sym("up", "../../../../etc/passwd")},
+	}},
+	{name: "HostileLinkTargetConfined", layers: [][]te{
+		{reg("etc/passwd", "root")},
+		{hard("x", "../../../../etc/passwd"), hard("y", "/etc/passwd")},
+	}},
+	{name: "LongComponentRejected", wantErr: true, layers: [][]te{
+		{reg("ok", "ok")},
+		{reg(strings.Repeat("n", 256), "x")},
+	}},
+	{name: "InvalidWhiteoutRejected", wantErr: true, layers: [][]te{
+		{reg("ok", "ok")},
+		{reg("d/.wh..", "")},
+	}},
+	{name: "LongPathBeyondPathMax", layers: [][]te{
+		{reg(deep(25, "f"), "f"), reg(deep(25, "g"), "g"), reg("x", "x")},
+		{wh(deep(25, "f")), hard(deep(25, "h"), "x"), opq(deep(24, "y"))},
+	}},
+	{name: "HardlinkGroupWithinLayer", layers: [][]te{
+		{reg("a", "same").m(0o4755), hard("b", "a"), hard("c/d", "a")},
+		{reg("a", "new")},
+	}},
+	{name: "EntryThenLinkToItSameLayer", layers: [][]te{
+		{reg("a", "old")},
+		{reg("a", "new"), hard("b", "a")},
+	}},
+}
+
+func TestDifferentialAssemblyEqualsApplier(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root: layers hold devices, owners and trusted.* xattrs (CI runs as root)")
+	}
+	for _, tc := range differentialCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			base := t.TempDir()
+			out := filepath.Join(base, "outside")
+			mkSentinel(t, out)
+			before := scan(t, out)
+			tars := make([][]byte, len(tc.layers))
+			for i, ents := range tc.layers {
+				tars[i] = tarOf(t, out, ents)
+			}
+
+			applied := filepath.Join(base, "applied")
+			applyErr := applyAll(t, applied, tars)
+			trees, unpackErr := unpackAll(base, tars)
+			dests := map[string]error{}
+			for _, m := range []struct {
+				name string
+				fn   func(context.Context, string, []assemble.Tree) error
+			}{{"Hardlink", assemble.Hardlink}, {"Copy", assemble.Copy}} {
+				dest := filepath.Join(base, strings.ToLower(m.name))
+				if err := os.Mkdir(dest, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				err := unpackErr
+				if err == nil {
+					err = m.fn(context.Background(), dest, trees)
+				}
+				dests[m.name] = err
+			}
+
+			if diff := diffScans(before, scan(t, out)); len(diff) > 0 {
+				t.Errorf("the sentinel directory outside changed:\n%s", strings.Join(diff, "\n"))
+			}
+			if tc.wantErr {
+				if applyErr == nil {
+					t.Errorf("Applier succeeded, want an error")
+				}
+				for name, err := range dests {
+					if err == nil {
+						t.Errorf("Unpack and %s succeeded, want an error", name)
+					}
+				}
+				return
+			}
+			if applyErr != nil {
+				t.Fatalf("Applier: %v", applyErr)
+			}
+			want := scan(t, applied)
+			for _, name := range []string{"Hardlink", "Copy"} {
+				if err := dests[name]; err != nil {
+					t.Errorf("Unpack + %s: %v", name, err)
+					continue
+				}
+				if diff := diffScans(want, scan(t, filepath.Join(base, strings.ToLower(name)))); len(diff) > 0 {
+					t.Errorf("Unpack + %s differs from the Applier (want = Applier):\n%s", name, strings.Join(diff, "\n"))
+				}
+			}
+		})
+	}
+}
+
+// mkSentinel makes the directory that no layer may touch.
+func mkSentinel(t *testing.T, out string) {
+	t.Helper()
+	for _, err := range []error{
+		os.MkdirAll(filepath.Join(out, "sub"), 0o755),
+		os.WriteFile(filepath.Join(out, "secret"), []byte("secret"), 0o644),
+		os.WriteFile(filepath.Join(out, "sub", "passwd"), []byte("root"), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tarOf builds an uncompressed layer.
+func tarOf(t *testing.T, out string, ents []te) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range ents {
+		hdr := &tar.Header{
+			Name:     strings.ReplaceAll(e.name, "$OUT", out),
+			Linkname: strings.ReplaceAll(e.link, "$OUT", out),
+			Typeflag: e.typ,
+			Mode:     e.mode,
+			Uid:      e.uid,
+			Gid:      e.gid,
+			ModTime:  e.mtime,
+			Devmajor: e.major,
+			Devminor: e.minor,
+			Format:   tar.FormatPAX,
+		}
+		if hdr.ModTime.IsZero() {
+			hdr.ModTime = d0
+		}
+		if e.typ == tar.TypeReg {
+			hdr.Size = int64(len(e.body))
+		}
+		for k, v := range e.xattrs {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+k] = v
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatalf("%q: %v", e.name, err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// applyAll applies the layers onto dir with a layer.Applier (roots pull --cache=no).
+func applyAll(t *testing.T, dir string, tars [][]byte) error {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	a, err := layer.NewApplier(dir)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	for i, b := range tars {
+		if err := a.Apply(context.Background(), bytes.NewReader(b)); err != nil {
+			return fmt.Errorf("layer %d: %w", i, err)
+		}
+	}
+	_, err = a.Finish()
+	return err
+}
+
+// unpackAll unpacks every layer as a tree of its own, as the cache does.
+func unpackAll(base string, tars [][]byte) ([]assemble.Tree, error) {
+	trees := make([]assemble.Tree, len(tars))
+	for i, b := range tars {
+		dir := filepath.Join(base, "trees", strconv.Itoa(i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		rec, err := layer.Unpack(context.Background(), bytes.NewReader(b), dir)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", i, err)
+		}
+		trees[i] = treeOf(dir, rec)
+	}
+	return trees, nil
+}
+
+// treeOf is what cmd/roots hands assembly for a cached tree.
+func treeOf(dir string, rec layer.Record) assemble.Tree {
+	t := assemble.Tree{Dir: dir, Whiteouts: rec.Whiteouts, Opaque: rec.Opaque, Implicit: rec.Implicit}
+	for _, l := range rec.Links {
+		t.Links = append(t.Links, assemble.Link{Name: l.Name, Target: l.Target})
+	}
+	return t
+}
+
+// fileInfo is what the comparison sees of one entry.
+type fileInfo struct {
+	typ, mode, uid, gid uint32
+	size                int64
+	sum, link           string
+	rdev                uint64
+	mtime               time.Time
+	xattrs              string
+	group               string // the other names of a non-directory's inode, within the scan
+	ino                 [2]uint64
+}
+
+// scan reads every entry below root ("." included) through directory descriptors, never
+// following a symlink and whatever the length of the paths.
+func scan(t *testing.T, root string) map[string]*fileInfo {
+	t.Helper()
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("scan %s: %v", root, err)
+	}
+	defer unix.Close(fd)
+	m := map[string]*fileInfo{}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	m["."] = infoOf(&st)
+	m["."].xattrs = xattrsOf(t, "/proc/self/fd/"+strconv.Itoa(fd))
+	scanDir(t, m, fd, ".")
+	groups := map[[2]uint64][]string{}
+	for p, fi := range m {
+		if fi.typ != unix.S_IFDIR {
+			groups[fi.ino] = append(groups[fi.ino], p)
+		}
+	}
+	for _, g := range groups {
+		if len(g) > 1 {
+			sort.Strings(g)
+			for _, p := range g {
+				m[p].group = fmt.Sprintf("%q", g)
+			}
+		}
+	}
+	return m
+}
+
+func scanDir(t *testing.T, m map[string]*fileInfo, fd int, rel string) {
+	t.Helper()
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(dup), rel)
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		t.Fatalf("read %s: %v", rel, err)
+	}
+	for _, name := range names {
+		p := name
+		if rel != "." {
+			p = rel + "/" + name
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatalf("stat %s: %v", p, err)
+		}
+		fi := infoOf(&st)
+		fi.xattrs = xattrsOf(t, "/proc/self/fd/"+strconv.Itoa(fd)+"/"+name)
+		m[p] = fi
+		switch fi.typ {
+		case unix.S_IFREG:
+			fi.sum = hashAt(t, fd, name)
+		case unix.S_IFLNK:
+			buf := make([]byte, 8192)
+			n, err := unix.Readlinkat(fd, name, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi.link = string(buf[:n])
+		case unix.S_IFDIR:
+			cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatalf("open %s: %v", p, err)
+			}
+			scanDir(t, m, cfd, p)
+			unix.Close(cfd)
+		}
+	}
+}
+
+func infoOf(st *unix.Stat_t) *fileInfo {
+	fi := &fileInfo{
+		typ: st.Mode & unix.S_IFMT, mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
+		mtime: time.Unix(st.Mtim.Unix()).UTC(), ino: [2]uint64{uint64(st.Dev), uint64(st.Ino)},
+	}
+	if fi.typ != unix.S_IFDIR {
+		fi.size = st.Size
+	}
+	if fi.typ == unix.S_IFCHR || fi.typ == unix.S_IFBLK {
+		fi.rdev = uint64(st.Rdev)
+	}
+	return fi
+}
+
+func hashAt(t *testing.T, dirfd int, name string) string {
+	t.Helper()
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	h := sha256.New()
+	if _, err := f.WriteTo(h); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// xattrsOf lists the xattrs of p (not followed), overlayfs bookkeeping (trusted.overlay.*)
+// aside: a tree keeps its opaque markers there, and assembly must not copy them.
+func xattrsOf(t *testing.T, p string) string {
+	t.Helper()
+	buf := make([]byte, 64<<10)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil {
+		t.Fatalf("listxattr %s: %v", p, err)
+	}
+	var out []string
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
+			continue
+		}
+		v := make([]byte, 64<<10)
+		m, err := unix.Lgetxattr(p, name, v)
+		if err != nil {
+			t.Fatalf("getxattr %s %s: %v", p, name, err)
+		}
+		out = append(out, fmt.Sprintf("%s=%q", name, v[:m]))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// diffScans lists how got differs from want. A directory's mtime is compared when one side
+// has a time from a tar header; two run-time mtimes are those of directories made only as parents.
+func diffScans(want, got map[string]*fileInfo) []string {
+	var out []string
+	paths := map[string]bool{}
+	for p := range want {
+		paths[p] = true
+	}
+	for p := range got {
+		paths[p] = true
+	}
+	sorted := make([]string, 0, len(paths))
+	for p := range paths {
+		sorted = append(sorted, p)
+	}
+	sort.Strings(sorted)
+	for _, p := range sorted {
+		w, g := want[p], got[p]
+		name := fmt.Sprintf("%.120q", p)
+		switch {
+		case g == nil:
+			out = append(out, fmt.Sprintf("  %s: missing, want %s", name, describe(w)))
+			continue
+		case w == nil:
+			out = append(out, fmt.Sprintf("  %s: unexpected %s", name, describe(g)))
+			continue
+		}
+		wc, gc := *w, *g
+		wc.ino, gc.ino = [2]uint64{}, [2]uint64{}
+		if wc.typ == unix.S_IFDIR && wc.mtime.After(fromTar) && gc.mtime.After(fromTar) {
+			wc.mtime, gc.mtime = time.Time{}, time.Time{}
+		}
+		if wc != gc {
+			out = append(out, fmt.Sprintf("  %s: %s, want %s", name, describe(g), describe(w)))
+		}
+	}
+	return out
+}
+
+func describe(fi *fileInfo) string {
+	s := fmt.Sprintf("%s %04o %d:%d mtime %s", typeName(fi.typ), fi.mode, fi.uid, fi.gid, fi.mtime.Format(time.RFC3339Nano))
+	switch fi.typ {
+	case unix.S_IFREG:
+		s += fmt.Sprintf(" size %d sha %s", fi.size, fi.sum)
+	case unix.S_IFLNK:
+		s += " -> " + fi.link
+	case unix.S_IFCHR, unix.S_IFBLK:
+		s += fmt.Sprintf(" dev %d:%d", unix.Major(fi.rdev), unix.Minor(fi.rdev))
+	}
+	if fi.xattrs != "" {
+		s += " xattrs " + fi.xattrs
+	}
+	if fi.group != "" {
+		s += " links " + fi.group
+	}
+	return s
+}
+
+func typeName(typ uint32) string {
+	switch typ {
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFCHR:
+		return "char"
+	case unix.S_IFBLK:
+		return "block"
+	case unix.S_IFIFO:
+		return "fifo"
+	}
+	return fmt.Sprintf("type %o", typ)
+}
