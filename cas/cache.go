@@ -10,8 +10,14 @@
 //	<root>/blobs/sha256/<hex>       blobs, manifests and configs
 //	<root>/trees/sha256/<hex>/      one unpacked layer, keyed by its diff id
 //	<root>/trees/sha256/<hex>.json  what the tree cannot hold itself
+//	<root>/fixups/sha256/<hex>/     an image's overlay fix-up layer (keyed by its trees)
+//	<root>/fixups/sha256/<hex>.json its trees; its mtime is its last use
 //	<root>/images/<registry>/<repo>/<tag>
+//	<root>/leases/<id>              a live overlay destination that uses trees
 //	<root>/tmp/                     objects being made, and their locks
+//
+// Last use is the mtime of a blob, of a tree's or fix-up's .json, and of an image
+// record; every pull touches what it uses, and Purge evicts by it.
 package cas
 
 import (
@@ -27,29 +33,24 @@ import (
 
 // Cache is an open cache. It holds the cache's shared lock until Close.
 type Cache struct {
-	root  string
-	locks *lock.Set
-	held  *lock.Lock
+	root      string
+	locks     *lock.Set
+	held      *lock.Lock
+	exclusive bool // held is the exclusive lock (purge, check)
 }
 
-var layoutDirs = []string{"blobs/sha256", "trees/sha256", "images", "tmp"}
+var layoutDirs = []string{"blobs/sha256", "trees/sha256", "fixups/sha256", "images", "leases", "tmp"}
 
 // Open creates the cache layout under root if needed and takes the shared lock.
 // If no other process uses the cache, leftovers of crashed commands in tmp/ are
-// removed first.
+// removed first, and leases whose mount is gone are released.
 func Open(ctx context.Context, root string) (*Cache, error) {
 	if err := makeLayout(root); err != nil {
 		return nil, err
 	}
 	c := &Cache{root: root, locks: lock.NewSet()}
-	if l, ok, err := c.locks.TryExclusive(c.lockPath()); err != nil {
+	if err := c.tidyIfAlone(); err != nil {
 		return nil, err
-	} else if ok {
-		err := cleanTmp(c.path("tmp"))
-		l.Release()
-		if err != nil {
-			return nil, fmt.Errorf("clean %s: %w", c.path("tmp"), err)
-		}
 	}
 	held, err := c.locks.Shared(ctx, c.lockPath())
 	if err != nil {
@@ -59,8 +60,54 @@ func Open(ctx context.Context, root string) (*Cache, error) {
 	return c, nil
 }
 
-// Close releases the cache's shared lock.
-func (c *Cache) Close() error { return c.held.Release() }
+// openExclusive opens the cache at root for a command that must be alone in it:
+// it waits until no other command uses the cache.
+func openExclusive(ctx context.Context, root string) (*Cache, error) {
+	if err := makeLayout(root); err != nil {
+		return nil, err
+	}
+	c := &Cache{root: root, locks: lock.NewSet(), exclusive: true}
+	held, err := c.locks.Exclusive(ctx, c.lockPath())
+	if err != nil {
+		return nil, err
+	}
+	c.held = held
+	return c, nil
+}
+
+// Close releases the cache's lock. The last user out cleans tmp/, so that the
+// locks and leftovers of finished commands do not pile up.
+func (c *Cache) Close() error {
+	err := c.held.Release()
+	if err == nil && !c.exclusive {
+		err = c.tidyIfAlone()
+	}
+	return err
+}
+
+// tidyIfAlone cleans tmp/ and releases stale leases if no other command uses
+// the cache; otherwise it does nothing.
+func (c *Cache) tidyIfAlone() error {
+	l, ok, err := c.locks.TryExclusive(c.lockPath())
+	if err != nil || !ok {
+		return err
+	}
+	defer l.Release()
+	return c.tidy()
+}
+
+// tidy releases stale leases and empties tmp/ (but for retired trees that a
+// live lease still mounts); the caller holds the exclusive lock.
+func (c *Cache) tidy() error {
+	live, _, err := c.releaseStale()
+	if err != nil {
+		return err
+	}
+	if err := cleanTmp(c.path("tmp"), live); err != nil {
+		return fmt.Errorf("clean %s: %w", c.path("tmp"), err)
+	}
+	return nil
+}
 
 // Root is the cache's directory.
 func (c *Cache) Root() string { return c.root }
@@ -78,6 +125,10 @@ func (c *Cache) blobPath(d digest.Digest) string {
 
 func (c *Cache) treePath(d digest.Digest) string {
 	return c.path("trees", d.Algorithm().String(), d.Encoded())
+}
+
+func (c *Cache) fixupPath(d digest.Digest) string {
+	return c.path("fixups", d.Algorithm().String(), d.Encoded())
 }
 
 // checkDigest refuses a digest that is not a well-formed sha256 before it
@@ -101,13 +152,17 @@ func makeLayout(root string) error {
 	return nil
 }
 
-// cleanTmp removes everything in dir; the caller holds the exclusive lock.
-func cleanTmp(dir string) error {
+// cleanTmp removes everything in dir but the retired trees that a live lease
+// still uses (see retire); the caller holds the exclusive lock.
+func cleanTmp(dir string, live []Lease) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
+		if d, ok := retiredDigest(e.Name()); ok && leased(live, d) {
+			continue
+		}
 		if err := removeAll(filepath.Join(dir, e.Name())); err != nil {
 			return err
 		}

@@ -197,13 +197,13 @@ func TestPurge(t *testing.T) {
 	if _, err := c.Tree(context.Background(), l, serve(blob, &calls)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.RecordImage("127.0.0.1:5000/x/y/latest", l.Digest); err != nil {
+	if err := c.RecordImage("127.0.0.1:5000/x/y/latest", ImageRecord{Digest: l.Digest}); err != nil {
 		t.Fatal(err)
 	}
 	// Purge waits for the open cache to close.
 	done := make(chan error)
 	go func() {
-		_, err := Purge(context.Background(), root)
+		_, err := Purge(context.Background(), root, Policy{})
 		done <- err
 	}()
 	select {
@@ -215,14 +215,14 @@ func TestPurge(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"blobs/sha256", "trees/sha256", "images", "tmp"} {
+	for _, d := range []string{"blobs/sha256", "trees/sha256", "fixups/sha256", "images", "leases", "tmp"} {
 		if ents, err := os.ReadDir(filepath.Join(root, d)); err != nil || len(ents) != 0 {
 			t.Errorf("%s after purge: %d entries, %v", d, len(ents), err)
 		}
 	}
-	freed, err := Purge(context.Background(), filepath.Join(root, "missing"))
-	if err != nil || freed != 0 {
-		t.Fatalf("purge of a missing cache: %d, %v", freed, err)
+	rep, err := Purge(context.Background(), filepath.Join(root, "missing"), Policy{})
+	if err != nil || rep.Freed != 0 || len(rep.Removed) != 0 {
+		t.Fatalf("purge of a missing cache: %+v, %v", rep, err)
 	}
 }
 
@@ -230,7 +230,7 @@ func TestRecordImageRefusesEscape(t *testing.T) {
 	c := openCache(t)
 	d := digest.FromString("x")
 	for _, name := range []string{"", "/abs/x/y", "a/../../y", "a//b", "./a"} {
-		if err := c.RecordImage(name, d); err == nil {
+		if err := c.RecordImage(name, ImageRecord{Digest: d}); err == nil {
 			t.Errorf("RecordImage(%q) succeeded", name)
 		}
 	}

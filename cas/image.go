@@ -38,14 +38,18 @@ func sha256Sum(b []byte) []byte {
 
 // ImageRecord is what the cache remembers of a resolved image reference.
 type ImageRecord struct {
-	Digest   digest.Digest `json:"digest"`
-	Resolved time.Time     `json:"resolved"`
+	Reference string          `json:"reference,omitempty"` // as the user named it, normalized
+	Digest    digest.Digest   `json:"digest"`              // of the platform's manifest
+	Platform  string          `json:"platform,omitempty"`  // os/arch[/variant]
+	Size      int64           `json:"size,omitempty"`      // of the compressed layers
+	Layers    []digest.Digest `json:"layers,omitempty"`    // diff ids, bottom first
+	Resolved  time.Time       `json:"resolved"`
 }
 
 // RecordImage remembers that name (registry/repository/tag, as slash-separated
-// components) resolved to d now.
-func (c *Cache) RecordImage(name string, d digest.Digest) error {
-	if err := checkDigest(d); err != nil {
+// components) resolved to r.Digest now. The record's mtime is the image's last use.
+func (c *Cache) RecordImage(name string, r ImageRecord) error {
+	if err := checkDigest(r.Digest); err != nil {
 		return err
 	}
 	if err := checkName(name); err != nil {
@@ -55,7 +59,10 @@ func (c *Cache) RecordImage(name string, d digest.Digest) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("record image %s: %w", name, err)
 	}
-	b, _ := json.Marshal(ImageRecord{Digest: d, Resolved: time.Now().UTC()})
+	if r.Resolved.IsZero() {
+		r.Resolved = time.Now().UTC()
+	}
+	b, _ := json.Marshal(r)
 	if err := c.writeFile(path, b); err != nil {
 		return fmt.Errorf("record image %s: %w", name, err)
 	}

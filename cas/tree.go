@@ -8,8 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots/cas/layer"
@@ -17,9 +20,30 @@ import (
 
 // Tree is one unpacked layer in the cache.
 type Tree struct {
-	Dir    string
-	Record layer.Record
-	Cached bool // it was in the cache before this call
+	Dir      string
+	Record   layer.Record
+	Cached   bool // it was in the cache before this call
+	Repaired bool // the cached tree had been changed (a write through a hardlinked destination) and was made again
+}
+
+// treeFormat is the version of what a tree and its record mean (layer.Record's
+// contract). A tree made under another version is made again, never reused.
+const treeFormat = 2
+
+// treeRecord is a tree's .json: the layer's Record, plus what the cache needs to
+// trust the tree (its fingerprint) and to make it again (its blob).
+type treeRecord struct {
+	Format int `json:"format"`
+	layer.Record
+	Fingerprint string   `json:"fingerprint,omitempty"`
+	Blob        *blobRef `json:"blob,omitempty"`
+}
+
+// blobRef names the blob a tree was unpacked from.
+type blobRef struct {
+	Digest    digest.Digest `json:"digest"`
+	Size      int64         `json:"size"`
+	MediaType string        `json:"mediaType"`
 }
 
 // Opener opens a layer blob's stream from its source (the registry).
@@ -29,11 +53,15 @@ type Opener func(ctx context.Context) (io.ReadCloser, error)
 // cached blob if there is one, else from open's stream, which is kept as the
 // blob in the same pass. Two callers (goroutines or processes) that need the
 // same tree make it once; the second waits and reuses it.
+//
+// A cached tree is checked against the fingerprint recorded when it was made
+// (see fingerprint): one that was changed since, through a destination that
+// shares its inodes, is retired and made again.
 func (c *Cache) Tree(ctx context.Context, l Layer, open Opener) (Tree, error) {
 	if err := l.check(); err != nil {
 		return Tree{}, err
 	}
-	if t, ok, err := c.cachedTree(l); ok || err != nil {
+	if t, ok, err := c.cachedTree(ctx, l.DiffID); ok || err != nil {
 		return t, err
 	}
 	lk, err := c.locks.Exclusive(ctx, c.path("tmp", l.DiffID.Encoded()+".lock"))
@@ -41,30 +69,105 @@ func (c *Cache) Tree(ctx context.Context, l Layer, open Opener) (Tree, error) {
 		return Tree{}, err
 	}
 	defer lk.Release()
-	if t, ok, err := c.cachedTree(l); ok || err != nil {
+	if t, ok, err := c.cachedTree(ctx, l.DiffID); ok || err != nil {
 		return t, err
 	}
-	return c.makeTree(ctx, l, open)
+	repaired, err := c.retire(l.DiffID)
+	if err != nil {
+		return Tree{}, err
+	}
+	t, err := c.makeTree(ctx, l, open)
+	t.Repaired = repaired
+	return t, err
 }
 
-// cachedTree returns the published tree of l, if there is one, and marks it used.
-func (c *Cache) cachedTree(l Layer) (Tree, bool, error) {
-	dir := c.treePath(l.DiffID)
+// cachedTree returns the published tree d, if there is one and it matches its
+// fingerprint, and marks it used. A tree without its record, or one that was
+// changed, is reported missing.
+func (c *Cache) cachedTree(ctx context.Context, d digest.Digest) (Tree, bool, error) {
+	dir := c.treePath(d)
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return Tree{}, false, nil
 	} else if err != nil {
-		return Tree{}, false, fmt.Errorf("tree %s: %w", l.DiffID, err)
+		return Tree{}, false, fmt.Errorf("tree %s: %w", d, err)
 	}
-	b, err := os.ReadFile(dir + ".json")
-	if err != nil {
-		return Tree{}, false, fmt.Errorf("tree %s: %w", l.DiffID, err)
+	rec, err := readTreeRecord(dir + ".json")
+	if err != nil || rec.Format != treeFormat {
+		return Tree{}, false, nil // an orphan, a torn purge, or an older format: made again
 	}
-	var rec layer.Record
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return Tree{}, false, fmt.Errorf("tree %s: record %s: %w", l.DiffID, dir+".json", err)
+	if rec.Fingerprint != "" {
+		fp, err := fingerprint(ctx, dir)
+		if ctx.Err() != nil {
+			return Tree{}, false, ctx.Err()
+		}
+		if err != nil || fp != rec.Fingerprint {
+			return Tree{}, false, nil
+		}
 	}
 	touch(dir + ".json")
-	return Tree{Dir: dir, Record: rec, Cached: true}, true, nil
+	return Tree{Dir: dir, Record: rec.Record, Cached: true}, true, nil
+}
+
+func readTreeRecord(path string) (treeRecord, error) {
+	var rec treeRecord
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("record %s: %w", path, err)
+	}
+	return rec, nil
+}
+
+// retire moves a tree that failed its check (and its record) out of the way,
+// into tmp/, and removes it unless a live lease still mounts it: an overlay
+// keeps what it has until it is unmounted. It reports whether there was a tree.
+// The caller holds the tree's lock.
+func (c *Cache) retire(d digest.Digest) (bool, error) {
+	return c.retireDir(c.treePath(d), d)
+}
+
+// retireDir is retire for the tree or fix-up d at dir.
+func (c *Cache) retireDir(dir string, d digest.Digest) (bool, error) {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		os.Remove(dir + ".json")
+		return false, nil
+	}
+	aside, err := os.MkdirTemp(c.path("tmp"), retiredPrefix+d.Encoded()+"-")
+	if err != nil {
+		return true, err
+	}
+	if err := os.Rename(dir, filepath.Join(aside, "dir")); err != nil {
+		os.Remove(aside)
+		return true, fmt.Errorf("retire %s: %w", d, err)
+	}
+	os.Remove(dir + ".json")
+	live, err := c.Leases()
+	if err == nil && !leased(live, d) {
+		err = removeAll(aside)
+	}
+	return true, err
+}
+
+const retiredPrefix = "retired-"
+
+// retiredDigest is the digest of a tree retired into tmp/ under name.
+func retiredDigest(name string) (digest.Digest, bool) {
+	rest, ok := strings.CutPrefix(name, retiredPrefix)
+	if !ok || len(rest) < 64 {
+		return "", false
+	}
+	d := digest.NewDigestFromEncoded(digest.SHA256, rest[:64])
+	return d, d.Validate() == nil
+}
+
+// HasTree reports whether the tree d is in the cache (without checking it).
+func (c *Cache) HasTree(d digest.Digest) bool {
+	if checkDigest(d) != nil {
+		return false
+	}
+	return exists(c.treePath(d))
 }
 
 // makeTree unpacks l into tmp/ and publishes it; the caller holds l's lock.
@@ -109,7 +212,14 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener) (Tree, error
 	}
 
 	// Publish: the record first, then the tree, whose existence means complete.
-	b, err := json.Marshal(rec)
+	full := treeRecord{Format: treeFormat, Record: rec, Blob: &blobRef{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}}
+	if full.Fingerprint, err = fingerprint(ctx, dir); err != nil {
+		if ctx.Err() != nil {
+			return Tree{}, ctx.Err()
+		}
+		full.Fingerprint = "" // a tree this process cannot walk is not checked
+	}
+	b, err := json.Marshal(full)
 	if err != nil {
 		return Tree{}, err
 	}

@@ -29,8 +29,11 @@ const (
 // CLI is the command line.
 type CLI struct {
 	Pull    PullCmd    `cmd:"" help:"Pull an image into a root filesystem directory."`
+	Umount  UmountCmd  `cmd:"" help:"Unmount an overlay destination and release its layers."`
 	Digest  DigestCmd  `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
-	Purge   PurgeCmd   `cmd:"" help:"Remove everything from the cache."`
+	Ls      LsCmd      `cmd:"" help:"List cached images and live overlay destinations."`
+	Purge   PurgeCmd   `cmd:"" help:"Remove from the cache what is unused (everything, or by age or size)."`
+	Check   CheckCmd   `cmd:"" help:"Verify every blob and layer in the cache and repair what is wrong."`
 	Version VersionCmd `cmd:"" help:"Print roots' version."`
 }
 

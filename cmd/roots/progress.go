@@ -21,6 +21,9 @@ type progress struct {
 	once   sync.Once
 	drawn  int // lines on screen
 	start  time.Time
+
+	mu       sync.Mutex
+	warnings []string // held back while drawing, printed by stop
 }
 
 type layerProgress struct {
@@ -66,6 +69,17 @@ func (p *progress) reader(i int, r io.ReadCloser) io.ReadCloser {
 	return &countingReader{ReadCloser: r, n: &p.layers[i].n}
 }
 
+// warn prints a warning line on stderr, after the progress lines if they are drawn.
+func (p *progress) warn(e *env, line string) {
+	if !p.on {
+		fmt.Fprintln(e.stderr, line)
+		return
+	}
+	p.mu.Lock()
+	p.warnings = append(p.warnings, line)
+	p.mu.Unlock()
+}
+
 func (p *progress) done(i int)   { p.layers[i].state.Store("done") }
 func (p *progress) cached(i int) { p.layers[i].state.Store("cached") }
 
@@ -75,6 +89,11 @@ func (p *progress) stop() {
 		if p.on {
 			close(p.quit)
 			p.draw()
+			p.mu.Lock()
+			for _, w := range p.warnings {
+				fmt.Fprintln(p.w, w)
+			}
+			p.mu.Unlock()
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ type PullCmd struct {
 	Force bool   `short:"f" help:"Replace DEST if it exists (atomically)."`
 	Jobs  int    `short:"j" default:"4" help:"Layers to download and unpack at once."`
 	Quiet bool   `short:"q" help:"Print nothing but errors, even on a terminal."`
+	Mode  string `enum:"hardlink,copy,overlay" default:"hardlink" help:"How DEST is made from the cached layers: hardlink (fast, shares inodes with the cache), copy (shares nothing; reflinks where the filesystem can), overlay (root: an overlayfs mount, instant; end it with roots umount)."`
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -35,6 +37,9 @@ func (PullCmd) Help() string {
   roots pull --force alpine:3.20 ./alpine         # replace ./alpine atomically
   roots pull --platform linux/arm64 debian ./deb  # another platform of a multi-platform image
   roots pull --cache=no 127.0.0.1:5000/app ./app  # no cache: layers stream into DEST (CI)
+  roots pull --mode copy debian ./deb             # DEST shares no inode with the cache
+  sudo roots pull --mode overlay debian /srv/c1   # an overlayfs mount, in milliseconds when cached
+  sudo roots umount /srv/c1                       # ... unmounted, its changes discarded
   roots pull --user bob:secret registry.example.com/team/app:1.2 ./app`
 }
 
@@ -56,6 +61,12 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if p.Mode == modeOverlay && cacheDir == "" {
+		return usagef("--mode overlay needs the cache (its layers are the overlay's): drop --cache=no")
+	}
+	if p.Mode == modeOverlay && os.Geteuid() != 0 {
+		return fmt.Errorf("--mode overlay needs root (it mounts overlayfs): run it as root, or use --mode hardlink")
+	}
 	dest, err := filepath.Abs(p.Dest)
 	if err != nil {
 		return err
@@ -64,12 +75,19 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if p.Mode == modeOverlay {
+		return p.overlay(ctx, e, start, ref, want, cacheDir, dest, client)
+	}
 
 	stage, err := assemble.Stage(dest, p.Force)
 	if err != nil {
 		return err
 	}
 	defer stage.Abort()
+	if release, err := holdStage(stage.Dir); err == nil {
+		defer release()
+	}
+	removeStaleStages(dest)
 
 	img, err := client.Resolve(ctx, ref, want)
 	if err != nil {
@@ -82,10 +100,16 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	if cacheDir == "" {
 		unapplied, err = p.stream(ctx, client, img, stage.Dir, prog)
 	} else {
-		unapplied, err = p.assemble(ctx, cacheDir, client, img, stage.Dir, prog)
+		unapplied, err = p.assemble(ctx, e, cacheDir, client, img, stage.Dir, prog)
 	}
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	if p.Force {
+		// An overlay destination is unmounted (its changes discarded) to be replaced.
+		if err := replaceOverlay(dest); err != nil {
+			return fmt.Errorf("replace %s: %w", dest, err)
+		}
 	}
 	if err := stage.Commit(); err != nil {
 		return err
@@ -95,25 +119,52 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 		fmt.Fprintf(e.stderr, "roots: warning: %d owners, devices or attributes could not be applied without root (first: %s: %s)\n",
 			len(unapplied), unapplied[0].Path, unapplied[0].What)
 	}
-	if !p.Quiet && e.terminal {
-		var size int64
-		for _, l := range img.Layers {
-			size += l.Size
-		}
-		fmt.Fprintf(e.stderr, "pulled %s@%s into %s: %d layers, %s, %.1fs\n",
-			ref, img.Digest, p.Dest, len(img.Layers), humanBytes(size), time.Since(start).Seconds())
-	}
+	p.summary(e, start, ref, img)
 	return nil
 }
 
+// Assembly modes.
+const (
+	modeHardlink = "hardlink"
+	modeCopy     = "copy"
+	modeOverlay  = "overlay"
+)
+
+// summary tells a terminal what was pulled.
+func (p *PullCmd) summary(e *env, start time.Time, ref fetch.Reference, img *fetch.Image) {
+	if p.Quiet || !e.terminal {
+		return
+	}
+	var size int64
+	for _, l := range img.Layers {
+		size += l.Size
+	}
+	fmt.Fprintf(e.stderr, "pulled %s@%s into %s (%s): %d layers, %s, %.1fs\n",
+		ref, img.Digest, p.Dest, p.Mode, len(img.Layers), humanBytes(size), time.Since(start).Seconds())
+}
+
 // assemble makes every layer's tree in the cache, in parallel, and hardlinks
-// them into dir.
-func (p *PullCmd) assemble(ctx context.Context, cacheDir string, client *fetch.Client, img *fetch.Image, dir string, prog *progress) ([]layer.Unapplied, error) {
+// (or copies) them into dir.
+func (p *PullCmd) assemble(ctx context.Context, e *env, cacheDir string, client *fetch.Client, img *fetch.Image, dir string, prog *progress) ([]layer.Unapplied, error) {
 	c, err := cas.Open(ctx, cacheDir)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
+	trees, err := p.trees(ctx, e, c, client, img, prog)
+	if err != nil {
+		return nil, err
+	}
+	at, unapplied := assembleTrees(trees)
+	if p.Mode == modeCopy {
+		return unapplied, assemble.Copy(ctx, dir, at)
+	}
+	return unapplied, assemble.Hardlink(ctx, dir, at)
+}
+
+// trees makes (or checks and reuses) every layer's tree in the cache, in
+// parallel, and records the image.
+func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch.Client, img *fetch.Image, prog *progress) ([]cas.Tree, error) {
 	if err := c.PutBlob(img.ConfigDesc.Digest, img.Config); err != nil {
 		return nil, err
 	}
@@ -121,7 +172,7 @@ func (p *PullCmd) assemble(ctx context.Context, cacheDir string, client *fetch.C
 		return nil, err
 	}
 	trees := make([]cas.Tree, len(img.Layers))
-	err = parallel(ctx, p.Jobs, len(img.Layers), func(ctx context.Context, i int) error {
+	err := parallel(ctx, p.Jobs, len(img.Layers), func(ctx context.Context, i int) error {
 		d := img.Layers[i]
 		l := cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
 		t, err := c.Tree(ctx, l, func(ctx context.Context) (io.ReadCloser, error) {
@@ -139,15 +190,29 @@ func (p *PullCmd) assemble(ctx context.Context, cacheDir string, client *fetch.C
 		} else {
 			prog.done(i)
 		}
+		if t.Repaired {
+			prog.warn(e, fmt.Sprintf("roots: warning: cached layer %s had changed since it was unpacked (a write through a hardlinked destination?): unpacked it again", img.DiffIDs[i]))
+		}
 		trees[i] = t
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := c.RecordImage(recordName(img.Ref), img.Digest); err != nil {
+	var size int64
+	for _, l := range img.Layers {
+		size += l.Size
+	}
+	rec := cas.ImageRecord{Reference: img.Ref.String(), Digest: img.Digest, Platform: img.Platform.String(), Size: size, Layers: img.DiffIDs}
+	if err := c.RecordImage(recordName(img.Ref), rec); err != nil {
 		return nil, err
 	}
+	return trees, nil
+}
+
+// assembleTrees turns cached trees into assemble's, and collects what their
+// unpacking could not apply.
+func assembleTrees(trees []cas.Tree) ([]assemble.Tree, []layer.Unapplied) {
 	at := make([]assemble.Tree, len(trees))
 	var unapplied []layer.Unapplied
 	for i, t := range trees {
@@ -158,7 +223,7 @@ func (p *PullCmd) assemble(ctx context.Context, cacheDir string, client *fetch.C
 		}
 		unapplied = append(unapplied, r.Unapplied...)
 	}
-	return unapplied, assemble.Hardlink(ctx, dir, at)
+	return at, unapplied
 }
 
 // stream applies the layers in order straight onto dir, with no cache.

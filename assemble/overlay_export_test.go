@@ -1,0 +1,5 @@
+package assemble
+
+// OvlMountLegacy lets overlay_test.go (package assemble_test) mount with mount(2) and short
+// relative links, the path taken on kernels without fsconfig's "lowerdir+".
+var OvlMountLegacy = ovlMountLegacy

@@ -1,0 +1,511 @@
+package assemble
+
+// Overlay assembly: the trees themselves become the read-only layers of an overlayfs mount, so
+// an image of any size is assembled in one mount. Two differences between overlayfs and the
+// layer.Record contract that Hardlink follows would make the mount show something else:
+// overlayfs takes a merged directory's owner, mode and times from the topmost layer that has
+// it, even where that layer only has it as an implicit parent; and it knows nothing of a
+// layer's Links (hardlinks to lower layers' files) or of an opaque marker on a layer's root.
+// OverlayFixup computes, once per image, a small top layer that corrects exactly those paths.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	// ErrOverlay reports an overlay mount the kernel refused; the message carries the kernel's words.
+	ErrOverlay = errors.New("overlay mount refused")
+	// ErrOverlayCannotShow reports an image that no overlay mount can show as Hardlink assembles
+	// it (a real 0:0 character device is a whiteout to overlayfs).
+	ErrOverlayCannotShow = errors.New("overlayfs cannot show this image")
+)
+
+// ovlIsWhiteout reports whether st is what overlayfs takes for a whiteout.
+func ovlIsWhiteout(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}
+
+// OverlayFixup builds in dir (an existing empty directory on the trees' filesystem) the layer
+// that, put on top of trees (bottom to top) in an overlay mount, makes the mount show what
+// Hardlink of the same trees gives: the directories whose metadata the trees' own stack gets
+// wrong (with their parents), whiteouts for what the stack shows but should not, and hard links
+// to the trees' files that the stack lacks or gets wrong (so that hardlinks across layers stay
+// one inode). It works by difference: it hardlink-assembles the trees into dir, mounts the
+// trees' overlay (detached, read-only, seen by this process only), and removes from dir
+// everything the mount already shows identically. It needs root (a mount). An image with a
+// real 0:0 character device fails with ErrOverlayCannotShow.
+func OverlayFixup(ctx context.Context, dir string, trees []Tree) error {
+	if len(trees) == 0 {
+		return fmt.Errorf("overlay fix-up %s: no layers", dir)
+	}
+	if err := Hardlink(ctx, dir, trees); err != nil {
+		return err
+	}
+	lowers := make([]string, 0, len(trees)+1)
+	for i := len(trees) - 1; i >= 0; i-- {
+		lowers = append(lowers, trees[i].Dir)
+	}
+	if len(lowers) == 1 { // overlayfs wants two layers when there is no upper
+		empty, err := os.MkdirTemp(filepath.Dir(dir), ".empty-")
+		if err != nil {
+			return fmt.Errorf("overlay fix-up: %w", err)
+		}
+		defer os.Remove(empty)
+		lowers = append(lowers, empty)
+	}
+	view, release, err := ovlView(dir, lowers)
+	if err != nil {
+		return fmt.Errorf("overlay fix-up: %w", err)
+	}
+	defer release()
+	hfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("overlay fix-up: %w", pathErr("open", dir, err))
+	}
+	defer unix.Close(hfd)
+	var root unix.Stat_t
+	if err := unix.Fstat(hfd, &root); err != nil {
+		return fmt.Errorf("overlay fix-up: %w", pathErr("stat", dir, err))
+	}
+	if _, err := ovlPrune(ctx, hfd, view, "."); err != nil {
+		return fmt.Errorf("overlay fix-up: %w", err)
+	}
+	if err := ovlRestoreTimes(hfd, &root); err != nil {
+		return fmt.Errorf("overlay fix-up: %w", pathErr("utimes", ".", err))
+	}
+	return nil
+}
+
+// ovlRestoreTimes gives the directory fd back the times in st, which pruning its entries changed.
+func ovlRestoreTimes(fd int, st *unix.Stat_t) error {
+	return unix.UtimesNanoAt(fd, "", []unix.Timespec{st.Atim, st.Mtim}, unix.AT_EMPTY_PATH)
+}
+
+// ovlView gives a descriptor of the root of a read-only overlay of lowers (top first): a
+// detached mount where the kernel has the mount API, which vanishes with its last descriptor;
+// else a mount in a directory beside near, unmounted by release.
+func ovlView(near string, lowers []string) (fd int, release func(), err error) {
+	mfd, err := ovlMountDetached(lowers, "", "")
+	if err == nil {
+		return mfd, func() { unix.Close(mfd) }, nil
+	}
+	if !errors.Is(err, errOvlNoMountAPI) {
+		return -1, nil, err
+	}
+	mnt, err := os.MkdirTemp(filepath.Dir(near), ".view-")
+	if err != nil {
+		return -1, nil, err
+	}
+	links, err := os.MkdirTemp(filepath.Dir(near), ".l-")
+	if err != nil {
+		os.Remove(mnt)
+		return -1, nil, err
+	}
+	cleanup := func() { os.RemoveAll(links); os.Remove(mnt) }
+	if err := ovlMountLegacy(mnt, links, lowers, "", ""); err != nil {
+		cleanup()
+		return -1, nil, err
+	}
+	fd, err = unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Unmount(mnt, unix.MNT_DETACH)
+		cleanup()
+		return -1, nil, err
+	}
+	return fd, func() { unix.Close(fd); unix.Unmount(mnt, unix.MNT_DETACH); cleanup() }, nil
+}
+
+// MountOverlay mounts at dest an overlay of lowers (read-only layers, top first) under a
+// writable upper layer of its own: state/upper and state/work, which it makes (state must
+// exist, on a filesystem that can hold an overlay's upper layer). The upper's root takes the
+// owner, mode, times and xattrs of lowers[0]'s root, because a mount's root shows its upper's:
+// pass OverlayFixup's directory first. dest must not exist: it is made as the mount point at
+// the last moment, once the mount is ready, and removed if attaching fails. Lower paths of any
+// length and any number of layers (up to the kernel's 500) work: layers are handed to the
+// kernel one by one as descriptors (fsconfig "lowerdir+"), or, on kernels older than 6.8, as
+// short relative links in state/l.
+func MountOverlay(dest, state string, lowers []string) error {
+	if len(lowers) == 0 {
+		return fmt.Errorf("mount overlay %s: no layers", dest)
+	}
+	upper, work := filepath.Join(state, "upper"), filepath.Join(state, "work")
+	if err := os.Mkdir(upper, 0o755); err != nil {
+		return fmt.Errorf("mount overlay %s: %w", dest, err)
+	}
+	if err := ovlCopyRootMeta(lowers[0], upper); err != nil {
+		return fmt.Errorf("mount overlay %s: upper layer: %w", dest, err)
+	}
+	if err := os.Mkdir(work, 0o700); err != nil {
+		return fmt.Errorf("mount overlay %s: %w", dest, err)
+	}
+	mfd, err := ovlMountDetached(lowers, upper, work)
+	if errors.Is(err, errOvlNoMountAPI) {
+		if err := os.Mkdir(dest, 0o755); err != nil {
+			return fmt.Errorf("mount overlay %s: %w", dest, err)
+		}
+		if err := ovlMountLegacy(dest, filepath.Join(state, "l"), lowers, upper, work); err != nil {
+			os.Remove(dest)
+			return fmt.Errorf("mount overlay %s: %w", dest, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mount overlay %s: %w", dest, err)
+	}
+	defer unix.Close(mfd)
+	if err := os.Mkdir(dest, 0o755); err != nil {
+		return fmt.Errorf("mount overlay %s: %w", dest, err)
+	}
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, dest, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		os.Remove(dest)
+		return fmt.Errorf("mount overlay %s: %w", dest, pathErr("move_mount", dest, err))
+	}
+	return nil
+}
+
+// UnmountOverlay unmounts the overlay at dest. A mount still in use fails with EBUSY.
+func UnmountOverlay(dest string) error {
+	if err := unix.Unmount(dest, unix.UMOUNT_NOFOLLOW); err != nil {
+		return fmt.Errorf("unmount %s: %w", dest, err)
+	}
+	return nil
+}
+
+// OverlayMounted reports whether dest is the root of an overlay mount.
+func OverlayMounted(dest string) (bool, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dest, &fs); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return false, nil
+		}
+		return false, pathErr("statfs", dest, err)
+	}
+	if fs.Type != unix.OVERLAYFS_SUPER_MAGIC {
+		return false, nil
+	}
+	var st, pst unix.Stat_t
+	if err := unix.Lstat(dest, &st); err != nil {
+		return false, pathErr("stat", dest, err)
+	}
+	if err := unix.Stat(filepath.Dir(dest), &pst); err != nil {
+		return false, pathErr("stat", filepath.Dir(dest), err)
+	}
+	return st.Dev != pst.Dev, nil
+}
+
+// errOvlNoMountAPI means the kernel lacks fsopen(2) or overlayfs's "lowerdir+" (before 6.8).
+var errOvlNoMountAPI = errors.New("no overlay lowerdir+ mount API")
+
+// ovlMountDetached makes an overlay mount that is attached nowhere and returns its descriptor.
+// Without upper it is read-only.
+func ovlMountDetached(lowers []string, upper, work string) (int, error) {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) && os.Geteuid() == 0 {
+		return -1, errOvlNoMountAPI
+	}
+	if err != nil {
+		return -1, fmt.Errorf("fsopen overlay: %w", err)
+	}
+	defer unix.Close(fsfd)
+	for i, l := range lowers {
+		if err := ovlSetLayer(fsfd, "lowerdir+", l); err != nil {
+			if i == 0 && errors.Is(err, unix.EINVAL) && strings.Contains(ovlFsLog(fsfd), "lowerdir+") {
+				return -1, errOvlNoMountAPI
+			}
+			return -1, ovlFsError(fsfd, fmt.Sprintf("layer %d (%s)", i, l), err)
+		}
+	}
+	if upper != "" {
+		if err := ovlSetLayer(fsfd, "upperdir", upper); err != nil {
+			return -1, ovlFsError(fsfd, "upper "+upper, err)
+		}
+		if err := ovlSetLayer(fsfd, "workdir", work); err != nil {
+			return -1, ovlFsError(fsfd, "work "+work, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, ovlFsError(fsfd, "create", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return -1, ovlFsError(fsfd, "fsmount", err)
+	}
+	return mfd, nil
+}
+
+// ovlSetLayer hands the directory path to the overlay being configured: as a descriptor (kernel
+// 6.13 and later), else as /proc/self/fd/N, a name of any directory that fits fsconfig's
+// 256-byte string limit however long the real path is.
+func ovlSetLayer(fsfd int, key, path string) error {
+	pfd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return pathErr("open", path, err)
+	}
+	defer unix.Close(pfd)
+	err = unix.FsconfigSetFd(fsfd, key, pfd)
+	if errors.Is(err, unix.EINVAL) {
+		ovlFsLog(fsfd) // drop the refusal of the descriptor form
+		err = unix.FsconfigSetString(fsfd, key, "/proc/self/fd/"+strconv.Itoa(pfd))
+	}
+	return err
+}
+
+// ovlFsLog drains the messages the kernel left on a filesystem context.
+func ovlFsLog(fsfd int) string {
+	var msgs []string
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fsfd, buf)
+		if err != nil || n <= 0 {
+			return strings.Join(msgs, "; ")
+		}
+		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
+	}
+}
+
+// ovlFsError wraps a mount API error with what was being set and the kernel's explanation.
+func ovlFsError(fsfd int, what string, err error) error {
+	if log := ovlFsLog(fsfd); log != "" {
+		return fmt.Errorf("%w: %s: %w (%s)", ErrOverlay, what, err, log)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrOverlay, what, err)
+}
+
+// ovlMountLegacy mounts with mount(2), whose options must fit one page: each lower gets a short
+// symlink in links (made here) and the mount runs with links as its working directory, on a
+// thread of its own so that the change of directory affects nothing else.
+func ovlMountLegacy(dest, links string, lowers []string, upper, work string) error {
+	if err := os.MkdirAll(links, 0o700); err != nil {
+		return err
+	}
+	names := make([]string, len(lowers))
+	for i, l := range lowers {
+		names[i] = strconv.Itoa(i)
+		abs, err := filepath.Abs(l)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(abs, filepath.Join(links, names[i])); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	opts := "lowerdir=" + strings.Join(names, ":")
+	if upper != "" {
+		rel := func(p string) string {
+			if r, err := filepath.Rel(links, p); err == nil {
+				return r
+			}
+			return p
+		}
+		opts += ",upperdir=" + rel(upper) + ",workdir=" + rel(work)
+	}
+	if len(opts) >= os.Getpagesize() {
+		return fmt.Errorf("%w: %d layers do not fit the mount options", ErrOverlay, len(lowers))
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread, whose working directory changes, ends with the goroutine.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		if err := unix.Chdir(links); err != nil {
+			errc <- pathErr("chdir", links, err)
+			return
+		}
+		if err := unix.Mount("overlay", dest, "overlay", 0, opts); err != nil {
+			errc <- fmt.Errorf("%w: mount %s: %w", ErrOverlay, dest, err)
+			return
+		}
+		errc <- nil
+	}()
+	return <-errc
+}
+
+// ovlCopyRootMeta gives the directory dst the owner, mode, xattrs and times of the directory src.
+func ovlCopyRootMeta(src, dst string) error {
+	sfd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return pathErr("open", src, err)
+	}
+	defer unix.Close(sfd)
+	dfd, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return pathErr("open", dst, err)
+	}
+	defer unix.Close(dfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(sfd, &st); err != nil {
+		return pathErr("stat", src, err)
+	}
+	return ovlSetMeta(sfd, dfd, &st)
+}
+
+// ovlSetMeta gives the open file dfd the owner, mode, xattrs and times that sfd has (st).
+func ovlSetMeta(sfd, dfd int, st *unix.Stat_t) error {
+	if err := unix.Fchown(dfd, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("chown: %w", err)
+	}
+	if err := unix.Fchmod(dfd, st.Mode&07777); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	xs, err := ovlXattrs(sfd)
+	if err != nil {
+		return err
+	}
+	for name, v := range xs {
+		if err := unix.Fsetxattr(dfd, name, []byte(v), 0); err != nil {
+			return fmt.Errorf("setxattr %s: %w", name, err)
+		}
+	}
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	if err := unix.UtimesNanoAt(dfd, "", ts, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("utimes: %w", err)
+	}
+	return nil
+}
+
+// ovlXattrs reads the xattrs of an open file, but for overlayfs's own.
+func ovlXattrs(fd int) (map[string]string, error) {
+	xs, err := readXattrs(xattrIO{
+		list: func(d []byte) (int, error) { return unix.Flistxattr(fd, d) },
+		get:  func(n string, d []byte) (int, error) { return unix.Fgetxattr(fd, n, d) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(xs))
+	for _, x := range xs {
+		m[x.name] = string(x.value)
+	}
+	return m, nil
+}
+
+// ovlPrune removes from the directory hfd (at rel; the hardlink assembly) what the overlay
+// directory ofd shows identically, and adds whiteouts for what the overlay shows but hfd does
+// not have. It reports whether anything is left in hfd, which the caller then keeps.
+func ovlPrune(ctx context.Context, hfd, ofd int, rel string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	names, err := ovlNames(hfd)
+	if err != nil {
+		return false, pathErr("read", rel, err)
+	}
+	onames, err := ovlNames(ofd)
+	if err != nil {
+		return false, pathErr("read overlay", rel, err)
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		seen[n] = true
+	}
+	for _, n := range onames {
+		if !seen[n] {
+			names = append(names, n)
+		}
+	}
+	keep := false
+	for _, name := range names {
+		crel := joinPath(rel, name)
+		var hst, ost unix.Stat_t
+		herr := unix.Fstatat(hfd, name, &hst, unix.AT_SYMLINK_NOFOLLOW)
+		oerr := unix.Fstatat(ofd, name, &ost, unix.AT_SYMLINK_NOFOLLOW)
+		if herr != nil && !errors.Is(herr, unix.ENOENT) {
+			return false, pathErr("stat", crel, herr)
+		}
+		if oerr != nil && !errors.Is(oerr, unix.ENOENT) {
+			return false, pathErr("stat overlay", crel, oerr)
+		}
+		hdir, odir := hst.Mode&unix.S_IFMT == unix.S_IFDIR, ost.Mode&unix.S_IFMT == unix.S_IFDIR
+		switch {
+		case herr != nil: // the overlay shows what should not be there: a whiteout hides it
+			if err := unix.Mknodat(hfd, name, unix.S_IFCHR, 0); err != nil {
+				return false, pathErr("mknod whiteout", crel, err)
+			}
+			keep = true
+		case ovlIsWhiteout(&hst):
+			return false, fmt.Errorf("%w: %s is a 0:0 character device, which overlayfs takes for a whiteout", ErrOverlayCannotShow, crel)
+		case oerr != nil: // the overlay lacks it: keep it, and all below
+			keep = true
+		case hdir && odir:
+			sub, same, err := ovlPruneDir(ctx, hfd, ofd, name, crel, &hst, &ost)
+			if err != nil {
+				return false, err
+			}
+			if sub || !same {
+				keep = true
+			} else if err := unix.Unlinkat(hfd, name, unix.AT_REMOVEDIR); err != nil {
+				return false, pathErr("rmdir", crel, err)
+			}
+		case !hdir && !odir && hst.Ino == ost.Ino && hst.Mode == ost.Mode:
+			if err := unix.Unlinkat(hfd, name, 0); err != nil {
+				return false, pathErr("unlink", crel, err)
+			}
+		default: // a different file, or a file against a directory: the fix-up's wins
+			keep = true
+		}
+	}
+	return keep, nil
+}
+
+// ovlPruneDir prunes the directory name of both sides and compares their metadata.
+func ovlPruneDir(ctx context.Context, hfd, ofd int, name, rel string, hst, ost *unix.Stat_t) (sub, same bool, err error) {
+	ch, err := openDir(hfd, name)
+	if err != nil {
+		return false, false, pathErr("open", rel, err)
+	}
+	defer unix.Close(ch)
+	co, err := openDir(ofd, name)
+	if err != nil {
+		return false, false, pathErr("open overlay", rel, err)
+	}
+	defer unix.Close(co)
+	if sub, err = ovlPrune(ctx, ch, co, rel); err != nil {
+		return false, false, err
+	}
+	if err := ovlRestoreTimes(ch, hst); err != nil {
+		return false, false, pathErr("utimes", rel, err)
+	}
+	if hst.Mode != ost.Mode || hst.Uid != ost.Uid || hst.Gid != ost.Gid || hst.Mtim != ost.Mtim {
+		return sub, false, nil
+	}
+	hx, err := ovlXattrs(ch)
+	if err != nil {
+		return false, false, pathErr("xattrs", rel, err)
+	}
+	ox, err := ovlXattrs(co)
+	if err != nil {
+		return false, false, pathErr("xattrs overlay", rel, err)
+	}
+	if len(hx) != len(ox) {
+		return sub, false, nil
+	}
+	for k, v := range hx {
+		if w, ok := ox[k]; !ok || w != v {
+			return sub, false, nil
+		}
+	}
+	return sub, true, nil
+}
+
+// ovlNames lists the directory fd without moving fd's own offset for good.
+func ovlNames(fd int) ([]string, error) {
+	dup, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dup), ".")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/assemble"
+	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots/fetch"
+)
+
+// An overlay destination DEST is an overlayfs mount whose lower layers are the
+// image's trees in the cache (under its fix-up layer), and whose upper and work
+// directories live beside it, in the hidden state directory ".DEST.roots-overlay"
+// (on DEST's filesystem, so that what a container writes is counted where DEST
+// is, not in the cache). The state directory also holds lease.json, which names
+// the cache and the lease that keeps purge away from the trees, so that
+// `roots umount DEST` needs no --cache.
+
+// overlayInfo is a state directory's lease.json.
+type overlayInfo struct {
+	Cache string `json:"cache"`
+	Lease string `json:"lease"`
+	Image string `json:"image"`
+}
+
+// statePath is the state directory of the overlay destination dest.
+func statePath(dest string) string {
+	base := filepath.Base(dest)
+	if len(base) > 200 {
+		base = base[:200]
+	}
+	return filepath.Join(filepath.Dir(dest), "."+base+".roots-overlay")
+}
+
+// canonical makes dest absolute with its parent's symlinks resolved, as the
+// kernel's mount table names it.
+func canonical(dest string) (string, error) {
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return "", err
+	}
+	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return "", fmt.Errorf("%s: parent directory: %w", dest, err)
+	}
+	return filepath.Join(parent, filepath.Base(abs)), nil
+}
+
+// overlay pulls the image and mounts it at dest.
+func (p *PullCmd) overlay(ctx context.Context, e *env, start time.Time, ref fetch.Reference, want *fetch.Platform, cacheDir, dest string, client *fetch.Client) error {
+	dest, err := canonical(dest)
+	if err != nil {
+		return err
+	}
+	state := statePath(dest)
+	if err := checkOverlayDest(dest, state, p.Force); err != nil {
+		return err
+	}
+	removeStaleStages(dest)
+	img, err := client.Resolve(ctx, ref, want)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(e, !p.Quiet && e.terminal, img.Layers)
+	defer prog.stop()
+
+	c, err := cas.Open(ctx, cacheDir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	trees, err := p.trees(ctx, e, c, client, img, prog)
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	at, _ := assembleTrees(trees)
+	fixup, err := c.Fixup(ctx, img.DiffIDs, func(ctx context.Context, dir string) error {
+		return assemble.OverlayFixup(ctx, dir, at)
+	})
+	if errors.Is(err, assemble.ErrOverlayCannotShow) {
+		return fmt.Errorf("pull %s: %w: use --mode hardlink or --mode copy", ref, err)
+	}
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	lowers := []string{fixup}
+	for i := len(trees) - 1; i >= 0; i-- {
+		lowers = append(lowers, trees[i].Dir)
+	}
+
+	// Everything is ready: only now is an old DEST taken away.
+	old, err := clearOverlayDest(c, dest, state, p.Force)
+	if err != nil {
+		return err
+	}
+	lease := &cas.Lease{Dest: dest, State: state, Image: ref.String(), Digest: img.Digest, Trees: img.DiffIDs, Fixup: cas.FixupKey(img.DiffIDs)}
+	if err := c.Lease(lease); err != nil {
+		return err
+	}
+	if err := mountOverlay(c, dest, state, lowers, lease, ref); err != nil {
+		c.Release(lease.ID)
+		if old != "" {
+			os.Rename(old, dest) // put back what --force was to replace
+		}
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	if old != "" {
+		if err := assemble.RemoveAll(old); err != nil {
+			return fmt.Errorf("remove the replaced %s: %w", dest, err)
+		}
+	}
+	prog.stop()
+	p.summary(e, start, ref, img)
+	return nil
+}
+
+// mountOverlay makes the state directory and mounts the overlay.
+func mountOverlay(c *cas.Cache, dest, state string, lowers []string, lease *cas.Lease, ref fetch.Reference) error {
+	if err := os.Mkdir(state, 0o700); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(overlayInfo{Cache: c.Root(), Lease: lease.ID, Image: ref.String()})
+	err := os.WriteFile(filepath.Join(state, "lease.json"), b, 0o600)
+	if err == nil {
+		err = assemble.MountOverlay(dest, state, lowers)
+	}
+	if err != nil {
+		assemble.RemoveAll(state)
+	}
+	return err
+}
+
+// checkOverlayDest refuses an existing dest without force, before any work.
+// The leftovers of an overlay pull that was killed before it mounted (an
+// empty DEST, a state directory with an empty upper layer) are removed.
+func checkOverlayDest(dest, state string, force bool) error {
+	mounted, err := assemble.OverlayMounted(dest)
+	if err != nil {
+		return err
+	}
+	if !mounted && emptyUpper(state) {
+		if fi, err := os.Lstat(dest); err == nil && fi.IsDir() {
+			unix.Rmdir(dest) // only if empty: the mount point that was never mounted on
+		}
+		if err := assemble.RemoveAll(state); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Lstat(dest); err == nil && !force {
+		return fmt.Errorf("%s %w: use --force to replace it", dest, assemble.ErrExists)
+	}
+	if _, err := os.Lstat(state); err == nil && !force {
+		return fmt.Errorf("%s holds the changes of an earlier overlay at %s: `roots umount %s` removes it (or --keep moves it aside), or use --force", state, dest, dest)
+	}
+	return nil
+}
+
+// emptyUpper reports whether state is an overlay state directory whose upper
+// layer holds nothing (or was never made).
+func emptyUpper(state string) bool {
+	if _, err := os.Lstat(state); err != nil {
+		return false
+	}
+	ents, err := os.ReadDir(filepath.Join(state, "upper"))
+	return errors.Is(err, fs.ErrNotExist) || err == nil && len(ents) == 0
+}
+
+// clearOverlayDest makes room for the new mount at dest (force was checked):
+// an overlay there is unmounted and its lease released, and anything else is
+// moved aside, for the caller to remove once the new mount is in place.
+func clearOverlayDest(c *cas.Cache, dest, state string, force bool) (aside string, err error) {
+	mounted, err := assemble.OverlayMounted(dest)
+	if err != nil {
+		return "", err
+	}
+	if err := endOverlay(c, dest, ""); err != nil {
+		return "", err
+	}
+	if mounted {
+		if err := os.Remove(dest); err != nil {
+			return "", err
+		}
+	}
+	if _, err := os.Lstat(dest); err == nil {
+		if !force {
+			return "", fmt.Errorf("%s %w: use --force to replace it", dest, assemble.ErrExists)
+		}
+		aside = filepath.Join(filepath.Dir(dest), fmt.Sprintf(".%s.roots-old-%d", filepath.Base(dest), os.Getpid()))
+		if err := os.Rename(dest, aside); err != nil {
+			return "", err
+		}
+	}
+	return aside, nil
+}
+
+// releaseRecorded releases the lease that state's lease.json names, in the
+// cache it names (c when it is that cache).
+func releaseRecorded(state string, c *cas.Cache) error {
+	b, err := os.ReadFile(filepath.Join(state, "lease.json"))
+	if err != nil {
+		return nil // not ours, or already gone: nothing to release
+	}
+	var info overlayInfo
+	if json.Unmarshal(b, &info) != nil || info.Lease == "" {
+		return nil
+	}
+	if c != nil && c.Root() == info.Cache {
+		return c.Release(info.Lease)
+	}
+	if _, err := os.Stat(info.Cache); err != nil {
+		return nil // the cache is gone, and its leases with it
+	}
+	oc, err := cas.Open(context.Background(), info.Cache)
+	if err != nil {
+		return err
+	}
+	defer oc.Close()
+	return oc.Release(info.Lease)
+}
+
+// replaceOverlay ends the overlay destination dest, if it is one, before
+// another mode's pull replaces it: unmounted, lease released, state removed,
+// the empty mount point left for the staging directory to take its place.
+func replaceOverlay(dest string) error {
+	dest, err := canonical(dest)
+	if err != nil {
+		return err
+	}
+	mounted, err := assemble.OverlayMounted(dest)
+	if err != nil || !mounted {
+		return err
+	}
+	return endOverlay(nil, dest, "")
+}
+
+// busyHint explains an unmount refused because the mount is in use.
+func busyHint(dest string, err error) error {
+	if errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("%w: a process still uses it (see fuser -vm %s)", err, dest)
+	}
+	return err
+}
+
+// UmountCmd ends an overlay destination.
+type UmountCmd struct {
+	Dest string `arg:"" help:"The destination that roots pull --mode overlay mounted."`
+	Keep bool   `help:"Keep DEST's changes (the overlay's upper layer) at DEST.upper instead of deleting them."`
+}
+
+// Help shows examples under `roots umount --help`.
+func (UmountCmd) Help() string {
+	return `Unmounts an overlay destination, deletes its upper layer (what was written
+into DEST) unless --keep, removes the empty DEST, and releases its lease on the
+cache so that purge may remove its layers again.
+
+Examples:
+  sudo roots umount /srv/c1
+  sudo roots umount --keep /srv/c1   # DEST's changes are kept in /srv/c1.upper`
+}
+
+// Run unmounts.
+func (u *UmountCmd) Run(ctx context.Context, e *env) error {
+	dest, err := canonical(u.Dest)
+	if err != nil {
+		return err
+	}
+	state := statePath(dest)
+	mounted, err := assemble.OverlayMounted(dest)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(state); err != nil {
+		if mounted {
+			return fmt.Errorf("umount %s: an overlay that roots did not mount (no %s): use umount(8)", dest, state)
+		}
+		return fmt.Errorf("umount %s: not an overlay destination of roots pull --mode overlay", dest)
+	}
+	kept := ""
+	if u.Keep {
+		kept = dest + ".upper"
+		if _, err := os.Lstat(kept); err == nil {
+			return fmt.Errorf("umount %s --keep: %s exists: move it away first", dest, kept)
+		}
+	}
+	if err := endOverlay(nil, dest, kept); err != nil {
+		return fmt.Errorf("umount %s: %w", dest, err)
+	}
+	// The mount point goes, if it is the empty directory roots made.
+	if err := unix.Rmdir(dest); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("umount %s: %w", dest, err)
+	}
+	if u.Keep {
+		fmt.Fprintf(e.stdout, "kept the changes made in %s (its overlay upper layer) at %s\n", dest, kept)
+	}
+	return nil
+}
+
+// endOverlay unmounts the overlay destination dest if it is mounted, releases
+// its lease (through c when that is its cache) and removes its state
+// directory, after moving the upper layer to keep if keep is not "". It leaves
+// the mount point.
+func endOverlay(c *cas.Cache, dest, keep string) error {
+	state := statePath(dest)
+	mounted, err := assemble.OverlayMounted(dest)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		if err := assemble.UnmountOverlay(dest); err != nil {
+			return busyHint(dest, err)
+		}
+	}
+	if err := releaseRecorded(state, c); err != nil {
+		return fmt.Errorf("release its lease: %w", err)
+	}
+	if keep != "" {
+		if err := os.Rename(filepath.Join(state, "upper"), keep); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return assemble.RemoveAll(state)
+}
