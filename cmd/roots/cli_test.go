@@ -1,8 +1,10 @@
 package main
 
 import (
+	"archive/tar"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -334,5 +336,41 @@ func TestConcurrentPullsShareCache(t *testing.T) {
 		if n != 1 {
 			t.Errorf("layer %s fetched %d times, want 1", l.Digest, n)
 		}
+	}
+}
+
+// TestPullWithoutRoot runs roots as nobody: an image with owners and a device
+// still pulls, and what could not be applied is reported once, on one line.
+func TestPullWithoutRoot(t *testing.T) {
+	needRoot(t) // to become nobody
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "owned", "latest", registrytest.Image{Layers: []registrytest.Layer{{Compression: "gzip", Entries: []reg{
+		{Name: "etc/shadow", Body: []byte("secret"), Mode: 0o640, Gid: 42},
+		{Name: "home/user/", Type: tar.TypeDir, Mode: 0o700, Uid: 1000, Gid: 1000},
+		{Name: "dev/null", Type: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		{Name: "bin/tool", Body: []byte("#!"), Mode: 0o755},
+	}}}})
+	for _, cache := range []string{"cache", "no"} {
+		t.Run(cache, func(t *testing.T) {
+			work := t.TempDir()
+			os.Chmod(filepath.Dir(work), 0o755) // t.TempDir makes its parent 0700
+			os.Chmod(work, 0o777)
+			if cache == "cache" {
+				cache = filepath.Join(work, "cache")
+			}
+			dest := filepath.Join(work, "rootfs")
+			cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", rootsBin, "pull", "--cache", cache, r.Host+"/owned", dest)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("roots pull as nobody: %v\n%s", err, out)
+			}
+			if !strings.HasPrefix(string(out), "roots: warning: ") || strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), "run as root") {
+				t.Fatalf("want one warning line naming what was not applied, got %q", out)
+			}
+			if b, err := os.ReadFile(dest + "/bin/tool"); err != nil || string(b) != "#!" {
+				t.Fatalf("bin/tool: %q, %v", b, err)
+			}
+		})
 	}
 }

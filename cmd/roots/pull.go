@@ -116,8 +116,12 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	}
 	prog.stop()
 	if len(unapplied) > 0 {
-		fmt.Fprintf(e.stderr, "roots: warning: %d owners, devices or attributes could not be applied without root (first: %s: %s)\n",
-			len(unapplied), unapplied[0].Path, unapplied[0].What)
+		why := "the filesystem refused them"
+		if os.Geteuid() != 0 {
+			why = "run as root to apply them"
+		}
+		fmt.Fprintf(e.stderr, "roots: warning: %d owners, devices or attributes of the image were not applied (%s; first: %s: %s)\n",
+			len(unapplied), why, unapplied[0].Path, unapplied[0].What)
 	}
 	p.summary(e, start, ref, img)
 	return nil
