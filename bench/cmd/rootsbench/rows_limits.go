@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// limitRows are what this machine allows on the same bytes: each stage of a
+// pull done alone by the fastest tool at hand.
+func (b *bench) limitRows(img *image) []*scenario {
+	dir := filepath.Join(b.work, "run", img.name)
+	var urls, blobs []string
+	for _, l := range img.layers {
+		urls = append(urls, b.reg.blobURL(img.repo, l.digest))
+		blobs = append(blobs, l.gz)
+	}
+	jobs := runtime.NumCPU()
+	each := func(argv ...string) [][]string {
+		var cmds [][]string
+		for _, p := range blobs {
+			cmds = append(cmds, append(append([]string{}, argv...), p))
+		}
+		return cmds
+	}
+	decompress := func(key, label string, run func(ctx context.Context, m *meter) error) *scenario {
+		return &scenario{key: key, label: label, group: groupLimit, ref: "roots-cold", run: run}
+	}
+	rows := []*scenario{{
+		key: "fetch", label: "fetch every blob → /dev/null", group: groupLimit, ref: "roots-cold",
+		note: "fetch: Go net/http, layers in parallel (as many at once as CPUs), from the same registry.",
+		run: func(ctx context.Context, m *meter) error {
+			return m.run(ctx, append([]string{b.self, "-helper", "fetch"}, urls...)...)
+		},
+	},
+		decompress("gunzip-gzip", "decompress: gzip -d", func(ctx context.Context, m *meter) error {
+			return m.parallel(ctx, jobs, each("gzip", "-dc"))
+		}),
+		decompress("gunzip-pigz", "decompress: pigz -d", func(ctx context.Context, m *meter) error {
+			return m.parallel(ctx, jobs, each("pigz", "-dc"))
+		}),
+		decompress("gunzip-go", "decompress: Go compress/gzip", func(ctx context.Context, m *meter) error {
+			return m.run(ctx, append([]string{b.self, "-helper", "gunzip-go"}, blobs...)...)
+		}),
+		decompress("gunzip-klauspost", "decompress: klauspost/compress gzip", func(ctx context.Context, m *meter) error {
+			return m.run(ctx, append([]string{b.self, "-helper", "gunzip-klauspost"}, blobs...)...)
+		}),
+		decompress("gunzip-pgzip", "decompress: pgzip", func(ctx context.Context, m *meter) error {
+			return m.run(ctx, append([]string{b.self, "-helper", "gunzip-pgzip"}, blobs...)...)
+		}),
+	}
+	rows[1].note = fmt.Sprintf("decompress: every blob to /dev/null, blobs in parallel (%d at once, all cores); the fastest is the limit.", jobs)
+	if b.tools.missing["pigz"] != "" {
+		rows[2].skip = "pigz: " + b.tools.missing["pigz"]
+	}
+
+	extract := filepath.Join(dir, "tar-x")
+	rows = append(rows, &scenario{
+		key: "tar-x", label: "tar -x of the uncompressed layers", group: groupLimit, ref: "roots-cold",
+		note: "tar -x: GNU tar, the layers' uncompressed tars one after the other into one directory.",
+		prepare: func(ctx context.Context) error {
+			if err := b.fresh(extract); err != nil {
+				return err
+			}
+			return os.Mkdir(extract, 0o755)
+		},
+		run: func(ctx context.Context, m *meter) error {
+			for _, l := range img.layers {
+				if err := m.run(ctx, "tar", "-x", "-f", l.tar, "-C", extract); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		check:    func(ctx context.Context) error { return checkTree(extract, img) },
+		teardown: func() { b.fresh(extract) },
+	})
+
+	tree := filepath.Join(dir, "tree")
+	linked := filepath.Join(dir, "cp-al")
+	rows = append(rows, &scenario{
+		key: "cp-al", label: "cp -al of the extracted tree", group: groupLimit, ref: "roots-warm-hardlink",
+		setup: func(ctx context.Context) error { return untarLayers(ctx, b, img, tree, false) },
+		prepare: func(ctx context.Context) error {
+			return b.fresh(linked)
+		},
+		run: func(ctx context.Context, m *meter) error {
+			return m.run(ctx, "cp", "-al", tree, linked)
+		},
+		check:    func(ctx context.Context) error { return checkTree(linked, img) },
+		teardown: func() { b.fresh(linked); b.fresh(tree) },
+	})
+	return append(rows, b.overlayLimit(img))
+}
+
+// overlayLimit mounts overlayfs over the image's layers, each extracted
+// into a directory of its own, with an empty upper and work dir.
+func (b *bench) overlayLimit(img *image) *scenario {
+	dir := filepath.Join(b.work, "run", img.name, "overlay")
+	lowers := filepath.Join(dir, "lower")
+	mnt := filepath.Join(dir, "mnt")
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	var lowerdir []string
+	for i := len(img.layers) - 1; i >= 0; i-- { // top first
+		lowerdir = append(lowerdir, fmt.Sprintf("%d", i))
+	}
+	ref := "roots-warm-overlay"
+	if !b.tools.modes["overlay"] {
+		ref = ""
+	}
+	return &scenario{
+		key: "overlay-mount", label: "overlay mount of the layer trees", group: groupLimit, ref: ref,
+		note:  "overlay mount: mount(8) -t overlay with the layers extracted one per lowerdir (short relative names, run from the lowers' directory).",
+		setup: func(ctx context.Context) error { return untarLayers(ctx, b, img, lowers, true) },
+		prepare: func(ctx context.Context) error {
+			unmountUnder(mnt)
+			for _, d := range []string{upper, work, mnt} {
+				if err := b.fresh(d); err != nil {
+					return err
+				}
+				if err := os.Mkdir(d, 0o755); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		run: func(ctx context.Context, m *meter) error {
+			opts := "lowerdir=" + strings.Join(lowerdir, ":") + ",upperdir=" + upper + ",workdir=" + work
+			return m.runIn(ctx, lowers, "mount", "-t", "overlay", "overlay", "-o", opts, mnt)
+		},
+		check: func(ctx context.Context) error { return checkTree(mnt, img) },
+		teardown: func() {
+			unix.Unmount(mnt, unix.MNT_DETACH)
+			b.fresh(dir)
+		},
+	}
+}
+
+// untarLayers extracts the image's layers with tar -x: into dir itself
+// one over the other, or each into dir/<index> when apart.
+func untarLayers(ctx context.Context, b *bench, img *image, dir string, apart bool) error {
+	if err := b.fresh(dir); err != nil {
+		return err
+	}
+	m := b.meter()
+	for i, l := range img.layers {
+		d := dir
+		if apart {
+			d = filepath.Join(dir, fmt.Sprint(i))
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if err := m.run(ctx, "tar", "-x", "-f", l.tar, "-C", d); err != nil {
+			return err
+		}
+	}
+	return nil
+}

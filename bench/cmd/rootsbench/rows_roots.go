@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// rootsRows are roots itself: cold, warm in every assembly mode it has,
+// without a cache, and `roots digest`.
+func (b *bench) rootsRows(img *image) []*scenario {
+	dir := filepath.Join(b.work, "run", img.name)
+	roots := b.tools.roots
+	cold := filepath.Join(dir, "cache-cold")
+	dest := filepath.Join(dir, "dest")
+	rows := []*scenario{{
+		key: "roots-cold", label: "roots pull, cold (empty cache)", group: groupRoots, ref: "roots-cold",
+		prepare: func(ctx context.Context) error {
+			if err := b.fresh(cold); err != nil {
+				return err
+			}
+			return b.fresh(dest)
+		},
+		run: func(ctx context.Context, m *meter) error {
+			return m.run(ctx, roots, "pull", "-q", "--cache", cold, img.ref, dest)
+		},
+		check:    func(ctx context.Context) error { return checkTree(dest, img) },
+		teardown: func() { b.fresh(cold); b.fresh(dest) },
+	}}
+	for _, mode := range []string{"hardlink", "copy", "overlay"} {
+		rows = append(rows, b.rootsWarm(img, mode))
+	}
+	rows = append(rows, &scenario{
+		key: "roots-nocache", label: "roots pull --cache=no", group: groupRoots, ref: "roots-cold",
+		prepare: func(ctx context.Context) error { return b.fresh(dest) },
+		run: func(ctx context.Context, m *meter) error {
+			return m.run(ctx, roots, "pull", "-q", "--cache=no", img.ref, dest)
+		},
+		check:    func(ctx context.Context) error { return checkTree(dest, img) },
+		teardown: func() { b.fresh(dest) },
+	}, &scenario{
+		key: "roots-digest", label: "roots digest", group: groupRoots, ref: "roots-digest",
+		run: func(ctx context.Context, m *meter) error {
+			out, err := m.output(ctx, roots, "digest", img.ref)
+			if err != nil {
+				return err
+			}
+			return sameDigest(out, img)
+		},
+	})
+	return rows
+}
+
+// rootsWarm pulls into a new DEST from a cache that already has every
+// layer, assembling with mode.
+func (b *bench) rootsWarm(img *image, mode string) *scenario {
+	key := "roots-warm-" + mode
+	label := "roots pull, warm " + mode
+	sc := &scenario{key: key, label: label, group: groupRoots, ref: "roots-cold"}
+	if mode != "hardlink" && !b.tools.modes[mode] {
+		sc.skip = "not built yet (no --mode " + mode + " in `roots pull --help`)"
+		return sc
+	}
+	dir := filepath.Join(b.work, "run", img.name)
+	cache := filepath.Join(dir, "cache-warm")
+	dest := filepath.Join(dir, "dest-"+mode)
+	args := []string{b.tools.roots, "pull", "-q", "--cache", cache}
+	if b.tools.modes[mode] {
+		args = append(args, "--mode", mode)
+	}
+	args = append(args, img.ref, dest)
+	sc.setup = func(ctx context.Context) error { return b.warmCache(ctx, img, cache) }
+	sc.prepare = func(ctx context.Context) error { return b.removeRootsDest(ctx, dest) }
+	sc.run = func(ctx context.Context, m *meter) error { return m.run(ctx, args...) }
+	sc.check = func(ctx context.Context) error { return checkTree(dest, img) }
+	sc.teardown = func() { b.removeRootsDest(context.Background(), dest) }
+	return sc
+}
+
+// warmCache fills cache with the image's layers by pulling it once (the
+// first warm row of an image pays for it; the others reuse it).
+func (b *bench) warmCache(ctx context.Context, img *image, cache string) error {
+	if b.warmed[cache] {
+		return nil
+	}
+	if err := b.fresh(cache); err != nil {
+		return err
+	}
+	tmp := cache + ".dest"
+	b.fresh(tmp)
+	out, err := exec.CommandContext(ctx, b.tools.roots, "pull", "-q", "--cache", cache, img.ref, tmp).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("fill the cache: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	if err := b.fresh(tmp); err != nil {
+		return err
+	}
+	b.warmed[cache] = true
+	return nil
+}
+
+// removeRootsDest ends an overlay DEST the way a user would (roots umount
+// when roots has it) and removes what is left.
+func (b *bench) removeRootsDest(ctx context.Context, dest string) error {
+	if isMountPoint(dest) {
+		if b.tools.umount {
+			exec.CommandContext(ctx, b.tools.roots, "umount", dest).Run()
+		}
+		if isMountPoint(dest) {
+			if err := unix.Unmount(dest, unix.MNT_DETACH); err != nil {
+				return fmt.Errorf("umount %s: %w", dest, err)
+			}
+		}
+	}
+	return b.fresh(dest)
+}
+
+// sameDigest checks what a digest command printed.
+func sameDigest(out string, img *image) error {
+	if got := strings.TrimSpace(out); got != img.digest.String() {
+		return fmt.Errorf("printed %q, want %s", got, img.digest)
+	}
+	return nil
+}
+
+// flatRows are the overlay flatness check: roots warm overlay and a bare
+// overlay mount of the same trees, on a 1-layer and a 100-layer image.
+func (b *bench) flatRows(img *image) []*scenario {
+	sc := b.rootsWarm(img, "overlay")
+	sc.ref = ""
+	rows := []*scenario{sc}
+	lim := b.overlayLimit(img)
+	lim.ref = sc.key
+	return append(rows, lim)
+}
+
+// sizeRows are the roots rows whose peak RSS must not grow with the
+// image: measured again on an image twice the size of large.
+func (b *bench) sizeRows(img *image) []*scenario {
+	var rows []*scenario
+	for _, sc := range b.rootsRows(img) {
+		switch sc.key {
+		case "roots-cold", "roots-warm-hardlink", "roots-nocache":
+			rows = append(rows, sc)
+		}
+	}
+	return rows
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
