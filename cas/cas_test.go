@@ -215,7 +215,7 @@ func TestPurge(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"blobs/sha256", "trees/sha256", "fixups/sha256", "images", "leases", "tmp"} {
+	for _, d := range []string{"blobs/sha256", "trees/sha256", "fixups/sha256", "linked", "images", "leases", "tmp"} {
 		if ents, err := os.ReadDir(filepath.Join(root, d)); err != nil || len(ents) != 0 {
 			t.Errorf("%s after purge: %d entries, %v", d, len(ents), err)
 		}

@@ -164,6 +164,14 @@ func Check(ctx context.Context, root string) (CheckReport, error) {
 	if err := c.removeOrphanRecords("trees", &rep); err != nil {
 		return rep, err
 	}
+	if stamps, err := os.ReadDir(c.path("linked")); err == nil {
+		for _, e := range stamps {
+			d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+			if d.Validate() != nil || !exists(c.treePath(d)) {
+				os.Remove(c.path("linked", e.Name()))
+			}
+		}
+	}
 
 	// Fix-ups: unchanged, or gone (the next overlay pull makes them again).
 	for _, o := range objs {
@@ -171,7 +179,7 @@ func Check(ctx context.Context, root string) (CheckReport, error) {
 			continue
 		}
 		rep.Fixups++
-		ok, err := c.cachedFixup(ctx, c.fixupPath(o.Digest))
+		ok, err := c.cachedFixup(ctx, c.fixupPath(o.Digest), true)
 		if err != nil {
 			return rep, err
 		}
@@ -191,7 +199,7 @@ func Check(ctx context.Context, root string) (CheckReport, error) {
 }
 
 // removeOrphanRecords removes the .json records under kind/sha256 whose
-// directory is missing.
+// directory is missing (and for trees, their exposure stamps, unreported).
 func (c *Cache) removeOrphanRecords(kind string, rep *CheckReport) error {
 	dir := c.path(kind, "sha256")
 	ents, err := os.ReadDir(dir)

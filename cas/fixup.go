@@ -30,6 +30,12 @@ func FixupKey(trees []digest.Digest) digest.Digest {
 type fixupRecord struct {
 	Trees       []digest.Digest `json:"trees"`
 	Fingerprint string          `json:"fingerprint,omitempty"` // see fingerprint: a fix-up links trees' files
+	// Private says that the fix-up holds no file of a tree, only directories
+	// and whiteouts of its own: nothing outside the cache shares them (an
+	// overlay's lower layers are read-only), so it is never walked on reuse.
+	// A fix-up that does link trees' files is checked on every reuse: a
+	// hardlinked destination of one of those trees may have written them.
+	Private bool `json:"private,omitempty"`
 }
 
 // Fixup returns the directory of the fix-up of trees (diff ids, bottom first),
@@ -46,7 +52,7 @@ func (c *Cache) Fixup(ctx context.Context, trees []digest.Digest, build func(ctx
 	}
 	key := FixupKey(trees)
 	final := c.fixupPath(key)
-	if ok, err := c.cachedFixup(ctx, final); ok || err != nil {
+	if ok, err := c.cachedFixup(ctx, final, false); ok || err != nil {
 		return final, err
 	}
 	lk, err := c.locks.Exclusive(ctx, c.path("tmp", "fixup-"+key.Encoded()+".lock"))
@@ -54,7 +60,7 @@ func (c *Cache) Fixup(ctx context.Context, trees []digest.Digest, build func(ctx
 		return "", err
 	}
 	defer lk.Release()
-	if ok, err := c.cachedFixup(ctx, final); ok || err != nil {
+	if ok, err := c.cachedFixup(ctx, final, false); ok || err != nil {
 		return final, err
 	}
 	if _, err := c.retireDir(final, key); err != nil {
@@ -74,9 +80,11 @@ func (c *Cache) Fixup(ctx context.Context, trees []digest.Digest, build func(ctx
 		return "", fmt.Errorf("overlay fix-up %s: %w", key, err)
 	}
 	rec := fixupRecord{Trees: trees}
-	if rec.Fingerprint, err = fingerprint(ctx, dir); err != nil {
+	w, err := walkFingerprint(ctx, dir)
+	if err != nil {
 		return "", fmt.Errorf("overlay fix-up %s: %w", key, err)
 	}
+	rec.Fingerprint, rec.Private = w.fp, w.shared == 0
 	b, _ := json.Marshal(rec)
 	if err := c.writeFile(final+".json", b); err != nil {
 		return "", fmt.Errorf("overlay fix-up %s: %w", key, err)
@@ -91,8 +99,8 @@ func (c *Cache) Fixup(ctx context.Context, trees []digest.Digest, build func(ctx
 }
 
 // cachedFixup reports whether the fix-up at dir is there and unchanged, and
-// marks it used.
-func (c *Cache) cachedFixup(ctx context.Context, dir string) (bool, error) {
+// marks it used. A private fix-up is walked only when all is true (check).
+func (c *Cache) cachedFixup(ctx context.Context, dir string, all bool) (bool, error) {
 	if !exists(dir) {
 		return false, nil
 	}
@@ -104,7 +112,7 @@ func (c *Cache) cachedFixup(ctx context.Context, dir string) (bool, error) {
 	if json.Unmarshal(b, &rec) != nil {
 		return false, nil
 	}
-	if rec.Fingerprint != "" {
+	if rec.Fingerprint != "" && (all || !rec.Private) {
 		fp, err := fingerprint(ctx, dir)
 		if ctx.Err() != nil {
 			return false, ctx.Err()

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,4 +82,34 @@ func checkName(name string) error {
 		}
 	}
 	return nil
+}
+
+// maxLocalBlob bounds what Blob reads: it serves manifests and configs.
+const maxLocalBlob = 16 << 20
+
+// Blob returns the cached blob d (a manifest or a config, at most 16 MiB), if
+// the cache has it. The caller checks what it gets against d: Blob only
+// reads a final path, which is complete, but is no proof against rot.
+func (c *Cache) Blob(d digest.Digest) ([]byte, bool) { return BlobDir(c.root).Blob(d) }
+
+// BlobDir reads the blobs of the cache at its root without opening the cache
+// (and waits for no lock): a blob at its final path is complete, and a purge
+// that takes it meanwhile makes Blob report that it has none.
+type BlobDir string
+
+// Blob is Cache.Blob.
+func (b BlobDir) Blob(d digest.Digest) ([]byte, bool) {
+	if checkDigest(d) != nil {
+		return nil, false
+	}
+	f, err := os.Open(filepath.Join(string(b), "blobs", d.Algorithm().String(), d.Encoded()))
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	body, err := io.ReadAll(io.LimitReader(f, maxLocalBlob+1))
+	if err != nil || len(body) > maxLocalBlob {
+		return nil, false
+	}
+	return body, true
 }

@@ -95,6 +95,12 @@ func TestTreeChangedIsRepaired(t *testing.T) {
 			if os.Geteuid() != 0 && ch.name == "Chown" {
 				t.Skip("chown needs root")
 			}
+			// Only a tree that a hardlinked destination shares can change (and is checked).
+			x, err := c.Expose(context.Background(), []digest.Digest{l.DiffID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.Release()
 			if err := ch.change(filepath.Join(tr.Dir, "etc/passwd")); err != nil {
 				t.Fatal(err)
 			}
@@ -115,12 +121,20 @@ func TestTreeChangedIsRepaired(t *testing.T) {
 			if calls.Load() != 1 {
 				t.Fatalf("fetched %d times: the cached blob should serve repairs", calls.Load())
 			}
-			if ents, _ := os.ReadDir(c.path("tmp")); len(ents) != 1 { // the layer's lock
+			if ents, _ := os.ReadDir(c.path("tmp")); len(ents) != 2 { // the layer's lock and its link lock
 				t.Fatalf("tmp/ holds %d entries after a repair", len(ents))
+			}
+			if c.Exposed(l.DiffID) {
+				t.Fatal("the repaired tree is still marked linked: nothing shares it")
 			}
 		})
 	}
 	// Linking and unlinking a tree's file (what assembly and rm -rf DEST do) is no change.
+	if x, err := c.Expose(context.Background(), []digest.Digest{l.DiffID}); err != nil {
+		t.Fatal(err)
+	} else {
+		x.Release()
+	}
 	if err := os.Link(filepath.Join(tr.Dir, "bin/sh"), filepath.Join(t.TempDir(), "sh")); err == nil {
 		if got, _ := c.Tree(context.Background(), l, serve(blob, &calls)); !got.Cached {
 			t.Fatal("a new hard link to a tree file made the tree count as changed")

@@ -192,6 +192,11 @@ func (c *Cache) remove(o Object) error {
 			return err
 		}
 	}
+	if o.Kind == KindTree {
+		if err := os.Remove(c.linkedPath(o.Digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
 	return removeAll(doomed)
 }
 

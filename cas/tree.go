@@ -54,9 +54,9 @@ type Opener func(ctx context.Context) (io.ReadCloser, error)
 // blob in the same pass. Two callers (goroutines or processes) that need the
 // same tree make it once; the second waits and reuses it.
 //
-// A cached tree is checked against the fingerprint recorded when it was made
-// (see fingerprint): one that was changed since, through a destination that
-// shares its inodes, is retired and made again.
+// A cached tree that a hardlinked destination may share (see Expose) is
+// checked against the fingerprint recorded when it was made (see
+// fingerprint): one that was changed since is retired and made again.
 func (c *Cache) Tree(ctx context.Context, l Layer, open Opener) (Tree, error) {
 	if err := l.check(); err != nil {
 		return Tree{}, err
@@ -95,13 +95,12 @@ func (c *Cache) cachedTree(ctx context.Context, d digest.Digest) (Tree, bool, er
 	if err != nil || rec.Format != treeFormat {
 		return Tree{}, false, nil // an orphan, a torn purge, or an older format: made again
 	}
-	if rec.Fingerprint != "" {
-		fp, err := fingerprint(ctx, dir)
-		if ctx.Err() != nil {
-			return Tree{}, false, ctx.Err()
-		}
-		if err != nil || fp != rec.Fingerprint {
-			return Tree{}, false, nil
+	// Only a tree that a hardlinked destination may share can have changed
+	// (see Expose): the others are trusted without a walk.
+	if rec.Fingerprint != "" && exists(c.linkedPath(d)) {
+		ok, err := c.checkExposed(ctx, d, dir, rec.Fingerprint)
+		if err != nil || !ok {
+			return Tree{}, false, err
 		}
 	}
 	touch(dir + ".json")
@@ -125,7 +124,12 @@ func readTreeRecord(path string) (treeRecord, error) {
 // keeps what it has until it is unmounted. It reports whether there was a tree.
 // The caller holds the tree's lock.
 func (c *Cache) retire(d digest.Digest) (bool, error) {
-	return c.retireDir(c.treePath(d), d)
+	had, err := c.retireDir(c.treePath(d), d)
+	// The tree made in its place shares nothing yet.
+	if rerr := os.Remove(c.linkedPath(d)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	return had, err
 }
 
 // retireDir is retire for the tree or fix-up d at dir.

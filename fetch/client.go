@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/rootsdev/roots/fetch/auth"
 )
 
@@ -20,6 +22,18 @@ type Options struct {
 	Retries   int               // attempts per request and per blob stream without progress (default 5)
 	Backoff   time.Duration     // first backoff (default 200ms), doubled each time, with jitter
 	UserAgent string            // default "roots"
+	// Local, if set, is read before the registry for content that a digest
+	// names: an image's config and, for an index, the platform's manifest.
+	// What it returns is checked (size and digest) like a download, and
+	// fetched from the registry if it fails. A tag's manifest is always
+	// fetched: it is what says whether the tag moved.
+	Local LocalSource
+}
+
+// LocalSource is content-addressed storage, such as roots' cache.
+type LocalSource interface {
+	// Blob returns the content stored under d, if there is any.
+	Blob(d digest.Digest) ([]byte, bool)
 }
 
 // Client pulls from registries. It is safe for concurrent use, and keeps one

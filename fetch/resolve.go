@@ -45,8 +45,10 @@ func (c *Client) Resolve(ctx context.Context, ref Reference, want *Platform) (*I
 		}
 		img.Index, img.IndexDigest = body, dgst
 		child := ref.WithDigest(desc.Digest)
-		if img.Manifest, img.MediaType, img.Digest, err = c.Manifest(ctx, child); err != nil {
-			return nil, err
+		if !c.localManifest(img, desc) {
+			if img.Manifest, img.MediaType, img.Digest, err = c.Manifest(ctx, child); err != nil {
+				return nil, err
+			}
 		}
 		if !IsManifest(img.MediaType) {
 			return nil, errorf(ErrUnsupportedManifest, "manifest %s: an index entry is itself an index (%s)", child, img.MediaType)
@@ -224,6 +226,9 @@ func (c *Client) config(ctx context.Context, ref Reference, d ocispec.Descriptor
 	if d.Size > maxConfigSize {
 		return nil, errorf(ErrTooLarge, "config %s of %s: %d bytes is more than the %d allowed", d.Digest, ref, d.Size, maxConfigSize)
 	}
+	if body, ok := c.local(d, maxConfigSize); ok {
+		return body, nil
+	}
 	rc, err := c.OpenBlob(ctx, ref, d)
 	if err != nil {
 		return nil, err
@@ -259,4 +264,32 @@ func parseConfig(body []byte) (Platform, []digest.Digest, error) {
 		diffIDs = []digest.Digest{}
 	}
 	return p, diffIDs, nil
+}
+
+// local returns d's content from Options.Local if it has it, at most limit
+// bytes, with d's size and digest.
+func (c *Client) local(d ocispec.Descriptor, limit int64) ([]byte, bool) {
+	if c.opts.Local == nil || checkDescriptor(d) != nil || d.Size > limit {
+		return nil, false
+	}
+	body, ok := c.opts.Local.Blob(d.Digest)
+	if !ok || int64(len(body)) != d.Size || d.Digest.Algorithm().FromBytes(body) != d.Digest {
+		return nil, false
+	}
+	return body, true
+}
+
+// localManifest fills img's manifest from Options.Local for the index entry
+// desc, if it has it and it is an image manifest of the kind desc says.
+func (c *Client) localManifest(img *Image, desc ocispec.Descriptor) bool {
+	body, ok := c.local(desc, maxManifestSize)
+	if !ok {
+		return false
+	}
+	mediaType, err := manifestMediaType(desc.MediaType, body)
+	if err != nil || !IsManifest(mediaType) {
+		return false
+	}
+	img.Manifest, img.MediaType, img.Digest = body, mediaType, desc.Digest
+	return true
 }

@@ -46,6 +46,12 @@ type registryFlags struct {
 
 // client returns a registry client for these flags and the environment.
 func (f registryFlags) client(e *env) (*fetch.Client, error) {
+	return f.clientWith(e, nil)
+}
+
+// clientWith is client reading configs and platform manifests from local
+// first (the cache's blobs) when it has them.
+func (f registryFlags) clientWith(e *env, local fetch.LocalSource) (*fetch.Client, error) {
 	dockerConfig := ""
 	if d := e.getenv("DOCKER_CONFIG"); d != "" {
 		dockerConfig = filepath.Join(d, "config.json")
@@ -66,6 +72,7 @@ func (f registryFlags) client(e *env) (*fetch.Client, error) {
 		Keychain:  kc,
 		UserAgent: "roots/" + version,
 		Backoff:   backoff(e),
+		Local:     local,
 	}), nil
 }
 

@@ -71,7 +71,11 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	client, err := p.client(e)
+	var local fetch.LocalSource
+	if cacheDir != "" {
+		local = cas.BlobDir(cacheDir) // what a digest names needs no round trip when cached
+	}
+	client, err := p.clientWith(e, local)
 	if err != nil {
 		return err
 	}
@@ -163,7 +167,21 @@ func (p *PullCmd) assemble(ctx context.Context, e *env, cacheDir string, client 
 	if p.Mode == modeCopy {
 		return unapplied, assemble.Copy(ctx, dir, at)
 	}
-	return unapplied, assemble.Hardlink(ctx, dir, at)
+	// dir will share the trees' inodes: from now on their reuse checks them.
+	x, err := c.Expose(ctx, img.DiffIDs)
+	if err != nil {
+		return nil, err
+	}
+	if err := assemble.Hardlink(ctx, dir, at); err != nil {
+		if assemble.RemoveAll(dir) == nil {
+			x.Undo(context.WithoutCancel(ctx)) // nothing of this pull shares the trees
+		} else {
+			x.Release()
+		}
+		return nil, err
+	}
+	x.Release()
+	return unapplied, nil
 }
 
 // trees makes (or checks and reuses) every layer's tree in the cache, in

@@ -1,0 +1,148 @@
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/rootsdev/roots/lock"
+)
+
+// A tree can only change through a destination that shares its inodes: one
+// that hardlink assembly made. Copy and overlay destinations never do (an
+// overlay's lower layers are read-only, and a fix-up lives in the cache). So a
+// tree is stat-walked against its fingerprint on reuse only when it is
+// *exposed*: when the stamp linked/<hex> exists (beside trees/, so that a
+// tree's directory holds nothing but the tree and its record). Expose creates
+// the stamp, synced, before a hardlink assembly links the tree's files, and
+// holds the tree's link lock (shared) until the destination is complete. A
+// reuse that walks an exposed tree, finds it unchanged and finds no file of it
+// linked from outside the tree (every link count accounted for inside it),
+// takes the link lock exclusively and removes the stamp: the destinations that
+// shared the tree are gone, and the next reuse walks nothing.
+
+// linkedPath is the exposure stamp of the tree d.
+func (c *Cache) linkedPath(d digest.Digest) string { return c.path("linked", d.Encoded()) }
+
+// linkLockPath is the lock that Expose holds shared, and that removing the
+// stamp takes exclusively.
+func (c *Cache) linkLockPath(d digest.Digest) string {
+	return c.path("tmp", d.Encoded()+".link.lock")
+}
+
+// Exposed reports whether the tree d may share inodes with a hardlinked
+// destination (and is therefore checked against its fingerprint on reuse).
+func (c *Cache) Exposed(d digest.Digest) bool {
+	if checkDigest(d) != nil {
+		return false
+	}
+	return exists(c.linkedPath(d))
+}
+
+// Expose marks the trees (diff ids) as shared with a destination that is about
+// to hardlink their files, so that every later reuse checks them. Call it after
+// Tree and before linking, and Release the Exposure once the destination is
+// complete, or Undo it once a failed destination is removed.
+func (c *Cache) Expose(ctx context.Context, trees []digest.Digest) (*Exposure, error) {
+	x := &Exposure{c: c}
+	for _, d := range trees {
+		if err := checkDigest(d); err != nil {
+			x.Release()
+			return nil, err
+		}
+		lk, err := c.locks.Shared(ctx, c.linkLockPath(d))
+		if err != nil {
+			x.Release()
+			return nil, err
+		}
+		x.held = append(x.held, lk)
+		f, err := os.OpenFile(c.linkedPath(d), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			x.Release()
+			return nil, fmt.Errorf("tree %s: mark it linked: %w", d, err)
+		}
+		f.Close()
+		x.made = append(x.made, d)
+	}
+	if len(x.made) > 0 {
+		// The stamps are empty: their directory entries are what must last.
+		if err := syncDir(c.path("linked")); err != nil {
+			x.Release()
+			return nil, fmt.Errorf("mark trees linked: %w", err)
+		}
+	}
+	return x, nil
+}
+
+// Exposure is what Expose holds while a destination is being linked.
+type Exposure struct {
+	c    *Cache
+	held []*lock.Lock
+	made []digest.Digest // the stamps this Expose created
+}
+
+// Release ends the assembly: the stamps stay.
+func (x *Exposure) Release() {
+	for _, l := range x.held {
+		l.Release()
+	}
+	x.held = nil
+}
+
+// Undo releases, then removes the stamps that Expose created, for a
+// destination that failed and was removed: each only if the tree is unchanged
+// and nothing else links its files (the same check as on reuse).
+func (x *Exposure) Undo(ctx context.Context) {
+	x.Release()
+	for _, d := range x.made {
+		dir := x.c.treePath(d)
+		rec, err := readTreeRecord(dir + ".json")
+		if err != nil || rec.Fingerprint == "" {
+			continue
+		}
+		x.c.checkExposed(ctx, d, dir, rec.Fingerprint)
+	}
+	x.made = nil
+}
+
+// checkExposed reports whether the exposed tree d at dir still matches its
+// fingerprint want. If no destination can be linking it now (its link lock is
+// free, and held through the walk) and no file of it is linked from outside
+// the tree, its stamp is removed: nothing shares its inodes any more.
+func (c *Cache) checkExposed(ctx context.Context, d digest.Digest, dir, want string) (unchanged bool, err error) {
+	lk, got, lerr := c.locks.TryExclusive(c.linkLockPath(d))
+	if lerr != nil {
+		got = false
+	}
+	if got {
+		defer lk.Release()
+	}
+	fp, outside, err := fingerprintLinks(ctx, dir)
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil || fp != want {
+		return false, nil
+	}
+	if got && !outside {
+		os.Remove(c.linkedPath(d))
+	}
+	return true, nil
+}
+
+// syncDir fsyncs the directory dir.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
