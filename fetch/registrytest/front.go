@@ -37,19 +37,39 @@ func (f *Front) Requests() []Request { return f.f.log.list() }
 // ResetRequests empties the request log.
 func (f *Front) ResetRequests() { f.f.log.reset() }
 
+// requestLog records requests when their handlers return. A client can read
+// its answer before that, so list waits (briefly) for requests in flight.
 type requestLog struct {
-	mu   sync.Mutex
-	reqs []Request
+	mu      sync.Mutex
+	reqs    []Request
+	pending int // requests begun and not yet added
+}
+
+// settleTimeout bounds how long list waits for requests in flight (a slow
+// fault may keep one open for long).
+const settleTimeout = 2 * time.Second
+
+func (l *requestLog) begin() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending++
 }
 
 func (l *requestLog) add(r Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.pending--
 	l.reqs = append(l.reqs, r)
 }
 
 func (l *requestLog) list() []Request {
-	l.mu.Lock()
+	for deadline := time.Now().Add(settleTimeout); ; time.Sleep(5 * time.Millisecond) {
+		l.mu.Lock()
+		if l.pending == 0 || time.Now().After(deadline) {
+			break
+		}
+		l.mu.Unlock()
+	}
 	defer l.mu.Unlock()
 	out := make([]Request, len(l.reqs))
 	for i, r := range l.reqs {
@@ -117,6 +137,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		Header: req.Header.Clone(),
 	}
 	sw := &statusWriter{ResponseWriter: w}
+	f.log.begin()
 	// Recorded even when the handler aborts the connection (a panic with
 	// http.ErrAbortHandler), which this defer lets through.
 	defer func() {
