@@ -681,23 +681,6 @@ func atkPull(t testing.TB, limit time.Duration, args ...string) (res result, tim
 	return result{out.String(), errb.String(), code}, false
 }
 
-// atkCleanFailure checks a failed pull: exit 1, one "roots: " line with want
-// in it, no DEST and no staging directory left.
-func atkCleanFailure(t *testing.T, res result, want, dest string) {
-	t.Helper()
-	if res.code != 1 || !strings.HasPrefix(res.stderr, "roots: ") || strings.Count(res.stderr, "\n") != 1 ||
-		!strings.Contains(res.stderr, want) {
-		t.Errorf("pull: exit %d, stderr %q; want exit 1 and one line \"roots: ...%s...\"", res.code, res.stderr, want)
-	}
-	if res.stdout != "" {
-		t.Errorf("a failed pull printed on stdout: %q", res.stdout)
-	}
-	if _, err := os.Lstat(dest); !os.IsNotExist(err) {
-		t.Errorf("a failed pull left DEST %s (%v)", dest, err)
-	}
-	assertNoStaging(t, filepath.Dir(dest))
-}
-
 // atkCacheClean checks that a cache after a failed pull holds nothing but
 // allowed blobs and trees (those of other layers, the manifest and config),
 // and only locks in tmp/.
@@ -1361,7 +1344,7 @@ func atkRun(t *testing.T, tc atkCase, e atkEnv, ref string, p registrytest.Pushe
 			if fail == "" {
 				fail = tc.orFail
 			}
-			atkCleanFailure(t, res, fail, dest)
+			assertCleanFailure(t, res, fail, dest)
 			if mode == "cache" && !tc.treeOK {
 				bad := tc.bad
 				if bad <= 0 {

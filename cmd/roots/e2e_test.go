@@ -177,3 +177,20 @@ func needRoot(t *testing.T) {
 
 // reg is a shorthand for a registrytest entry.
 type reg = registrytest.Entry
+
+// assertCleanFailure checks a pull that must fail: exit 1, one "roots: " line
+// on stderr holding want, nothing on stdout, no DEST and no staging directory.
+func assertCleanFailure(t *testing.T, res result, want, dest string) {
+	t.Helper()
+	if res.code != 1 || !strings.HasPrefix(res.stderr, "roots: ") || strings.Count(res.stderr, "\n") != 1 ||
+		!strings.Contains(res.stderr, want) {
+		t.Errorf("pull: exit %d, stderr %q; want exit 1 and one line \"roots: ...%s...\"", res.code, res.stderr, want)
+	}
+	if res.stdout != "" {
+		t.Errorf("a failed pull printed on stdout: %q", res.stdout)
+	}
+	if _, err := os.Lstat(dest); !os.IsNotExist(err) {
+		t.Errorf("a failed pull left DEST %s (%v)", dest, err)
+	}
+	assertNoStaging(t, filepath.Dir(dest))
+}

@@ -685,23 +685,6 @@ func TestDifferentialUmoci(t *testing.T) {
 	}
 }
 
-// assertCleanFailure checks a pull that must fail: exit 1, one "roots: " line
-// on stderr holding want, nothing on stdout, no DEST and no staging directory.
-func assertCleanFailure(t *testing.T, res result, want, dest string) {
-	t.Helper()
-	if res.code != 1 || !strings.HasPrefix(res.stderr, "roots: ") || strings.Count(res.stderr, "\n") != 1 ||
-		!strings.Contains(res.stderr, want) {
-		t.Errorf("pull: exit %d, stderr %q; want exit 1 and one line \"roots: ...%s...\"", res.code, res.stderr, want)
-	}
-	if res.stdout != "" {
-		t.Errorf("a failed pull printed on stdout: %q", res.stdout)
-	}
-	if _, err := os.Lstat(dest); !os.IsNotExist(err) {
-		t.Errorf("a failed pull left DEST %s (%v)", dest, err)
-	}
-	assertNoStaging(t, filepath.Dir(dest))
-}
-
 // umociUnpack copies ref into an OCI layout with skopeo and unpacks it with
 // umoci; it returns the rootfs.
 func umociUnpack(t *testing.T, ref string) string {
