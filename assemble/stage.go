@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Staging is a destination being built beside its final path, so that the final path only ever
@@ -16,7 +17,8 @@ type Staging struct {
 
 	dest  string
 	force bool
-	done  bool // committed or aborted
+	done  bool   // committed or aborted
+	held  func() // releases the flock that marks Dir as in use (see RemoveStale)
 }
 
 // maxStageBase bounds the destination's name inside the staging name, so that the staging name
@@ -49,11 +51,8 @@ func Stage(dest string, force bool) (*Staging, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("stage %s: %w", dest, err)
 	}
-	if len(base) > maxStageBase {
-		base = base[:maxStageBase]
-	}
 	for {
-		dir := filepath.Join(parent, fmt.Sprintf(".%s.roots-%06x", base, rand.Uint32()&0xffffff))
+		dir := StagePath(dest, fmt.Sprintf("%06x", rand.Uint32()&0xffffff))
 		err := os.Mkdir(dir, 0o700)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -61,7 +60,71 @@ func Stage(dest string, force bool) (*Staging, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stage %s: %w", dest, err)
 		}
-		return &Staging{Dir: dir, dest: dest, force: force}, nil
+		held, err := hold(dir)
+		if err != nil {
+			os.Remove(dir)
+			return nil, fmt.Errorf("stage %s: %w", dest, err)
+		}
+		return &Staging{Dir: dir, dest: dest, force: force, held: held}, nil
+	}
+}
+
+// StagePath is the hidden name beside dest, ".DEST.roots-SUFFIX", that Stage builds in and that
+// callers use for a tree they move aside; RemoveStale finds both.
+func StagePath(dest, suffix string) string {
+	dest = filepath.Clean(dest)
+	base := filepath.Base(dest)
+	if len(base) > maxStageBase {
+		base = base[:maxStageBase]
+	}
+	return filepath.Join(filepath.Dir(dest), "."+base+".roots-"+suffix)
+}
+
+// RemoveStale removes the staging directories of dest, and trees moved aside with a StagePath
+// suffix starting "old-", that no live process holds: what a killed pull left behind. A live
+// Staging holds a flock on its directory until Commit or Abort.
+func RemoveStale(dest string) {
+	prefix := filepath.Base(StagePath(dest, ""))
+	parent := filepath.Dir(filepath.Clean(dest))
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.IsDir() || !isStageSuffix(rest) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		if release, err := hold(dir); err == nil {
+			RemoveAll(dir)
+			release()
+		}
+	}
+}
+
+// isStageSuffix reports whether s is a staging directory's random suffix (six hex digits) or
+// names a tree moved aside ("old-...").
+func isStageSuffix(s string) bool {
+	if strings.HasPrefix(s, "old-") {
+		return true
+	}
+	if len(s) != 6 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// release gives up the staging directory's flock, once.
+func (s *Staging) release() {
+	if s.held != nil {
+		s.held()
+		s.held = nil
 	}
 }
 
@@ -76,6 +139,7 @@ func (s *Staging) Commit() error {
 	err := renameNoReplace(s.Dir, s.dest)
 	if err == nil {
 		s.done = true
+		s.release()
 		return syncDir(filepath.Dir(s.dest))
 	}
 	if !errors.Is(err, fs.ErrExist) {
@@ -92,7 +156,9 @@ func (s *Staging) Commit() error {
 	}
 	s.done = true
 	serr := syncDir(filepath.Dir(s.dest))
-	if err := RemoveAll(s.Dir); err != nil {
+	err = RemoveAll(s.Dir)
+	s.release()
+	if err != nil {
 		return fmt.Errorf("commit %s: remove the replaced tree: %w", s.dest, err)
 	}
 	return serr
@@ -104,7 +170,9 @@ func (s *Staging) Abort() error {
 	if s.done {
 		return nil
 	}
-	if err := RemoveAll(s.Dir); err != nil {
+	err := RemoveAll(s.Dir)
+	s.release()
+	if err != nil {
 		return fmt.Errorf("abort %s: %w", s.dest, err)
 	}
 	s.done = true

@@ -60,3 +60,17 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// hold takes a non-blocking exclusive flock on the directory dir, kept until release is called
+// or the process ends.
+func hold(dir string) (release func(), err error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return func() { unix.Close(fd) }, nil
+}

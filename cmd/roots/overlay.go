@@ -65,7 +65,7 @@ func (p *PullCmd) overlay(ctx context.Context, e *env, start time.Time, ref fetc
 	if err := checkOverlayDest(dest, state, p.Force); err != nil {
 		return err
 	}
-	removeStaleStages(dest)
+	assemble.RemoveStale(dest)
 	img, err := client.Resolve(ctx, ref, want)
 	if err != nil {
 		return err
@@ -194,7 +194,7 @@ func clearOverlayDest(c *cas.Cache, dest, state string, force bool) (aside strin
 		if !force {
 			return "", fmt.Errorf("%s %w: use --force to replace it", dest, assemble.ErrExists)
 		}
-		aside = filepath.Join(filepath.Dir(dest), fmt.Sprintf(".%s.roots-old-%d", filepath.Base(dest), os.Getpid()))
+		aside = assemble.StagePath(dest, fmt.Sprintf("old-%d", os.Getpid()))
 		if err := os.Rename(dest, aside); err != nil {
 			return "", err
 		}

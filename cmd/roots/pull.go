@@ -88,10 +88,7 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	defer stage.Abort()
-	if release, err := holdStage(stage.Dir); err == nil {
-		defer release()
-	}
-	removeStaleStages(dest)
+	assemble.RemoveStale(dest)
 
 	img, err := client.Resolve(ctx, ref, want)
 	if err != nil {
