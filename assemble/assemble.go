@@ -61,13 +61,90 @@ type Link struct{ Name, Target string }
 // does not mark it implicit; the root's too. A link that fails with EXDEV or EMLINK falls back
 // to a copy of that file (reflink first), which keeps owner, mode, times and xattrs.
 func Hardlink(ctx context.Context, dir string, trees []Tree) error {
-	return assemble(ctx, dir, trees, false)
+	return all(ctx, dir, trees, false)
 }
 
 // Copy is Hardlink with copies instead of links, for destinations that must not share inodes with
 // the trees. Hardlinks within a layer, and Links, stay hardlinks within the destination.
 func Copy(ctx context.Context, dir string, trees []Tree) error {
-	return assemble(ctx, dir, trees, true)
+	return all(ctx, dir, trees, true)
+}
+
+func all(ctx context.Context, dir string, trees []Tree, copy bool) error {
+	a, err := start(ctx, dir, copy)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	for _, t := range trees {
+		if err := a.Add(t); err != nil {
+			return err
+		}
+	}
+	return a.Finish()
+}
+
+// An Assembly is Hardlink or Copy one tree at a time, so that a layer can be added as soon as
+// it is unpacked while the layers above it still are. Add the trees bottom to top, then Finish
+// (which sets directory metadata); Close releases an assembly that is not finished. An Assembly
+// is used by one goroutine.
+type Assembly struct {
+	a    *assembler
+	dir  string
+	n    int   // trees added
+	err  error // the first failure: the destination is incomplete
+	done bool
+}
+
+// NewHardlink starts a Hardlink assembly into dir, an existing empty directory.
+func NewHardlink(ctx context.Context, dir string) (*Assembly, error) { return start(ctx, dir, false) }
+
+// NewCopy starts a Copy assembly into dir, an existing empty directory.
+func NewCopy(ctx context.Context, dir string) (*Assembly, error) { return start(ctx, dir, true) }
+
+// Add adds the next tree, above the ones added before. After a failure every call fails.
+func (s *Assembly) Add(t Tree) error {
+	if s.err != nil || s.done {
+		return s.failed()
+	}
+	err := t.validate()
+	if err == nil {
+		err = s.a.addTree(&t, s.n == 0)
+	}
+	if err != nil {
+		s.err = fmt.Errorf("assemble %s: layer %d (%s): %w", s.dir, s.n, t.Dir, err)
+		return s.err
+	}
+	s.n++
+	return nil
+}
+
+// Finish sets the directories' metadata, children before parents, and closes the assembly.
+func (s *Assembly) Finish() error {
+	if s.err != nil || s.done {
+		return s.failed()
+	}
+	if err := s.a.applyMeta(); err != nil {
+		s.err = fmt.Errorf("assemble %s: directory metadata: %w", s.dir, err)
+		return s.err
+	}
+	s.Close()
+	return nil
+}
+
+// Close releases the assembly's descriptor; the destination is left as it is.
+func (s *Assembly) Close() {
+	if !s.done {
+		s.done = true
+		s.a.close()
+	}
+}
+
+func (s *Assembly) failed() error {
+	if s.err != nil {
+		return s.err
+	}
+	return fmt.Errorf("assemble %s: %w", s.dir, errFinished)
 }
 
 // validate checks that every path in t is relative, clean and stays below the root.

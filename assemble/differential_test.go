@@ -368,6 +368,38 @@ var differentialCases = []struct {
 		{reg("a", "old")},
 		{reg("a", "new"), hard("b", "a")},
 	}},
+	// Wide enough that linking hands directories to several walkers at once.
+	{name: "WideTreesManyWalkers", layers: wideLayers(48)},
+}
+
+// wideLayers is n directories (each with a subdirectory, files, a symlink and a read-only
+// child) in a base layer, and above it layers that delete, replace, hide, extend and link
+// into them, so that walkers running in parallel meet every kind of change.
+func wideLayers(n int) [][]te {
+	var base, mid, top []te
+	for i := range n {
+		d := fmt.Sprintf("d%02d", i)
+		base = append(base, dir(d).m(0o750).o(i, i).t(d1), dir(d+"/sub").t(d2), sym(d+"/ln", "f0"), dir(d+"/ro").m(0o500))
+		for j := range 6 {
+			base = append(base, reg(fmt.Sprintf("%s/f%d", d, j), d).t(d1), reg(fmt.Sprintf("%s/sub/g%d", d, j), d))
+		}
+		base = append(base, reg(d+"/ro/r", "ro"))
+		switch i % 6 {
+		case 0:
+			mid = append(mid, wh(d))
+		case 1:
+			mid = append(mid, reg(d, "was a dir"))
+		case 2:
+			mid = append(mid, opq(d), reg(d+"/new", "n"))
+		case 3:
+			mid = append(mid, dir(d+"/f1"), reg(d+"/f1/inside", "x"), wh(d+"/sub/g2"))
+		case 4:
+			mid = append(mid, reg(d+"/sub/g3", "changed").m(0o600), dir(d).m(0o700).t(d2))
+		case 5:
+			top = append(top, hard(d+"/sub/linked", d+"/f4"), hard(fmt.Sprintf("x%02d", i), d+"/sub/g5"))
+		}
+	}
+	return [][]te{base, mid, top}
 }
 
 func TestDifferentialAssemblyEqualsApplier(t *testing.T) {

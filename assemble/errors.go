@@ -14,3 +14,6 @@ var (
 	// reachable only through a symlink.
 	ErrLinkTarget = errors.New("hardlink target not in the destination")
 )
+
+// errFinished reports a use of an Assembly after Finish or Close.
+var errFinished = errors.New("assembly already finished")

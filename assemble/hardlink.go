@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,45 +21,37 @@ type assembler struct {
 	rootMeta *dirMeta // the root's metadata: the topmost tree's that does not list "." implicit
 	copy     bool     // copy files instead of linking them
 	euid     int
-	buf      []byte // getdents buffer
-	copyBuf  []byte // read/write buffer for copies that neither reflink nor copy_file_range can do
+	buf      []byte    // getdents buffer
+	copyBuf  []byte    // read/write buffer for copies that neither reflink nor copy_file_range can do
+	pool     *walkPool // the walkers of the tree being linked (nil: none, walk on this goroutine)
 
-	// The tree being added.
+	// The tree being added. A tree's directories are walked by several goroutines (walkers,
+	// shallow copies of the assembler with buffers of their own) when linking: these fields are
+	// read-only during the walk, or shared behind copyMu.
 	tree      *Tree
-	crossDev  bool                       // a link failed with EXDEV: copy the rest of the tree
+	crossDev  *atomic.Bool               // a link failed with EXDEV: copy the rest of the tree
 	whiteouts map[string]map[string]bool // parent dir → names whited out in it
 	implicit  map[string]bool
 	held      string            // the private directory of the tree's held Links, at the root ("": none)
 	linkDirs  map[string]bool   // directories this tree's Links made as parents of their names
-	copies    map[fileID]string // this tree's multiply-linked files → their first copy
+	copies    map[fileID]string // this tree's multiply-linked files → their first copy (copyMu)
+	copyMu    *sync.Mutex       // held by a walker that copies (copies, and one copy at a time)
 }
 
-// assemble is Hardlink (copy false) and Copy (copy true).
-func assemble(ctx context.Context, dir string, trees []Tree, copy bool) error {
-	for i := range trees {
-		if err := trees[i].validate(); err != nil {
-			return fmt.Errorf("assemble %s: layer %d (%s): %w", dir, i, trees[i].Dir, err)
-		}
-	}
+// start opens dir for an Assembly: Hardlink (copy false) or Copy (copy true).
+func start(ctx context.Context, dir string, copy bool) (*Assembly, error) {
 	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("assemble: %w", pathErr("open", dir, err))
+		return nil, fmt.Errorf("assemble: %w", pathErr("open", dir, err))
 	}
-	defer unix.Close(root)
 	a := &assembler{
 		ctx: ctx, root: root, top: &node{}, copy: copy,
 		euid: os.Geteuid(), buf: make([]byte, direntBufSize),
 	}
-	for i := range trees {
-		if err := a.addTree(&trees[i], i == 0); err != nil {
-			return fmt.Errorf("assemble %s: layer %d (%s): %w", dir, i, trees[i].Dir, err)
-		}
-	}
-	if err := a.applyMeta(); err != nil {
-		return fmt.Errorf("assemble %s: directory metadata: %w", dir, err)
-	}
-	return nil
+	return &Assembly{a: a, dir: dir}, nil
 }
+
+func (a *assembler) close() { unix.Close(a.root) }
 
 // addTree applies one tree in the order of the layer.Record contract, which is what makes the
 // result equal to applying the layer's tar directly: (1) its Links' targets are held, as the
@@ -64,7 +59,7 @@ func assemble(ctx context.Context, dir string, trees []Tree, copy bool) error {
 // at their names; (5) its own entries, parents first. first says the destination is still
 // empty, so entries need no look before they are made.
 func (a *assembler) addTree(t *Tree, first bool) error {
-	a.tree, a.crossDev, a.copies = t, false, nil
+	a.tree, a.crossDev, a.copies, a.copyMu = t, new(atomic.Bool), map[fileID]string{}, new(sync.Mutex)
 	a.whiteouts = make(map[string]map[string]bool)
 	for _, p := range t.Whiteouts {
 		dir, name := splitLast(p)
@@ -111,7 +106,82 @@ func (a *assembler) addTree(t *Tree, first bool) error {
 			return pathErr("stat", t.Dir, err)
 		}
 	}
-	return a.walkDir(tfd, a.root, ".", a.top, first && len(t.Links) == 0)
+	return a.walkTree(tfd, first && len(t.Links) == 0)
+}
+
+// walkTree adds the entries of the tree's root directory tfd to the destination's root. Linking
+// walks directories on as many goroutines as there are CPUs: a file is one linkat, and the
+// kernel's work for it runs in parallel. A copy walks on one: its cost is the bytes it copies.
+func (a *assembler) walkTree(tfd int, fresh bool) error {
+	workers := runtime.GOMAXPROCS(0)
+	if a.copy || workers < 2 {
+		return a.walkDir(tfd, a.root, ".", a.top, fresh)
+	}
+	ctx, cancel := context.WithCancelCause(a.ctx)
+	defer cancel(nil)
+	p := &walkPool{tasks: make(chan walkTask, 4*workers), cancel: cancel}
+	p.pending.Add(1)
+	p.tasks <- walkTask{tfd: -1, fresh: fresh} // the root: its descriptors belong to the caller
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := *a
+			w.ctx, w.pool, w.buf = ctx, p, make([]byte, direntBufSize)
+			for t := range p.tasks {
+				if t.tfd < 0 {
+					p.done(w.walkDir(tfd, a.root, ".", a.top, t.fresh))
+				} else {
+					p.done(w.walkDir(t.tfd, t.dfd, t.rel, t.n, t.fresh))
+					unix.Close(t.tfd)
+					unix.Close(t.dfd)
+				}
+			}
+		}()
+	}
+	p.pending.Wait()
+	close(p.tasks)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// walkPool hands directories to the walkers of one tree.
+type walkPool struct {
+	tasks   chan walkTask
+	pending sync.WaitGroup // tasks not yet done
+	cancel  context.CancelCauseFunc
+}
+
+// walkTask is one directory to walk: walkDir's arguments. The walker closes tfd and dfd.
+type walkTask struct {
+	tfd, dfd int
+	rel      string
+	n        *node
+	fresh    bool
+}
+
+// done ends a task; its error (the first) stops the others.
+func (p *walkPool) done(err error) {
+	if err != nil {
+		p.cancel(err)
+	}
+	p.pending.Done()
+}
+
+// hand passes a directory to another walker if one can take it now, and reports whether it did.
+func (p *walkPool) hand(t walkTask) bool {
+	p.pending.Add(1)
+	select {
+	case p.tasks <- t:
+		return true
+	default:
+		p.pending.Done()
+		return false
+	}
 }
 
 // walkDir adds the entries of the tree directory tfd (at rel) to the destination directory dfd,
@@ -163,21 +233,29 @@ func (a *assembler) addDir(tfd, dfd int, name, rel string, parent *node, fresh b
 	if err != nil {
 		return pathErr("open", rel, err)
 	}
-	defer unix.Close(ctfd)
 	cdfd, created, err := destDir(dfd, name, fresh)
 	if err != nil {
+		unix.Close(ctfd)
 		return pathErr("mkdir", rel, err)
 	}
-	defer unix.Close(cdfd)
+	// The node of a directory is changed only by the walker of its parent (here) and then by
+	// the one walking the directory: nodes need no lock.
 	n := parent.children[name]
 	if created || n == nil {
 		n = parent.add(name)
 	}
 	if created || !a.implicit[rel] || a.linkDirs[rel] {
 		if n.meta, err = readMeta(ctfd); err != nil {
+			unix.Close(ctfd)
+			unix.Close(cdfd)
 			return pathErr("stat", rel, err)
 		}
 	}
+	if a.pool != nil && a.pool.hand(walkTask{tfd: ctfd, dfd: cdfd, rel: rel, n: n, fresh: created}) {
+		return nil
+	}
+	defer unix.Close(ctfd)
+	defer unix.Close(cdfd)
 	return a.walkDir(ctfd, cdfd, rel, n, created)
 }
 
@@ -211,8 +289,8 @@ func destDir(dfd int, name string, fresh bool) (fd int, created bool, err error)
 // addFile links (or copies) the tree's non-directory name into the destination directory dfd,
 // replacing whatever is there.
 func (a *assembler) addFile(tfd, dfd int, name string, typ uint8, rel string, n *node) error {
-	if a.copy || a.crossDev {
-		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
+	if a.copy || a.crossDev.Load() {
+		return a.lockedCopy(tfd, name, dfd, typ, rel, n)
 	}
 	err := unix.Linkat(tfd, name, dfd, name, 0)
 	if errors.Is(err, unix.EEXIST) {
@@ -224,12 +302,20 @@ func (a *assembler) addFile(tfd, dfd int, name string, typ uint8, rel string, n 
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.EXDEV):
-		a.crossDev = true
-		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
+		a.crossDev.Store(true)
+		return a.lockedCopy(tfd, name, dfd, typ, rel, n)
 	case errors.Is(err, unix.EMLINK):
-		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
+		return a.lockedCopy(tfd, name, dfd, typ, rel, n)
 	}
 	return pathErr("link", joinPath(rel, name), err)
+}
+
+// lockedCopy is copyEntry for a walker: one copy at a time, which keeps the tree's hardlink
+// groups (copies) consistent.
+func (a *assembler) lockedCopy(tfd int, name string, dfd int, typ uint8, rel string, n *node) error {
+	a.copyMu.Lock()
+	defer a.copyMu.Unlock()
+	return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
 }
 
 // clear removes name from the destination directory dfd (node n), subtree and all.

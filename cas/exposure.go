@@ -46,39 +46,64 @@ func (c *Cache) Exposed(d digest.Digest) bool {
 // Expose marks the trees (diff ids) as shared with a destination that is about
 // to hardlink their files, so that every later reuse checks them. Call it after
 // Tree and before linking, and Release the Exposure once the destination is
-// complete, or Undo it once a failed destination is removed.
+// complete, or Undo it once a failed destination is removed. Trees can also be
+// added one at a time, with Add, as each becomes ready.
 func (c *Cache) Expose(ctx context.Context, trees []digest.Digest) (*Exposure, error) {
 	x := &Exposure{c: c}
 	for _, d := range trees {
-		if err := checkDigest(d); err != nil {
+		if err := x.add(ctx, d); err != nil {
 			x.Release()
 			return nil, err
 		}
-		lk, err := c.locks.Shared(ctx, c.linkLockPath(d))
-		if err != nil {
-			x.Release()
-			return nil, err
-		}
-		x.held = append(x.held, lk)
-		f, err := os.OpenFile(c.linkedPath(d), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			x.Release()
-			return nil, fmt.Errorf("tree %s: mark it linked: %w", d, err)
-		}
-		f.Close()
-		x.made = append(x.made, d)
 	}
-	if len(x.made) > 0 {
-		// The stamps are empty: their directory entries are what must last.
-		if err := syncDir(c.path("linked")); err != nil {
-			x.Release()
-			return nil, fmt.Errorf("mark trees linked: %w", err)
-		}
+	if err := x.sync(); err != nil {
+		x.Release()
+		return nil, err
 	}
 	return x, nil
+}
+
+// Add exposes one more tree, as Expose does.
+func (x *Exposure) Add(ctx context.Context, d digest.Digest) error {
+	if err := x.add(ctx, d); err != nil {
+		return err
+	}
+	return x.sync()
+}
+
+func (x *Exposure) add(ctx context.Context, d digest.Digest) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	lk, err := x.c.locks.Shared(ctx, x.c.linkLockPath(d))
+	if err != nil {
+		return err
+	}
+	x.held = append(x.held, lk)
+	f, err := os.OpenFile(x.c.linkedPath(d), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("tree %s: mark it linked: %w", d, err)
+	}
+	f.Close()
+	x.made = append(x.made, d)
+	x.unsynced = true
+	return nil
+}
+
+// sync makes the stamps made since the last sync last. They are empty: their
+// directory entries are what must.
+func (x *Exposure) sync() error {
+	if !x.unsynced {
+		return nil
+	}
+	if err := syncDir(x.c.path("linked")); err != nil {
+		return fmt.Errorf("mark trees linked: %w", err)
+	}
+	x.unsynced = false
+	return nil
 }
 
 // Exposure is what Expose holds while a destination is being linked.
@@ -86,6 +111,8 @@ type Exposure struct {
 	c    *Cache
 	held []*lock.Lock
 	made []digest.Digest // the stamps this Expose created
+	// unsynced says a stamp was made since linked/ was last synced.
+	unsynced bool
 }
 
 // Release ends the assembly: the stamps stay.

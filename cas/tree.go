@@ -81,6 +81,16 @@ func (c *Cache) Tree(ctx context.Context, l Layer, open Opener) (Tree, error) {
 	return t, err
 }
 
+// Lookup returns the layer's tree if the cache has it, as Tree does, without
+// making it. Lookups wait on the disk, not the CPU: a caller may run many at
+// once, and call Tree for the layers they did not find.
+func (c *Cache) Lookup(ctx context.Context, l Layer) (Tree, bool, error) {
+	if err := l.check(); err != nil {
+		return Tree{}, false, err
+	}
+	return c.cachedTree(ctx, l.DiffID)
+}
+
 // cachedTree returns the published tree d, if there is one and it matches its
 // fingerprint, and marks it used. A tree without its record, or one that was
 // changed, is reported missing.

@@ -78,11 +78,14 @@ func (p *PullCmd) overlay(ctx context.Context, e *env, start time.Time, ref fetc
 		return err
 	}
 	defer c.Close()
-	trees, err := p.trees(ctx, e, c, client, img, prog)
+	trees, err := p.trees(ctx, e, c, client, img, prog, nil)
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
 	}
-	at, _ := assembleTrees(trees)
+	at := make([]assemble.Tree, len(trees))
+	for i, t := range trees {
+		at[i] = assembleTree(t)
+	}
 	fixup, err := c.Fixup(ctx, img.DiffIDs, func(ctx context.Context, dir string) error {
 		return assemble.OverlayFixup(ctx, dir, at)
 	})

@@ -149,27 +149,44 @@ func (p *PullCmd) summary(e *env, start time.Time, ref fetch.Reference, img *fet
 }
 
 // assemble makes every layer's tree in the cache, in parallel, and hardlinks
-// (or copies) them into dir.
+// (or copies) them into dir, each as soon as it and the layers below it are
+// ready: the bottom of the image is assembled while its top still unpacks.
 func (p *PullCmd) assemble(ctx context.Context, e *env, cacheDir string, client *fetch.Client, img *fetch.Image, dir string, prog *progress) ([]layer.Unapplied, error) {
 	c, err := cas.Open(ctx, cacheDir)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	trees, err := p.trees(ctx, e, c, client, img, prog)
-	if err != nil {
-		return nil, err
-	}
-	at, unapplied := assembleTrees(trees)
+	var asm *assemble.Assembly
+	var x *cas.Exposure
 	if p.Mode == modeCopy {
-		return unapplied, assemble.Copy(ctx, dir, at)
+		asm, err = assemble.NewCopy(ctx, dir)
+	} else {
+		// dir will share the trees' inodes: from now on their reuse checks them.
+		if x, err = c.Expose(ctx, nil); err != nil {
+			return nil, err
+		}
+		asm, err = assemble.NewHardlink(ctx, dir)
 	}
-	// dir will share the trees' inodes: from now on their reuse checks them.
-	x, err := c.Expose(ctx, img.DiffIDs)
 	if err != nil {
 		return nil, err
 	}
-	if err := assemble.Hardlink(ctx, dir, at); err != nil {
+	defer asm.Close()
+	trees, err := p.trees(ctx, e, c, client, img, prog, func(i int, t cas.Tree) error {
+		if x != nil {
+			if err := x.Add(ctx, img.DiffIDs[i]); err != nil {
+				return err
+			}
+		}
+		return asm.Add(assembleTree(t))
+	})
+	if err == nil {
+		err = asm.Finish()
+	}
+	if x == nil {
+		return unapplied(trees), err
+	}
+	if err != nil {
 		if assemble.RemoveAll(dir) == nil {
 			x.Undo(context.WithoutCancel(ctx)) // nothing of this pull shares the trees
 		} else {
@@ -178,23 +195,102 @@ func (p *PullCmd) assemble(ctx context.Context, e *env, cacheDir string, client 
 		return nil, err
 	}
 	x.Release()
-	return unapplied, nil
+	return unapplied(trees), nil
 }
 
+// lookupJobs is how many cached trees are looked up at once: a lookup waits
+// on the disk (a record to read), not on the CPU or the network.
+const lookupJobs = 16
+
 // trees makes (or checks and reuses) every layer's tree in the cache, in
-// parallel, and records the image.
-func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch.Client, img *fetch.Image, prog *progress) ([]cas.Tree, error) {
+// parallel, and records the image. When use is not nil it gets each tree, in
+// layer order, as soon as that tree and the ones below it are ready; its
+// error stops the pull.
+func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch.Client, img *fetch.Image, prog *progress, use func(int, cas.Tree) error) ([]cas.Tree, error) {
 	if err := c.PutBlob(img.ConfigDesc.Digest, img.Config); err != nil {
 		return nil, err
 	}
 	if err := c.PutBlob(img.Digest, img.Manifest); err != nil {
 		return nil, err
 	}
-	trees := make([]cas.Tree, len(img.Layers))
-	err := parallel(ctx, p.Jobs, len(img.Layers), func(ctx context.Context, i int) error {
+	n := len(img.Layers)
+	layers := make([]cas.Layer, n)
+	for i, d := range img.Layers {
+		layers[i] = cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
+	}
+	trees := make([]cas.Tree, n)
+	ready := make([]chan struct{}, n)
+	for i := range ready {
+		ready[i] = make(chan struct{})
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	made := make(chan error, 1)
+	go func() {
+		err := p.makeTrees(ctx, e, c, client, img, layers, trees, ready, prog)
+		if err != nil {
+			cancel(err)
+		}
+		made <- err
+	}()
+	if use != nil {
+		for i := range n {
+			select {
+			case <-ready[i]:
+			case <-ctx.Done():
+				if err := <-made; err != nil {
+					return nil, err
+				}
+				return nil, context.Cause(ctx)
+			}
+			if err := use(i, trees[i]); err != nil {
+				cancel(err)
+				<-made
+				return nil, err
+			}
+		}
+	}
+	if err := <-made; err != nil {
+		return nil, err
+	}
+	var size int64
+	for _, l := range img.Layers {
+		size += l.Size
+	}
+	rec := cas.ImageRecord{Reference: img.Ref.String(), Digest: img.Digest, Platform: img.Platform.String(), Size: size, Layers: img.DiffIDs}
+	if err := c.RecordImage(recordName(img.Ref), rec); err != nil {
+		return nil, err
+	}
+	return trees, nil
+}
+
+// makeTrees fills trees: first the cached ones, looked up many at once, then
+// the others, fetched and unpacked --jobs at once. It closes ready[i] once
+// trees[i] is set.
+func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, client *fetch.Client, img *fetch.Image, layers []cas.Layer, trees []cas.Tree, ready []chan struct{}, prog *progress) error {
+	found := make([]bool, len(layers))
+	err := parallel(ctx, lookupJobs, len(layers), func(ctx context.Context, i int) error {
+		t, ok, err := c.Lookup(ctx, layers[i])
+		if ok {
+			trees[i], found[i] = t, true
+			prog.cached(i)
+			close(ready[i])
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var missing []int
+	for i, ok := range found {
+		if !ok {
+			missing = append(missing, i)
+		}
+	}
+	return parallel(ctx, p.Jobs, len(missing), func(ctx context.Context, k int) error {
+		i := missing[k]
 		d := img.Layers[i]
-		l := cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
-		t, err := c.Tree(ctx, l, func(ctx context.Context) (io.ReadCloser, error) {
+		t, err := c.Tree(ctx, layers[i], func(ctx context.Context) (io.ReadCloser, error) {
 			rc, err := client.OpenBlob(ctx, img.Ref, d)
 			if err != nil {
 				return nil, err
@@ -213,36 +309,28 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch
 			prog.warn(e, fmt.Sprintf("roots: warning: cached layer %s had changed since it was unpacked (a write through a hardlinked destination?): unpacked it again", img.DiffIDs[i]))
 		}
 		trees[i] = t
+		close(ready[i])
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	var size int64
-	for _, l := range img.Layers {
-		size += l.Size
-	}
-	rec := cas.ImageRecord{Reference: img.Ref.String(), Digest: img.Digest, Platform: img.Platform.String(), Size: size, Layers: img.DiffIDs}
-	if err := c.RecordImage(recordName(img.Ref), rec); err != nil {
-		return nil, err
-	}
-	return trees, nil
 }
 
-// assembleTrees turns cached trees into assemble's, and collects what their
-// unpacking could not apply.
-func assembleTrees(trees []cas.Tree) ([]assemble.Tree, []layer.Unapplied) {
-	at := make([]assemble.Tree, len(trees))
-	var unapplied []layer.Unapplied
-	for i, t := range trees {
-		r := t.Record
-		at[i] = assemble.Tree{Dir: t.Dir, Whiteouts: r.Whiteouts, Opaque: r.Opaque, Implicit: r.Implicit}
-		for _, l := range r.Links {
-			at[i].Links = append(at[i].Links, assemble.Link{Name: l.Name, Target: l.Target})
-		}
-		unapplied = append(unapplied, r.Unapplied...)
+// assembleTree turns a cached tree into assemble's.
+func assembleTree(t cas.Tree) assemble.Tree {
+	r := t.Record
+	at := assemble.Tree{Dir: t.Dir, Whiteouts: r.Whiteouts, Opaque: r.Opaque, Implicit: r.Implicit}
+	for _, l := range r.Links {
+		at.Links = append(at.Links, assemble.Link{Name: l.Name, Target: l.Target})
 	}
-	return at, unapplied
+	return at
+}
+
+// unapplied collects what the trees' unpacking could not apply.
+func unapplied(trees []cas.Tree) []layer.Unapplied {
+	var u []layer.Unapplied
+	for _, t := range trees {
+		u = append(u, t.Record.Unapplied...)
+	}
+	return u
 }
 
 // stream applies the layers in order straight onto dir, with no cache.
