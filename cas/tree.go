@@ -186,6 +186,11 @@ func (c *Cache) HasTree(d digest.Digest) bool {
 
 // makeTree unpacks l into tmp/ and publishes it; the caller holds l's lock.
 // A cached blob that fails verification is removed and fetched again.
+//
+// Publishing costs one sync: the blob (when fetched), the record and the tree
+// are written in tmp/, flushed together by one syncfs, and only then renamed
+// into place: the record first, then the blob, then the tree, whose existence
+// means complete.
 func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener) (Tree, error) {
 	tmp, err := os.MkdirTemp(c.path("tmp"), "tree-"+l.DiffID.Encoded()[:12]+"-")
 	if err != nil {
@@ -203,6 +208,7 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener) (Tree, error
 		return err
 	}
 	blob := c.blobPath(l.Digest)
+	fetched := "" // the blob fetched into tmp (to publish with the tree)
 	if f, err := os.Open(blob); err == nil {
 		err = Stream(ctx, l, f, nil, unpack)
 		f.Close()
@@ -216,16 +222,15 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener) (Tree, error
 			if err := removeAll(dir); err != nil {
 				return Tree{}, err
 			}
-			err = c.fetch(ctx, l, open, unpack)
+			fetched, err = c.fetch(ctx, l, open, tmp, unpack)
 		}
 		if err != nil {
 			return Tree{}, err
 		}
-	} else if err := c.fetch(ctx, l, open, unpack); err != nil {
+	} else if fetched, err = c.fetch(ctx, l, open, tmp, unpack); err != nil {
 		return Tree{}, err
 	}
 
-	// Publish: the record first, then the tree, whose existence means complete.
 	full := treeRecord{Format: treeFormat, Record: rec, Blob: &blobRef{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}}
 	if full.Fingerprint, err = fingerprint(ctx, dir); err != nil {
 		if ctx.Err() != nil {
@@ -237,12 +242,20 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener) (Tree, error
 	if err != nil {
 		return Tree{}, err
 	}
-	final := c.treePath(l.DiffID)
-	if err := c.writeFile(final+".json", b); err != nil {
+	if err := os.WriteFile(tmp+"/record.json", b, 0o600); err != nil {
 		return Tree{}, fmt.Errorf("tree %s: %w", l.DiffID, err)
 	}
 	if err := syncfs(dir); err != nil {
 		return Tree{}, fmt.Errorf("tree %s: sync: %w", l.DiffID, err)
+	}
+	final := c.treePath(l.DiffID)
+	if err := os.Rename(tmp+"/record.json", final+".json"); err != nil {
+		return Tree{}, fmt.Errorf("tree %s: %w", l.DiffID, err)
+	}
+	if fetched != "" {
+		if err := os.Rename(fetched, blob); err != nil {
+			return Tree{}, fmt.Errorf("blob %s: %w", l.Digest, err)
+		}
 	}
 	if err := os.Rename(dir, final); err != nil {
 		return Tree{}, fmt.Errorf("tree %s: %w", l.DiffID, err)
@@ -250,29 +263,27 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener) (Tree, error
 	return Tree{Dir: final, Record: rec}, nil
 }
 
-// fetch streams l from open into use and keeps the blob, once verified.
-func (c *Cache) fetch(ctx context.Context, l Layer, open Opener, use func(io.Reader) error) error {
+// fetch streams l from open into use, and keeps the blob as the file it
+// returns, in dir: verified, not yet synced.
+func (c *Cache) fetch(ctx context.Context, l Layer, open Opener, dir string, use func(io.Reader) error) (string, error) {
 	rc, err := open(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(c.path("tmp"), "blob-"+l.Digest.Encoded()[:12]+"-")
+	path := dir + "/blob"
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer os.Remove(f.Name()) // a no-op once renamed
-	defer f.Close()
-	if err := Stream(ctx, l, rc, f, use); err != nil {
-		return err
+	err = Stream(ctx, l, rc, f, use)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("blob %s: %w", l.Digest, err)
+	if err != nil {
+		return "", err
 	}
-	if err := os.Rename(f.Name(), c.blobPath(l.Digest)); err != nil {
-		return fmt.Errorf("blob %s: %w", l.Digest, err)
-	}
-	return nil
+	return path, nil
 }
 
 func touch(path string) {

@@ -61,7 +61,7 @@ func Decompress(mediaType string, r io.Reader) (io.ReadCloser, error) {
 	}
 	switch c {
 	case gzipped:
-		zr, err := pgzip.NewReader(br)
+		zr, err := pgzip.NewReaderN(br, gzipBlockSize, gzipBlocks)
 		if err != nil {
 			return nil, fmt.Errorf("gzip layer: %w", err)
 		}
@@ -76,6 +76,16 @@ func Decompress(mediaType string, r io.Reader) (io.ReadCloser, error) {
 		return io.NopCloser(br), nil
 	}
 }
+
+// pgzip decompresses ahead of the reader on a goroutine of its own, gzipBlocks blocks of
+// gzipBlockSize bytes: a layer's unpacking and its decompression run on two cores. Its default
+// (4 blocks of 1 MiB) held 5 MiB per layer being pulled, half the peak RSS of a cold pull of
+// four layers (50 MiB); with 256 KiB blocks that pull peaks near 30 MiB, at the same speed
+// within the machine's noise (bench/results).
+const (
+	gzipBlockSize = 256 << 10
+	gzipBlocks    = 4
+)
 
 // sniff tells the compression from a stream's first bytes. A zstd stream may start with a
 // skippable frame (magic 0x184D2A50-0x184D2A5F, little endian).
