@@ -42,7 +42,7 @@ func (a *Applier) Apply(ctx context.Context, r io.Reader) error {
 		return a.err
 	}
 	w := a.w
-	w.written = make(map[string]bool)
+	w.written = newPathSet()
 	w.opaque = w.opaque[:0]
 	err := w.layer(ctx, r)
 	if err == nil {

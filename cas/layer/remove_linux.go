@@ -80,7 +80,7 @@ func (w *writer) prune(dirfd int, dir string) error {
 	sort.Strings(names)
 	for _, name := range names {
 		rel := join(dir, name)
-		made, ok := w.written[rel]
+		made, ok := w.written.get(rel)
 		if !ok {
 			if err := w.remove(fd, rel, name); err != nil {
 				return err

@@ -61,7 +61,7 @@ func (w *writer) whiteout(rel string) error {
 // or the name of a Link (which the tree does not hold).
 func (w *writer) layerHas(dirfd int, rel, name string) (has, isDir bool, err error) {
 	if !w.tree {
-		if _, ok := w.written[rel]; !ok {
+		if _, ok := w.written.get(rel); !ok {
 			return false, false, nil
 		}
 	}

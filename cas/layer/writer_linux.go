@@ -43,7 +43,7 @@ type writer struct {
 	// Applier, per layer: every path the layer wrote or walked through (what its whiteouts spare
 	// and its opaque directories keep), true for what the layer made (an entry, or a directory it
 	// created) and false for a lower directory it only walked through; and its opaque directories.
-	written map[string]bool
+	written *pathSet
 	opaque  []string
 }
 
@@ -203,16 +203,14 @@ func (w *writer) unapplied(rel, what string) {
 // visited is called for every existing directory a walk opens on the way to an entry.
 func (w *writer) visited(rel string) {
 	if w.written != nil {
-		if _, ok := w.written[rel]; !ok {
-			w.written[rel] = false
-		}
+		w.written.visit(rel)
 	}
 }
 
 // made is called for every path the layer writes: an entry, or a directory a walk created.
 func (w *writer) made(rel string) {
 	if w.written != nil {
-		w.written[rel] = true
+		w.written.make(rel)
 	}
 }
 
