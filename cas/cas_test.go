@@ -257,3 +257,69 @@ func waitABit() <-chan struct{} {
 	return ch
 }
 func timeSleep() { time.Sleep(200 * time.Millisecond) }
+
+// TestStartTreePublishes: a tree StartTree makes is readable at once, from
+// tmp/, and nothing of it is published (not the tree, its record or its blob)
+// until Publish; a second caller waits for it; a Publish whose context has
+// ended publishes nothing and leaves tmp/ clean.
+func TestStartTreePublishes(t *testing.T) {
+	c := openCache(t)
+	l, blob := testLayer(t, map[string]string{"etc/hostname": "box"})
+	var calls atomic.Int32
+	ctx := context.Background()
+	tr, err := c.StartTree(ctx, l, serve(blob, &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(tr.Dir, "etc/hostname")); err != nil || string(b) != "box" {
+		t.Fatalf("unpublished tree content: %q, %v", b, err)
+	}
+	for _, p := range []string{c.treePath(l.DiffID), c.treePath(l.DiffID) + ".json", c.blobPath(l.Digest)} {
+		if exists(p) {
+			t.Fatalf("%s exists before Publish", p)
+		}
+	}
+	second := make(chan Tree)
+	go func() {
+		t2, err := c.Tree(ctx, l, serve(blob, &calls))
+		if err != nil {
+			t.Error(err)
+		}
+		second <- t2
+	}()
+	select {
+	case <-second:
+		t.Fatal("a second caller got the tree before it was published")
+	case <-waitABit():
+	}
+	if err := tr.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Dir != c.treePath(l.DiffID) || !exists(c.blobPath(l.Digest)) {
+		t.Fatalf("published at %s (blob kept: %v), want %s", tr.Dir, exists(c.blobPath(l.Digest)), c.treePath(l.DiffID))
+	}
+	if t2 := <-second; !t2.Cached || calls.Load() != 1 {
+		t.Fatalf("second caller: cached=%v, blob fetched %d times", t2.Cached, calls.Load())
+	}
+
+	// A Publish cut short publishes nothing, and the next caller makes the tree.
+	l2, blob2 := testLayer(t, map[string]string{"a": "2"})
+	tr2, err := c.StartTree(ctx, l2, serve(blob2, &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := tr2.Publish(done); err == nil {
+		t.Fatal("Publish with an ended context succeeded")
+	}
+	if exists(c.treePath(l2.DiffID)) || exists(c.blobPath(l2.Digest)) {
+		t.Fatal("a Publish cut short left the tree or its blob published")
+	}
+	if ents, _ := os.ReadDir(c.path("tmp")); len(ents) > 2 { // the two layers' lock files
+		t.Fatalf("tmp/ keeps %d entries after a Publish cut short: %v", len(ents), ents)
+	}
+	if _, err := c.Tree(ctx, l2, serve(blob2, &calls)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -151,7 +151,11 @@ func Check(ctx context.Context, root string) (CheckReport, error) {
 		noFetch := func(context.Context) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("blob %s is not cached", l.Digest)
 		}
-		if _, err := c.makeTree(ctx, l, noFetch); err != nil {
+		t, err := c.makeTree(ctx, l, noFetch, nil) // the cache is ours alone: no tree lock
+		if err == nil {
+			err = t.Publish(ctx)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}

@@ -16,14 +16,19 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots/cas/layer"
+	"github.com/rootsdev/roots/lock"
 )
 
 // Tree is one unpacked layer in the cache.
 type Tree struct {
+	// Dir is the tree's directory: in trees/ once published; in tmp/ while a tree that
+	// StartTree made is not published yet.
 	Dir      string
 	Record   layer.Record
 	Cached   bool // it was in the cache before this call
 	Repaired bool // the cached tree had been changed (a write through a hardlinked destination) and was made again
+
+	pending *pending // a tree StartTree made and Publish has not published yet
 }
 
 // treeFormat is the version of what a tree and its record mean (layer.Record's
@@ -58,6 +63,22 @@ type Opener func(ctx context.Context) (io.ReadCloser, error)
 // checked against the fingerprint recorded when it was made (see
 // fingerprint): one that was changed since is retired and made again.
 func (c *Cache) Tree(ctx context.Context, l Layer, open Opener) (Tree, error) {
+	t, err := c.StartTree(ctx, l, open)
+	if err != nil {
+		return t, err
+	}
+	err = t.Publish(ctx)
+	return t, err
+}
+
+// StartTree is Tree, except that a tree it has to make is returned as soon as
+// it is unpacked and verified, from tmp/: its fingerprint, record and sync
+// (the waits for the disk that publishing costs) go on in the background while
+// the caller links or copies its files. Publish must follow, always, once the
+// caller is done with Dir as it is: it waits for that work, renames the tree
+// into place and releases its lock. (A cached tree needs no Publish; it is
+// harmless.)
+func (c *Cache) StartTree(ctx context.Context, l Layer, open Opener) (Tree, error) {
 	if err := l.check(); err != nil {
 		return Tree{}, err
 	}
@@ -68,17 +89,67 @@ func (c *Cache) Tree(ctx context.Context, l Layer, open Opener) (Tree, error) {
 	if err != nil {
 		return Tree{}, err
 	}
-	defer lk.Release()
 	if t, ok, err := c.cachedTree(ctx, l.DiffID); ok || err != nil {
+		lk.Release()
 		return t, err
 	}
 	repaired, err := c.retire(l.DiffID)
 	if err != nil {
+		lk.Release()
 		return Tree{}, err
 	}
-	t, err := c.makeTree(ctx, l, open)
+	t, err := c.makeTree(ctx, l, open, lk)
 	t.Repaired = repaired
 	return t, err
+}
+
+// Publish waits until a tree that StartTree made is fingerprinted, recorded
+// and synced, renames it into place (Dir changes to its path in trees/) and
+// releases its lock. If that fails, or ctx ends first, the tree is removed and
+// the error returned. Publish is a no-op for a tree that is published already.
+func (t *Tree) Publish(ctx context.Context) error {
+	p := t.pending
+	if p == nil {
+		return nil
+	}
+	t.pending = nil
+	defer p.release()
+	defer removeAll(p.tmp)
+	var err error
+	select {
+	case err = <-p.synced:
+	case <-ctx.Done():
+		p.cancel()
+		<-p.synced
+		err = ctx.Err()
+	}
+	p.cancel()
+	if err != nil {
+		return err
+	}
+	if err := p.c.publish(p.tmp, p.blob, p.l); err != nil {
+		return err
+	}
+	t.Dir = p.c.treePath(p.l.DiffID)
+	return nil
+}
+
+// pending is what Publish needs of a tree that is not published yet.
+type pending struct {
+	c      *Cache
+	l      Layer
+	tmp    string // the tree's tmp/ directory: tree/, record.json, and blob when fetched
+	blob   string // the fetched blob, in tmp ("": the blob was cached)
+	lock   *lock.Lock
+	synced chan error         // the fingerprint, record and sync, when done
+	cancel context.CancelFunc // stops them
+}
+
+// release releases the tree's lock (nil: a caller that holds the whole cache).
+func (p *pending) release() {
+	if p.lock != nil {
+		p.lock.Release()
+	}
 }
 
 // Lookup returns the layer's tree if the cache has it, as Tree does, without
@@ -184,19 +255,31 @@ func (c *Cache) HasTree(d digest.Digest) bool {
 	return exists(c.treePath(d))
 }
 
-// makeTree unpacks l into tmp/ and publishes it; the caller holds l's lock.
-// A cached blob that fails verification is removed and fetched again.
+// makeTree unpacks l into tmp/ and returns it, to be published by Publish;
+// the caller holds l's lock, which the tree holds from now on. A cached blob
+// that fails verification is removed and fetched again.
 //
 // Publishing costs one sync: the blob (when fetched), the record and the tree
 // are written in tmp/, flushed together by one syncfs, and only then renamed
 // into place: the record first, then the blob, then the tree, whose existence
-// means complete.
-func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener) (Tree, error) {
+// means complete. The fingerprint and the sync run on a goroutine of their own
+// while the caller links the tree: linking changes link counts and ctimes,
+// which the fingerprint leaves out.
+func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Lock) (_ Tree, err error) {
 	tmp, err := os.MkdirTemp(c.path("tmp"), "tree-"+l.DiffID.Encoded()[:12]+"-")
 	if err != nil {
+		if lk != nil {
+			lk.Release()
+		}
 		return Tree{}, err
 	}
-	defer removeAll(tmp)
+	p := &pending{c: c, l: l, tmp: tmp, lock: lk, synced: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			removeAll(tmp)
+			p.release()
+		}
+	}()
 
 	dir := tmp + "/tree"
 	var rec layer.Record
@@ -231,36 +314,55 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener) (Tree, error
 		return Tree{}, err
 	}
 
+	p.blob = fetched
+	// The seal outlives this call (ctx may end with it): Publish's ctx stops it.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	go func() { p.synced <- c.seal(sctx, tmp, l, rec) }()
+	return Tree{Dir: dir, Record: rec, pending: p}, nil
+}
+
+// seal fingerprints the tree unpacked in tmp, writes its record beside it and
+// syncs the filesystem: what publishing needs before the renames.
+func (c *Cache) seal(ctx context.Context, tmp string, l Layer, rec layer.Record) error {
+	dir := tmp + "/tree"
 	full := treeRecord{Format: treeFormat, Record: rec, Blob: &blobRef{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}}
+	var err error
 	if full.Fingerprint, err = fingerprint(ctx, dir); err != nil {
 		if ctx.Err() != nil {
-			return Tree{}, ctx.Err()
+			return ctx.Err()
 		}
 		full.Fingerprint = "" // a tree this process cannot walk is not checked
 	}
 	b, err := json.Marshal(full)
 	if err != nil {
-		return Tree{}, err
+		return err
 	}
 	if err := os.WriteFile(tmp+"/record.json", b, 0o600); err != nil {
-		return Tree{}, fmt.Errorf("tree %s: %w", l.DiffID, err)
+		return fmt.Errorf("tree %s: %w", l.DiffID, err)
 	}
 	if err := syncfs(dir); err != nil {
-		return Tree{}, fmt.Errorf("tree %s: sync: %w", l.DiffID, err)
+		return fmt.Errorf("tree %s: sync: %w", l.DiffID, err)
 	}
+	return nil
+}
+
+// publish renames a sealed tree (and its record, and its blob when fetched)
+// from tmp into place.
+func (c *Cache) publish(tmp, fetched string, l Layer) error {
 	final := c.treePath(l.DiffID)
 	if err := os.Rename(tmp+"/record.json", final+".json"); err != nil {
-		return Tree{}, fmt.Errorf("tree %s: %w", l.DiffID, err)
+		return fmt.Errorf("tree %s: %w", l.DiffID, err)
 	}
 	if fetched != "" {
-		if err := os.Rename(fetched, blob); err != nil {
-			return Tree{}, fmt.Errorf("blob %s: %w", l.Digest, err)
+		if err := os.Rename(fetched, c.blobPath(l.Digest)); err != nil {
+			return fmt.Errorf("blob %s: %w", l.Digest, err)
 		}
 	}
-	if err := os.Rename(dir, final); err != nil {
-		return Tree{}, fmt.Errorf("tree %s: %w", l.DiffID, err)
+	if err := os.Rename(tmp+"/tree", final); err != nil {
+		return fmt.Errorf("tree %s: %w", l.DiffID, err)
 	}
-	return Tree{Dir: final, Record: rec}, nil
+	return nil
 }
 
 // fetch streams l from open into use, and keeps the blob as the file it

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -223,6 +224,7 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch
 	for i := range ready {
 		ready[i] = make(chan struct{})
 	}
+	outer := ctx // what publishing stops for: the pull's end, not a failed layer
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	made := make(chan error, 1)
@@ -233,24 +235,55 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch
 		}
 		made <- err
 	}()
+
+	// A tree just made comes unpublished (see cas.StartTree): it is
+	// published once use is done with it, or on the way out, whatever
+	// happened, so that its lock and tmp/ directory are let go.
+	var wg sync.WaitGroup
+	published := make([]bool, n)
+	pubErrs := make([]error, n)
+	publish := func(i int) {
+		published[i] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pubErrs[i] = trees[i].Publish(outer)
+		}()
+	}
+	var useErr error
 	if use != nil {
+	consume:
 		for i := range n {
 			select {
 			case <-ready[i]:
 			case <-ctx.Done():
-				if err := <-made; err != nil {
-					return nil, err
-				}
-				return nil, context.Cause(ctx)
+				break consume
 			}
-			if err := use(i, trees[i]); err != nil {
-				cancel(err)
-				<-made
-				return nil, err
+			if useErr = use(i, trees[i]); useErr != nil {
+				cancel(useErr)
+				break
 			}
+			publish(i)
 		}
 	}
-	if err := <-made; err != nil {
+	madeErr := <-made
+	for i := range n {
+		select {
+		case <-ready[i]:
+			if !published[i] {
+				publish(i)
+			}
+		default:
+		}
+	}
+	wg.Wait()
+	if useErr != nil {
+		return nil, useErr
+	}
+	if madeErr != nil {
+		return nil, madeErr
+	}
+	if err := errors.Join(pubErrs...); err != nil {
 		return nil, err
 	}
 	var size int64
@@ -265,8 +298,8 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch
 }
 
 // makeTrees fills trees: first the cached ones, looked up many at once, then
-// the others, fetched and unpacked --jobs at once. It closes ready[i] once
-// trees[i] is set.
+// the others, fetched and unpacked --jobs at once (and left unpublished, see
+// cas.StartTree). It closes ready[i] once trees[i] is set.
 func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, client *fetch.Client, img *fetch.Image, layers []cas.Layer, trees []cas.Tree, ready []chan struct{}, prog *progress) error {
 	found := make([]bool, len(layers))
 	err := parallel(ctx, lookupJobs, len(layers), func(ctx context.Context, i int) error {
@@ -290,7 +323,7 @@ func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, client *f
 	return parallel(ctx, p.Jobs, len(missing), func(ctx context.Context, k int) error {
 		i := missing[k]
 		d := img.Layers[i]
-		t, err := c.Tree(ctx, layers[i], func(ctx context.Context) (io.ReadCloser, error) {
+		t, err := c.StartTree(ctx, layers[i], func(ctx context.Context) (io.ReadCloser, error) {
 			rc, err := client.OpenBlob(ctx, img.Ref, d)
 			if err != nil {
 				return nil, err
