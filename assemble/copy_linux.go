@@ -89,6 +89,10 @@ func (a *assembler) copyRegular(sfd int, sname string, dfd int, dname, rel strin
 	}
 	id := fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
 	if st.Nlink > 1 {
+		// The names of one inode become one copy and links to it: walkers that meet them
+		// take turns, so the first copy is made, and recorded, once.
+		a.copyMu.Lock()
+		defer a.copyMu.Unlock()
 		if done, err := a.linkCopy(id, dfd, dname, n); done || err != nil {
 			return err
 		}

@@ -372,18 +372,19 @@ var differentialCases = []struct {
 	{name: "WideTreesManyWalkers", layers: wideLayers(48)},
 }
 
-// wideLayers is n directories (each with a subdirectory, files, a symlink and a read-only
-// child) in a base layer, and above it layers that delete, replace, hide, extend and link
+// wideLayers is n directories (each with a subdirectory, files, a symlink, a read-only child
+// and a name of one shared inode) in a base layer, and above it layers that delete, replace, hide, extend and link
 // into them, so that walkers running in parallel meet every kind of change.
 func wideLayers(n int) [][]te {
-	var base, mid, top []te
+	base := []te{reg("shared", "one inode, a name in every directory")}
+	var mid, top []te
 	for i := range n {
 		d := fmt.Sprintf("d%02d", i)
 		base = append(base, dir(d).m(0o750).o(i, i).t(d1), dir(d+"/sub").t(d2), sym(d+"/ln", "f0"), dir(d+"/ro").m(0o500))
 		for j := range 6 {
 			base = append(base, reg(fmt.Sprintf("%s/f%d", d, j), d).t(d1), reg(fmt.Sprintf("%s/sub/g%d", d, j), d))
 		}
-		base = append(base, reg(d+"/ro/r", "ro"))
+		base = append(base, reg(d+"/ro/r", "ro"), hard(d+"/sub/same", "shared"))
 		switch i % 6 {
 		case 0:
 			mid = append(mid, wh(d))

@@ -35,7 +35,7 @@ type assembler struct {
 	held      string            // the private directory of the tree's held Links, at the root ("": none)
 	linkDirs  map[string]bool   // directories this tree's Links made as parents of their names
 	copies    map[fileID]string // this tree's multiply-linked files → their first copy (copyMu)
-	copyMu    *sync.Mutex       // held by a walker that copies (copies, and one copy at a time)
+	copyMu    *sync.Mutex       // held by a walker while it copies a multiply-linked file
 }
 
 // start opens dir for an Assembly: Hardlink (copy false) or Copy (copy true).
@@ -109,12 +109,12 @@ func (a *assembler) addTree(t *Tree, first bool) error {
 	return a.walkTree(tfd, first && len(t.Links) == 0)
 }
 
-// walkTree adds the entries of the tree's root directory tfd to the destination's root. Linking
-// walks directories on as many goroutines as there are CPUs: a file is one linkat, and the
-// kernel's work for it runs in parallel. A copy walks on one: its cost is the bytes it copies.
+// walkTree adds the entries of the tree's root directory tfd to the destination's root, walking
+// directories on as many goroutines as there are CPUs: the kernel's work for a link, and the
+// reads and writes of a copy, run in parallel.
 func (a *assembler) walkTree(tfd int, fresh bool) error {
 	workers := runtime.GOMAXPROCS(0)
-	if a.copy || workers < 2 {
+	if workers < 2 {
 		return a.walkDir(tfd, a.root, ".", a.top, fresh)
 	}
 	ctx, cancel := context.WithCancelCause(a.ctx)
@@ -128,7 +128,7 @@ func (a *assembler) walkTree(tfd int, fresh bool) error {
 		go func() {
 			defer wg.Done()
 			w := *a
-			w.ctx, w.pool, w.buf = ctx, p, make([]byte, direntBufSize)
+			w.ctx, w.pool, w.buf, w.copyBuf = ctx, p, make([]byte, direntBufSize), nil
 			for t := range p.tasks {
 				if t.tfd < 0 {
 					p.done(w.walkDir(tfd, a.root, ".", a.top, t.fresh))
@@ -290,7 +290,7 @@ func destDir(dfd int, name string, fresh bool) (fd int, created bool, err error)
 // replacing whatever is there.
 func (a *assembler) addFile(tfd, dfd int, name string, typ uint8, rel string, n *node) error {
 	if a.copy || a.crossDev.Load() {
-		return a.lockedCopy(tfd, name, dfd, typ, rel, n)
+		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
 	}
 	err := unix.Linkat(tfd, name, dfd, name, 0)
 	if errors.Is(err, unix.EEXIST) {
@@ -303,19 +303,11 @@ func (a *assembler) addFile(tfd, dfd int, name string, typ uint8, rel string, n 
 		return nil
 	case errors.Is(err, unix.EXDEV):
 		a.crossDev.Store(true)
-		return a.lockedCopy(tfd, name, dfd, typ, rel, n)
+		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
 	case errors.Is(err, unix.EMLINK):
-		return a.lockedCopy(tfd, name, dfd, typ, rel, n)
+		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
 	}
 	return pathErr("link", joinPath(rel, name), err)
-}
-
-// lockedCopy is copyEntry for a walker: one copy at a time, which keeps the tree's hardlink
-// groups (copies) consistent.
-func (a *assembler) lockedCopy(tfd int, name string, dfd int, typ uint8, rel string, n *node) error {
-	a.copyMu.Lock()
-	defer a.copyMu.Unlock()
-	return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
 }
 
 // clear removes name from the destination directory dfd (node n), subtree and all.
