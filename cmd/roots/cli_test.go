@@ -2,6 +2,9 @@ package main
 
 import (
 	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,6 +73,35 @@ func TestVersion(t *testing.T) {
 	r := roots(t, nil, "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "roots ") {
 		t.Fatalf("roots version: exit %d, %q", r.code, r.stdout)
+	}
+}
+
+// TestProfileFiles: ROOTS_PPROF=DIR leaves the CPU, block and mutex profiles
+// there, and changes nothing else the command does.
+func TestProfileFiles(t *testing.T) {
+	dir := t.TempDir()
+	r := roots(t, []string{"ROOTS_PPROF=" + dir}, "version")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("roots version with ROOTS_PPROF: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for _, name := range []string{"cpu.pprof", "block.pprof", "mutex.pprof"} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A profile is a gzipped protocol buffer.
+		zr, err := gzip.NewReader(f)
+		if err == nil {
+			var n int64
+			n, err = io.Copy(io.Discard, zr)
+			if err == nil && n == 0 {
+				err = errors.New("empty")
+			}
+		}
+		f.Close()
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+)
+
+// profile starts the profiles that ROOTS_PPROF=DIR asks for (a developer's
+// switch, used by bench/: see bench/README.md): a CPU profile, and profiles
+// of where goroutines block and wait on mutexes. The function it returns
+// writes them into DIR as cpu.pprof, block.pprof and mutex.pprof.
+func profile(dir string) (stop func()) {
+	if dir == "" {
+		return func() {}
+	}
+	cpu, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err == nil {
+		err = pprof.StartCPUProfile(cpu)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "roots: ROOTS_PPROF: %v\n", err)
+		return func() {}
+	}
+	runtime.SetBlockProfileRate(10_000) // a sample per 10 µs blocked
+	runtime.SetMutexProfileFraction(10)
+	return func() {
+		pprof.StopCPUProfile()
+		cpu.Close()
+		for _, name := range []string{"block", "mutex"} {
+			f, err := os.Create(filepath.Join(dir, name+".pprof"))
+			if err == nil {
+				err = pprof.Lookup(name).WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "roots: ROOTS_PPROF: %v\n", err)
+			}
+		}
+	}
+}
