@@ -69,6 +69,9 @@ func setupTools(ctx context.Context, repo, work, toolsDir, roots string, install
 			need = append(need, p.pkg)
 		}
 	}
+	if _, err := os.Stat(registryBinary); err != nil {
+		need = append(need, "docker-registry") // the registry the bench serves from
+	}
 	if len(need) > 0 && install {
 		logf("installing %s with apt-get", strings.Join(need, " "))
 		if err := aptInstall(ctx, need); err != nil {
