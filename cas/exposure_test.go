@@ -2,12 +2,15 @@ package cas
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // TestUnexposedTreeIsTrusted: a tree that no hardlinked destination ever
@@ -113,5 +116,90 @@ func TestExposureStamp(t *testing.T) {
 	rep, err := Check(ctx, c.Root())
 	if err != nil || exists(stray) || len(rep.Findings) != 0 {
 		t.Fatalf("check with a stray stamp: err=%v, stamp left=%v, findings %v", err, exists(stray), rep.Findings)
+	}
+}
+
+// TestLookupDir: an overlay's lookup trusts a tree on its record's format
+// attribute and reads the record only where it must: the attribute missing or
+// of another version, or a tree a hardlinked destination may have changed.
+func TestLookupDir(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name       string
+		change     func(t *testing.T, c *Cache, l Layer, dir string)
+		found      bool
+		withRecord bool // the record was read by the lookup
+	}{
+		{"marked", func(*testing.T, *Cache, Layer, string) {}, true, false},
+		{"attribute missing", func(t *testing.T, _ *Cache, _ Layer, dir string) {
+			if err := unix.Lremovexattr(dir+".json", formatAttr); err != nil {
+				t.Fatal(err)
+			}
+		}, true, true},
+		{"attribute of another format", func(t *testing.T, _ *Cache, _ Layer, dir string) {
+			if err := unix.Lsetxattr(dir+".json", formatAttr, []byte("1"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}, true, true},
+		{"record of another format", func(t *testing.T, _ *Cache, _ Layer, dir string) {
+			rec, err := readTreeRecord(dir + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.Format = 1
+			b, _ := json.Marshal(rec)
+			if err := os.WriteFile(dir+".json", b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			unix.Lsetxattr(dir+".json", formatAttr, []byte("1"), 0)
+		}, false, false},
+		{"record gone", func(t *testing.T, _ *Cache, _ Layer, dir string) {
+			os.Remove(dir + ".json")
+		}, false, false},
+		{"linked and changed", func(t *testing.T, c *Cache, l Layer, dir string) {
+			x, err := c.Expose(ctx, []digest.Digest{l.DiffID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.Release()
+			os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("changed"), 0o644)
+		}, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := openCache(t)
+			l, blob := testLayer(t, map[string]string{"etc/passwd": "root"})
+			var calls atomic.Int32
+			made, err := c.Tree(ctx, l, serve(blob, &calls))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(made.Record.Implicit) == 0 {
+				t.Fatal("the test layer's record is empty: nothing to compare")
+			}
+			if !formatMarked(made.Dir + ".json") {
+				t.Fatal("a new tree's record has no format attribute")
+			}
+			tc.change(t, c, l, made.Dir)
+			got, ok, err := c.LookupDir(ctx, l)
+			if err != nil || ok != tc.found {
+				t.Fatalf("LookupDir: found %v, err %v; want found %v", ok, err, tc.found)
+			}
+			if !ok {
+				return
+			}
+			if got.Dir != made.Dir || !got.Cached {
+				t.Fatalf("LookupDir: %+v", got)
+			}
+			if read := got.Record.Implicit != nil; read != tc.withRecord {
+				t.Fatalf("LookupDir read the record: %v, want %v", read, tc.withRecord)
+			}
+			if err := got.LoadRecord(); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Record, made.Record) {
+				t.Fatalf("LoadRecord: %+v, want %+v", got.Record, made.Record)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,17 +24,27 @@ import (
 type Tree struct {
 	// Dir is the tree's directory: in trees/ once published; in tmp/ while a tree that
 	// StartTree made is not published yet.
-	Dir      string
+	Dir string
+	// Record is what the layer's unpacking recorded; empty for a tree that
+	// LookupDir returned without it (LoadRecord reads it).
 	Record   layer.Record
 	Cached   bool // it was in the cache before this call
 	Repaired bool // the cached tree had been changed (a write through a hardlinked destination) and was made again
 
-	pending *pending // a tree StartTree made and Publish has not published yet
+	pending  *pending // a tree StartTree made and Publish has not published yet
+	noRecord bool     // Record was not read (LookupDir)
 }
 
 // treeFormat is the version of what a tree and its record mean (layer.Record's
 // contract). A tree made under another version is made again, never reused.
 const treeFormat = 2
+
+// formatAttr is an extended attribute of a tree's record file that holds the
+// record's format, so that a lookup which needs only the tree's directory (an
+// overlay's lower layer) can trust the tree on the record's inode alone: with
+// a cold cache, reading every record costs a disk read per layer. A record
+// without it (a filesystem without user xattrs) is read as before.
+const formatAttr = "user.roots.format"
 
 // treeRecord is a tree's .json: the layer's Record, plus what the cache needs to
 // trust the tree (its fingerprint) and to make it again (its blob).
@@ -82,14 +93,14 @@ func (c *Cache) StartTree(ctx context.Context, l Layer, open Opener) (Tree, erro
 	if err := l.check(); err != nil {
 		return Tree{}, err
 	}
-	if t, ok, err := c.cachedTree(ctx, l.DiffID); ok || err != nil {
+	if t, ok, err := c.cachedTree(ctx, l.DiffID, true); ok || err != nil {
 		return t, err
 	}
 	lk, err := c.locks.Exclusive(ctx, c.path("tmp", l.DiffID.Encoded()+".lock"))
 	if err != nil {
 		return Tree{}, err
 	}
-	if t, ok, err := c.cachedTree(ctx, l.DiffID); ok || err != nil {
+	if t, ok, err := c.cachedTree(ctx, l.DiffID, true); ok || err != nil {
 		lk.Release()
 		return t, err
 	}
@@ -159,26 +170,61 @@ func (c *Cache) Lookup(ctx context.Context, l Layer) (Tree, bool, error) {
 	if err := l.check(); err != nil {
 		return Tree{}, false, err
 	}
-	return c.cachedTree(ctx, l.DiffID)
+	return c.cachedTree(ctx, l.DiffID, true)
+}
+
+// LookupDir is Lookup for a caller that needs the tree's directory and not
+// its record (an overlay whose fix-up is cached): the record is not read
+// where its file's format attribute vouches for it and no hardlinked
+// destination may have changed the tree. LoadRecord reads it if it is needed
+// after all.
+func (c *Cache) LookupDir(ctx context.Context, l Layer) (Tree, bool, error) {
+	if err := l.check(); err != nil {
+		return Tree{}, false, err
+	}
+	return c.cachedTree(ctx, l.DiffID, false)
+}
+
+// LoadRecord reads the record of a tree that LookupDir returned without it;
+// it is a no-op for any other tree.
+func (t *Tree) LoadRecord() error {
+	if !t.noRecord {
+		return nil
+	}
+	rec, err := readTreeRecord(t.Dir + ".json")
+	if err == nil && rec.Format != treeFormat {
+		err = fmt.Errorf("record %s.json: format %d, want %d", t.Dir, rec.Format, treeFormat)
+	}
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", filepath.Base(t.Dir), err)
+	}
+	t.Record, t.noRecord = rec.Record, false
+	return nil
 }
 
 // cachedTree returns the published tree d, if there is one and it matches its
 // fingerprint, and marks it used. A tree without its record, or one that was
-// changed, is reported missing.
-func (c *Cache) cachedTree(ctx context.Context, d digest.Digest) (Tree, bool, error) {
+// changed, is reported missing. Without withRecord, the record is read only
+// if its format attribute is missing or the tree must be checked.
+func (c *Cache) cachedTree(ctx context.Context, d digest.Digest, withRecord bool) (Tree, bool, error) {
 	dir := c.treePath(d)
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return Tree{}, false, nil
 	} else if err != nil {
 		return Tree{}, false, fmt.Errorf("tree %s: %w", d, err)
 	}
+	// Only a tree that a hardlinked destination may share can have changed
+	// (see Expose): the others are trusted without a walk.
+	linked := exists(c.linkedPath(d))
+	if !withRecord && !linked && formatMarked(dir+".json") {
+		touch(dir + ".json")
+		return Tree{Dir: dir, Cached: true, noRecord: true}, true, nil
+	}
 	rec, err := readTreeRecord(dir + ".json")
 	if err != nil || rec.Format != treeFormat {
 		return Tree{}, false, nil // an orphan, a torn purge, or an older format: made again
 	}
-	// Only a tree that a hardlinked destination may share can have changed
-	// (see Expose): the others are trusted without a walk.
-	if rec.Fingerprint != "" && exists(c.linkedPath(d)) {
+	if rec.Fingerprint != "" && linked {
 		ok, err := c.checkExposed(ctx, d, dir, rec.Fingerprint)
 		if err != nil || !ok {
 			return Tree{}, false, err
@@ -186,6 +232,14 @@ func (c *Cache) cachedTree(ctx context.Context, d digest.Digest) (Tree, bool, er
 	}
 	touch(dir + ".json")
 	return Tree{Dir: dir, Record: rec.Record, Cached: true}, true, nil
+}
+
+// formatMarked reports whether the record file at path carries this
+// version's format attribute.
+func formatMarked(path string) bool {
+	var b [8]byte
+	n, err := unix.Lgetxattr(path, formatAttr, b[:])
+	return err == nil && string(b[:n]) == strconv.Itoa(treeFormat)
 }
 
 func readTreeRecord(path string) (treeRecord, error) {
@@ -341,6 +395,8 @@ func (c *Cache) seal(ctx context.Context, tmp string, l Layer, rec layer.Record)
 	if err := os.WriteFile(tmp+"/record.json", b, 0o600); err != nil {
 		return fmt.Errorf("tree %s: %w", l.DiffID, err)
 	}
+	// Best effort: a record without the attribute is read on every lookup.
+	unix.Lsetxattr(tmp+"/record.json", formatAttr, []byte(strconv.Itoa(treeFormat)), 0)
 	if err := syncfs(dir); err != nil {
 		return fmt.Errorf("tree %s: sync: %w", l.DiffID, err)
 	}

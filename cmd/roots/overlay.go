@@ -78,15 +78,20 @@ func (p *PullCmd) overlay(ctx context.Context, e *env, start time.Time, ref fetc
 		return err
 	}
 	defer c.Close()
-	trees, err := p.trees(ctx, e, c, client, img, prog, nil)
+	// The trees' records are needed only to make the fix-up, which is
+	// cached too: a warm pull reads none of them.
+	trees, err := p.trees(ctx, e, c, c.LookupDir, client, img, prog, nil)
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
 	}
-	at := make([]assemble.Tree, len(trees))
-	for i, t := range trees {
-		at[i] = assembleTree(t)
-	}
 	fixup, err := c.Fixup(ctx, img.DiffIDs, func(ctx context.Context, dir string) error {
+		at := make([]assemble.Tree, len(trees))
+		for i := range trees {
+			if err := trees[i].LoadRecord(); err != nil {
+				return err
+			}
+			at[i] = assembleTree(trees[i])
+		}
 		return assemble.OverlayFixup(ctx, dir, at)
 	})
 	if errors.Is(err, assemble.ErrOverlayCannotShow) {

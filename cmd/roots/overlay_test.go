@@ -176,7 +176,8 @@ func overlayImages() map[string]registrytest.Image {
 // TestOverlayMatchesHardlink pulls each image in both modes and compares
 // the destinations entry by entry (type, mode, owner, content, link target,
 // mtime, xattrs), then checks what overlay mode must add: the lease, writes
-// landing in the upper layer only, and umount.
+// landing in the upper layer only, and umount; and again against a copy pull
+// from a cache that only copy and overlay pulls used.
 func TestOverlayMatchesHardlink(t *testing.T) {
 	needRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
@@ -207,6 +208,18 @@ func TestOverlayMatchesHardlink(t *testing.T) {
 				t.Fatalf("umount: exit %d: %s%s", res.code, res.stdout, res.stderr)
 			}
 			assertNoStaging(t, filepath.Dir(dest))
+
+			// From a cache that a copy pull filled, no tree is linked: the
+			// overlay trusts them without reading their records
+			// (cas.LookupDir), and the fix-up made from them must read them.
+			ovCache := longCache(t)
+			copied := filepath.Join(t.TempDir(), "copy")
+			mustPull(t, nil, "--cache", ovCache, "--mode", "copy", ref, copied)
+			mustPull(t, nil, "--cache", ovCache, "--mode", "overlay", ref, dest)
+			lcSame(t, lcScan(t, dest), lcScan(t, copied))
+			if res := roots(t, nil, "umount", dest); res.code != 0 {
+				t.Fatalf("umount: exit %d: %s%s", res.code, res.stdout, res.stderr)
+			}
 		})
 	}
 }

@@ -173,7 +173,7 @@ func (p *PullCmd) assemble(ctx context.Context, e *env, cacheDir string, client 
 		return nil, err
 	}
 	defer asm.Close()
-	trees, err := p.trees(ctx, e, c, client, img, prog, func(i int, t cas.Tree) error {
+	trees, err := p.trees(ctx, e, c, c.Lookup, client, img, prog, func(i int, t cas.Tree) error {
 		if x != nil {
 			if err := x.Add(ctx, img.DiffIDs[i]); err != nil {
 				return err
@@ -203,11 +203,15 @@ func (p *PullCmd) assemble(ctx context.Context, e *env, cacheDir string, client 
 // on the disk (a record to read), not on the CPU or the network.
 const lookupJobs = 16
 
-// trees makes (or checks and reuses) every layer's tree in the cache, in
-// parallel, and records the image. When use is not nil it gets each tree, in
-// layer order, as soon as that tree and the ones below it are ready; its
-// error stops the pull.
-func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch.Client, img *fetch.Image, prog *progress, use func(int, cas.Tree) error) ([]cas.Tree, error) {
+// lookup finds a cached tree: cas.Cache.Lookup, or LookupDir for a caller
+// that needs the trees' directories only.
+type lookup func(context.Context, cas.Layer) (cas.Tree, bool, error)
+
+// trees makes (or checks and reuses, with find) every layer's tree in the
+// cache, in parallel, and records the image. When use is not nil it gets each
+// tree, in layer order, as soon as that tree and the ones below it are ready;
+// its error stops the pull.
+func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, find lookup, client *fetch.Client, img *fetch.Image, prog *progress, use func(int, cas.Tree) error) ([]cas.Tree, error) {
 	if err := c.PutBlob(img.ConfigDesc.Digest, img.Config); err != nil {
 		return nil, err
 	}
@@ -229,7 +233,7 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch
 	defer cancel(nil)
 	made := make(chan error, 1)
 	go func() {
-		err := p.makeTrees(ctx, e, c, client, img, layers, trees, ready, prog)
+		err := p.makeTrees(ctx, e, c, find, client, img, layers, trees, ready, prog)
 		if err != nil {
 			cancel(err)
 		}
@@ -300,10 +304,10 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, client *fetch
 // makeTrees fills trees: first the cached ones, looked up many at once, then
 // the others, fetched and unpacked --jobs at once (and left unpublished, see
 // cas.StartTree). It closes ready[i] once trees[i] is set.
-func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, client *fetch.Client, img *fetch.Image, layers []cas.Layer, trees []cas.Tree, ready []chan struct{}, prog *progress) error {
+func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, find lookup, client *fetch.Client, img *fetch.Image, layers []cas.Layer, trees []cas.Tree, ready []chan struct{}, prog *progress) error {
 	found := make([]bool, len(layers))
 	err := parallel(ctx, lookupJobs, len(layers), func(ctx context.Context, i int) error {
-		t, ok, err := c.Lookup(ctx, layers[i])
+		t, ok, err := find(ctx, layers[i])
 		if ok {
 			trees[i], found[i] = t, true
 			prog.cached(i)
