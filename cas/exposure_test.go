@@ -200,6 +200,10 @@ func TestLookupDir(t *testing.T) {
 			if !reflect.DeepEqual(got.Record, made.Record) {
 				t.Fatalf("LoadRecord: %+v, want %+v", got.Record, made.Record)
 			}
+			// A record read for want of its attribute gets it.
+			if again, _, err := c.LookupDir(ctx, l); err != nil || again.Record.Implicit != nil {
+				t.Fatalf("second LookupDir read the record (err %v): the attribute was not set", err)
+			}
 		})
 	}
 }

@@ -216,13 +216,17 @@ func (c *Cache) cachedTree(ctx context.Context, d digest.Digest, withRecord bool
 	// Only a tree that a hardlinked destination may share can have changed
 	// (see Expose): the others are trusted without a walk.
 	linked := exists(c.linkedPath(d))
-	if !withRecord && !linked && formatMarked(dir+".json") {
+	marked := !withRecord && formatMarked(dir+".json")
+	if marked && !linked {
 		touch(dir + ".json")
 		return Tree{Dir: dir, Cached: true, noRecord: true}, true, nil
 	}
 	rec, err := readTreeRecord(dir + ".json")
 	if err != nil || rec.Format != treeFormat {
 		return Tree{}, false, nil // an orphan, a torn purge, or an older format: made again
+	}
+	if !withRecord && !marked {
+		markFormat(dir + ".json") // a record from before the attribute: read once more, not always
 	}
 	if rec.Fingerprint != "" && linked {
 		ok, err := c.checkExposed(ctx, d, dir, rec.Fingerprint)
@@ -240,6 +244,12 @@ func formatMarked(path string) bool {
 	var b [8]byte
 	n, err := unix.Lgetxattr(path, formatAttr, b[:])
 	return err == nil && string(b[:n]) == strconv.Itoa(treeFormat)
+}
+
+// markFormat sets the format attribute of the record file at path. It is
+// best effort: a record without it is read on every lookup.
+func markFormat(path string) {
+	unix.Lsetxattr(path, formatAttr, []byte(strconv.Itoa(treeFormat)), 0)
 }
 
 func readTreeRecord(path string) (treeRecord, error) {
@@ -395,8 +405,7 @@ func (c *Cache) seal(ctx context.Context, tmp string, l Layer, rec layer.Record)
 	if err := os.WriteFile(tmp+"/record.json", b, 0o600); err != nil {
 		return fmt.Errorf("tree %s: %w", l.DiffID, err)
 	}
-	// Best effort: a record without the attribute is read on every lookup.
-	unix.Lsetxattr(tmp+"/record.json", formatAttr, []byte(strconv.Itoa(treeFormat)), 0)
+	markFormat(tmp + "/record.json")
 	if err := syncfs(dir); err != nil {
 		return fmt.Errorf("tree %s: sync: %w", l.DiffID, err)
 	}
