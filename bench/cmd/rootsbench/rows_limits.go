@@ -88,8 +88,10 @@ func (b *bench) limitRows(img *image) []*scenario {
 	// can ask of a machine with this many cores.
 	both := filepath.Join(dir, "pigz-tar")
 	var pipes [][]string
+	var layerDirs []string
 	for i, l := range img.layers {
 		d := filepath.Join(both, fmt.Sprint(i))
+		layerDirs = append(layerDirs, d)
 		pipes = append(pipes, []string{"sh", "-c", `pigz -dc "$1" | tar -x -C "$2"`, "sh", l.gz, d})
 	}
 	floor := &scenario{
@@ -99,8 +101,8 @@ func (b *bench) limitRows(img *image) []*scenario {
 			if err := b.fresh(both); err != nil {
 				return err
 			}
-			for i := range img.layers {
-				if err := os.MkdirAll(filepath.Join(both, fmt.Sprint(i)), 0o755); err != nil {
+			for _, d := range layerDirs {
+				if err := os.MkdirAll(d, 0o755); err != nil {
 					return err
 				}
 			}
