@@ -54,6 +54,7 @@ func OverlayFixup(ctx context.Context, dir string, trees []Tree) error {
 	for i := len(trees) - 1; i >= 0; i-- {
 		lowers = append(lowers, trees[i].Dir)
 	}
+	lowers = uniqueLowers(lowers)
 	if len(lowers) == 1 { // overlayfs wants two layers when there is no upper
 		empty, err := os.MkdirTemp(filepath.Dir(dir), ".empty-")
 		if err != nil {
@@ -94,6 +95,7 @@ func ovlRestoreTimes(fd int, st *unix.Stat_t) error {
 // detached mount where the kernel has the mount API, which vanishes with its last descriptor;
 // else a mount in a directory beside near, unmounted by release.
 func ovlView(near string, lowers []string) (fd int, release func(), err error) {
+	lowers = uniqueLowers(lowers)
 	mfd, err := ovlMountDetached(lowers, "", "")
 	if err == nil {
 		return mfd, func() { unix.Close(mfd) }, nil
@@ -124,6 +126,21 @@ func ovlView(near string, lowers []string) (fd int, release func(), err error) {
 	return fd, func() { unix.Close(fd); unix.Unmount(mnt, unix.MNT_DETACH); cleanup() }, nil
 }
 
+// uniqueLowers drops every layer of lowers (top first) that is listed higher up too: the kernel
+// refuses a layer twice, and a layer's lower copy adds nothing to a mount that has the layer
+// above it (every path the copy has, the higher one has too and shows instead).
+func uniqueLowers(lowers []string) []string {
+	seen := make(map[string]bool, len(lowers))
+	out := make([]string, 0, len(lowers))
+	for _, l := range lowers {
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // MountOverlay mounts at dest an overlay of lowers (read-only layers, top first) under a
 // writable upper layer of its own: state/upper and state/work, which it makes (state must
 // exist, on a filesystem that can hold an overlay's upper layer). The upper's root takes the
@@ -137,6 +154,7 @@ func MountOverlay(dest, state string, lowers []string) error {
 	if len(lowers) == 0 {
 		return fmt.Errorf("mount overlay %s: no layers", dest)
 	}
+	lowers = uniqueLowers(lowers)
 	upper, work := filepath.Join(state, "upper"), filepath.Join(state, "work")
 	if err := os.Mkdir(upper, 0o755); err != nil {
 		return fmt.Errorf("mount overlay %s: %w", dest, err)

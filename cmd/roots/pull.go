@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas"
@@ -223,6 +226,21 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, find lookup, 
 	for i, d := range img.Layers {
 		layers[i] = cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
 	}
+	// A layer listed more than once (old images repeat the empty layer) is made
+	// once, by its first position (its owner), and used at every position; it
+	// is published after its last use, so that no position waits on the lock
+	// that another position of the same pull holds.
+	owner := make([]int, n)
+	last := make(map[int]int, n)
+	first := make(map[digest.Digest]int, n)
+	for i, l := range layers {
+		o, ok := first[l.DiffID]
+		if !ok {
+			o = i
+			first[l.DiffID] = i
+		}
+		owner[i], last[o] = o, i
+	}
 	trees := make([]cas.Tree, n)
 	ready := make([]chan struct{}, n)
 	for i := range ready {
@@ -233,7 +251,7 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, find lookup, 
 	defer cancel(nil)
 	made := make(chan error, 1)
 	go func() {
-		err := p.makeTrees(ctx, e, c, find, client, img, layers, trees, ready, prog)
+		err := p.makeTrees(ctx, e, c, find, client, img, layers, owner, trees, ready, prog)
 		if err != nil {
 			cancel(err)
 		}
@@ -263,24 +281,29 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, find lookup, 
 			case <-ctx.Done():
 				break consume
 			}
-			if useErr = use(i, trees[i]); useErr != nil {
+			if useErr = use(i, trees[owner[i]]); useErr != nil {
 				cancel(useErr)
 				break
 			}
-			publish(i)
+			if last[owner[i]] == i {
+				publish(owner[i])
+			}
 		}
 	}
 	madeErr := <-made
-	for i := range n {
+	for o := range last {
 		select {
-		case <-ready[i]:
-			if !published[i] {
-				publish(i)
+		case <-ready[o]:
+			if !published[o] {
+				publish(o)
 			}
 		default:
 		}
 	}
 	wg.Wait()
+	for i := range n {
+		trees[i] = trees[owner[i]] // published: Dir is the tree's place in the cache
+	}
 	if useErr != nil {
 		return nil, useErr
 	}
@@ -304,14 +327,35 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, find lookup, 
 // makeTrees fills trees: first the cached ones, looked up many at once, then
 // the others, fetched and unpacked --jobs at once (and left unpublished, see
 // cas.StartTree). It closes ready[i] once trees[i] is set.
-func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, find lookup, client *fetch.Client, img *fetch.Image, layers []cas.Layer, trees []cas.Tree, ready []chan struct{}, prog *progress) error {
+func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, find lookup, client *fetch.Client, img *fetch.Image, layers []cas.Layer, owner []int, trees []cas.Tree, ready []chan struct{}, prog *progress) error {
+	// set makes tree t ready at o, the owner, and at every position that repeats o's layer.
+	set := func(o int, t cas.Tree, cached bool) {
+		trees[o] = t
+		for i := o; i < len(layers); i++ {
+			if owner[i] != o {
+				continue
+			}
+			if cached {
+				prog.cached(i)
+			} else {
+				prog.done(i)
+			}
+			close(ready[i])
+		}
+	}
+	var owners []int
+	for i, o := range owner {
+		if o == i {
+			owners = append(owners, i)
+		}
+	}
 	found := make([]bool, len(layers))
-	err := parallel(ctx, lookupJobs, len(layers), func(ctx context.Context, i int) error {
+	err := parallel(ctx, lookupJobs, len(owners), func(ctx context.Context, k int) error {
+		i := owners[k]
 		t, ok, err := find(ctx, layers[i])
 		if ok {
-			trees[i], found[i] = t, true
-			prog.cached(i)
-			close(ready[i])
+			found[i] = true
+			set(i, t, true)
 		}
 		return err
 	})
@@ -319,8 +363,8 @@ func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, find look
 		return err
 	}
 	var missing []int
-	for i, ok := range found {
-		if !ok {
+	for _, i := range owners {
+		if !found[i] {
 			missing = append(missing, i)
 		}
 	}
@@ -337,16 +381,10 @@ func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, find look
 		if err != nil {
 			return err
 		}
-		if t.Cached {
-			prog.cached(i)
-		} else {
-			prog.done(i)
-		}
 		if t.Repaired {
 			prog.warn(e, fmt.Sprintf("roots: warning: cached layer %s had changed since it was unpacked (a write through a hardlinked destination?): unpacked it again", img.DiffIDs[i]))
 		}
-		trees[i] = t
-		close(ready[i])
+		set(i, t, t.Cached)
 		return nil
 	})
 }
@@ -376,22 +414,49 @@ func (p *PullCmd) stream(ctx context.Context, client *fetch.Client, img *fetch.I
 	if err != nil {
 		return nil, err
 	}
+	// A small blob listed more than once (old images repeat the empty layer)
+	// is fetched once and kept in memory for its other places; a large one is
+	// fetched again, as nothing may be written beside DEST.
+	count := make(map[digest.Digest]int, len(img.Layers))
+	for _, d := range img.Layers {
+		count[d.Digest]++
+	}
+	kept := make(map[digest.Digest][]byte)
 	for i, d := range img.Layers {
 		l := cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
-		rc, err := client.OpenBlob(ctx, img.Ref, d)
+		var src io.ReadCloser
+		var keep *bytes.Buffer
+		var w io.Writer
+		if b, ok := kept[d.Digest]; ok {
+			src = io.NopCloser(bytes.NewReader(b))
+		} else {
+			rc, err := client.OpenBlob(ctx, img.Ref, d)
+			if err != nil {
+				return nil, err
+			}
+			src = prog.reader(i, rc)
+			if count[d.Digest] > 1 && d.Size <= keepRepeated {
+				keep = new(bytes.Buffer)
+				w = keep
+			}
+		}
+		err := cas.Stream(ctx, l, src, w, func(tar io.Reader) error { return a.Apply(ctx, tar) })
+		src.Close()
 		if err != nil {
 			return nil, err
 		}
-		err = cas.Stream(ctx, l, prog.reader(i, rc), nil, func(tar io.Reader) error { return a.Apply(ctx, tar) })
-		rc.Close()
-		if err != nil {
-			return nil, err
+		if keep != nil {
+			kept[d.Digest] = keep.Bytes()
 		}
 		prog.done(i)
 	}
 	rec, err := a.Finish()
 	return rec.Unapplied, err
 }
+
+// keepRepeated is the largest blob that a --cache=no pull keeps in memory for
+// the other places of a manifest that lists it more than once.
+const keepRepeated = 1 << 20
 
 // recordName is the cache's name for a reference: registry/repository/tag.
 func recordName(r fetch.Reference) string {
