@@ -6,7 +6,11 @@
 // metadata is set last, children before parents, so read-only directories and mtimes survive.
 //
 // Every walk goes through directory file descriptors and *at system calls, never through path
-// strings in the destination, so a symlink planted by a lower layer is never followed. The
+// strings in the destination, so the kernel never follows a symlink a layer planted. Where a
+// layer names a path below a symlink of the layers beneath it (lib/x over lib -> usr/lib), the
+// assembler follows the link itself, inside the destination as if it were "/" (see
+// resolve_linux.go), as tar extraction onto the rootfs does; the last component of a path is
+// never followed. The
 // destination is built beside its final path (Stage) and renamed or atomically swapped into
 // place (Commit). The package knows nothing of registries or digests: a tree is a directory plus
 // the few facts its directory cannot hold.
@@ -39,7 +43,7 @@ type Tree struct {
 	Opaque []string
 	// Implicit are directories in Dir that are only parents (the layer had no entry for them):
 	// they never override the metadata of a directory that is already there; one that is missing
-	// takes Dir's (0755 root:root). The root "." is listed unless the layer had an entry for it:
+	// takes Dir's (0755 root:root); a symlink in their place is followed inside the destination. The root "." is listed unless the layer had an entry for it:
 	// then the destination's root takes the metadata of Dir's root, the topmost such tree
 	// winning. When no tree gives the root metadata, it is made 0755 and keeps its owner.
 	Implicit []string
@@ -48,9 +52,10 @@ type Tree struct {
 }
 
 // Link makes Name a hardlink of the destination's Target (both relative to the root) as the
-// lower layers left it. A missing parent of Name, or a non-directory in its place, becomes a new
+// lower layers left it, symlinks among the parents of both followed inside the destination. A
+// missing parent of Name, or a non-directory other than a symlink in its place, becomes a new
 // directory (0755 root:root unless the tree gives it metadata); a Target that is missing, a
-// directory, or behind a symlink is ErrLinkTarget.
+// directory, or behind a non-directory is ErrLinkTarget.
 type Link struct{ Name, Target string }
 
 // Hardlink assembles trees (bottom to top) into dir, an existing empty directory (normally a

@@ -67,12 +67,24 @@ var assembleCases = []struct {
 	{
 		name: "WhiteoutThroughSymlink",
 		layers: []layer{
-			{ents: []ent{symlink("a", "$OUT")}},
-			{ents: []ent{wh("a/secret")}},
+			{ents: []ent{symlink("a", "../outside"), symlink("abs", "/srv/data")}},
+			{ents: []ent{wh("a/secret"), wh("abs/secret")}},
 		},
-		// The layer's own (implicit) dir a replaces the symlink; the file behind it survives.
-		want:  []ent{dir("a", 0o755).at(tImplicit)},
+		// The links are followed inside the destination: ../outside is outside/ there, which has
+		// no secret; the one outside survives. The layer's implicit dirs lead there too.
+		want: []ent{symlink("a", "../outside"), symlink("abs", "/srv/data"),
+			{path: "outside", kind: kDir, mode: 0o755, anyTime: true},
+			{path: "srv", kind: kDir, mode: 0o755, anyTime: true}, {path: "srv/data", kind: kDir, mode: 0o755, anyTime: true}},
 		check: outsideIntact,
+	},
+	{
+		name: "WhiteoutThroughUsrMergeSymlink",
+		layers: []layer{
+			{ents: []ent{dir("usr", 0o755), dir("usr/lib", 0o755), file("usr/lib/a", 0o644, "a"), file("usr/lib/b", 0o644, "b"), symlink("lib", "usr/lib")}},
+			{ents: []ent{wh("lib/a"), file("lib/c", 0o644, "c")}},
+		},
+		want: []ent{symlink("lib", "usr/lib"), dir("usr", 0o755), dir("usr/lib", 0o755),
+			file("usr/lib/b", 0o644, "b"), file("usr/lib/c", 0o644, "c")},
 	},
 	{
 		name: "WhiteoutListedWithoutDevice",
@@ -141,13 +153,31 @@ var assembleCases = []struct {
 		check: outsideIntact,
 	},
 	{
-		name: "SymlinkToImplicitDirNeverFollowed",
+		name: "SymlinkToImplicitDirFollowedInside",
 		layers: []layer{
-			{ents: []ent{symlink("etc", "$OUT")}},
-			{ents: []ent{file("etc/secret", 0o644, "overwritten?")}},
+			{ents: []ent{symlink("etc", "../../outside"), symlink("lib", "usr/lib"), dir("usr", 0o755), dir("usr/lib", 0o700)}},
+			{ents: []ent{file("etc/secret", 0o644, "overwritten?"), file("lib/x/y", 0o644, "y")}},
 		},
-		want:  []ent{dir("etc", 0o755).at(tImplicit), file("etc/secret", 0o644, "overwritten?")},
+		want: []ent{symlink("etc", "../../outside"), {path: "outside", kind: kDir, mode: 0o755, anyTime: true},
+			file("outside/secret", 0o644, "overwritten?"), symlink("lib", "usr/lib"), dir("usr", 0o755), dir("usr/lib", 0o700),
+			{path: "usr/lib/x", kind: kDir, mode: 0o755, anyTime: true}, file("usr/lib/x/y", 0o644, "y")},
 		check: outsideIntact,
+	},
+	{
+		name: "SymlinkLoopRefused",
+		layers: []layer{
+			{ents: []ent{symlink("a", "b"), symlink("b", "/a")}},
+			{ents: []ent{file("a/x", 0o644, "x")}},
+		},
+		wantErr: ErrSymlinkLoop,
+	},
+	{
+		name: "ExplicitDirReplacesSymlink",
+		layers: []layer{
+			{ents: []ent{symlink("lib", "usr/lib"), dir("usr", 0o755), dir("usr/lib", 0o755)}},
+			{ents: []ent{dir("lib", 0o711), file("lib/x", 0o644, "x")}},
+		},
+		want: []ent{dir("lib", 0o711), file("lib/x", 0o644, "x"), dir("usr", 0o755), dir("usr/lib", 0o755)},
 	},
 	{
 		name: "DirToSymlinkUsrMerge",
@@ -298,13 +328,13 @@ var assembleCases = []struct {
 		want: []ent{{path: "d", kind: kDir, mode: 0o755, anyTime: true}, file("d/x", 0o644, "x"), file("y", 0o644, "y")},
 	},
 	{
-		name: "LinkParentSymlinkReplaced",
+		name: "LinkParentSymlinkFollowedInside",
 		layers: []layer{
-			{ents: []ent{symlink("d", "$OUT"), file("x", 0o644, "x")}},
+			{ents: []ent{symlink("d", "../outside"), file("x", 0o644, "x")}},
 			{links: []Link{{Name: "d/secret", Target: "x"}}},
 		},
-		want: []ent{{path: "d", kind: kDir, mode: 0o755, anyTime: true}, hardlink("d/secret", "x"),
-			file("x", 0o644, "x")},
+		want: []ent{symlink("d", "../outside"), {path: "outside", kind: kDir, mode: 0o755, anyTime: true},
+			hardlink("outside/secret", "x"), file("x", 0o644, "x")},
 		check: outsideIntact,
 	},
 	{

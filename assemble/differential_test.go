@@ -368,8 +368,89 @@ var differentialCases = []struct {
 		{reg("a", "old")},
 		{reg("a", "new"), hard("b", "a")},
 	}},
+	// In-root resolution: a parent that is a symlink is followed inside the rootfs.
+	{name: "UsrMergeLayerWritesBelowLinks", layers: [][]te{
+		{dir("usr").m(0o755), dir("usr/bin"), dir("usr/lib").m(0o755), dir("usr/lib/x86_64-linux-gnu").m(0o755).t(d1),
+			reg("usr/lib/x86_64-linux-gnu/libc.so.6", "libc").m(0o755), reg("usr/lib/x86_64-linux-gnu/old.so", "old"),
+			reg("usr/bin/sh", "sh").m(0o755), sym("lib", "usr/lib"), sym("bin", "usr/bin"), sym("lib64", "/usr/lib64")},
+		{reg("lib/x86_64-linux-gnu/libfoo.so", "foo").m(0o755), reg("bin/tool", "tool").m(0o755), wh("lib/x86_64-linux-gnu/old.so"),
+			reg("lib64/ld-linux-x86-64.so.2", "ld").m(0o755), hard("bin/tool2", "bin/tool"), hard("lib/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6")},
+		{reg("bin/late", "late"), dir("lib/x86_64-linux-gnu/sub").m(0o700).t(d2), reg("lib/x86_64-linux-gnu/sub/f", "f")},
+	}},
+	{name: "ExplicitDirEntryReplacesSymlink", layers: [][]te{
+		{dir("usr"), dir("usr/lib"), reg("usr/lib/a", "a"), sym("lib", "usr/lib")},
+		{dir("lib").m(0o711).t(d1), reg("lib/x", "x")},
+	}},
+	{name: "SymlinkChainAndDotDotClamp", layers: [][]te{
+		{sym("a", "b"), sym("b", "c/d"), dir("c"), dir("c/d").m(0o750), sym("up", "../../../../c"), sym("abs", "/c/d/../d")},
+		{reg("a/x", "x"), reg("up/y", "y"), reg("abs/z", "z"), wh("a/nothing")},
+	}},
+	{name: "DanglingSymlinkParentMakesTarget", layers: [][]te{
+		{sym("lib", "usr/lib"), sym("opt", "/srv/opt")},
+		{reg("lib/x", "x"), reg("opt/app/bin", "bin")},
+	}},
+	{name: "SameLayerSymlinkThenEntriesBelow", layers: [][]te{
+		{dir("usr"), dir("usr/lib").m(0o700), reg("usr/lib/keep", "k")},
+		{sym("lib", "usr/lib"), reg("lib/x", "x"), sym("usr/lib/self", "../lib"), reg("usr/lib/self/y", "y")},
+	}},
+	{name: "SameLayerSymlinkToLowerSymlink", layers: [][]te{
+		{dir("usr"), dir("usr/lib"), sym("lib", "usr/lib")},
+		{sym("a", "lib"), reg("a/x", "x"), hard("h", "a/x")},
+	}},
+	{name: "WhiteoutBelowSameLayerSymlinkIsMoot", layers: [][]te{
+		{dir("var"), dir("var/mail"), reg("var/mail/root", "mail"), dir("var/spool"), dir("var/spool/mail"), reg("var/spool/mail/root", "spool")},
+		{sym("var/spool/mail", "../mail"), wh("var/spool/mail/root"), opq("var/spool/mail")},
+	}},
+	{name: "WhiteoutBelowSameLayerFileIsMoot", layers: [][]te{
+		{dir("d"), reg("d/x", "x")},
+		{reg("d", "now a file"), wh("d/x")},
+	}},
+	{name: "OpaqueThroughSymlink", layers: [][]te{
+		{dir("usr"), dir("usr/lib").m(0o750), reg("usr/lib/a", "a"), dir("usr/lib/sub"), reg("usr/lib/sub/b", "b"), sym("lib", "usr/lib")},
+		{opq("lib"), reg("lib/c", "c")},
+	}},
+	{name: "LinksThroughSymlinks", layers: [][]te{
+		{dir("usr"), dir("usr/bin"), reg("usr/bin/perl", "perl").m(0o755), sym("bin", "usr/bin"), sym("dst", "usr/share")},
+		{hard("dst/perl", "bin/perl"), hard("bin/perl5", "bin/perl")},
+	}},
+	{name: "SymlinkLoopParent", wantErr: true, layers: [][]te{
+		{sym("a", "b"), sym("b", "/a")},
+		{reg("a/x", "x")},
+	}},
+	{name: "SymlinkChainOf41Parent", wantErr: true, layers: [][]te{
+		linkChain(41),
+		{reg("l0/x", "x")},
+	}},
+	{name: "SymlinkChainOf40Parent", layers: [][]te{
+		linkChain(40),
+		{reg("l0/x", "x")},
+	}},
+	{name: "AUFSMetadata", layers: [][]te{
+		{dir("usr"), dir("usr/bin"), reg("usr/bin/old", "old")},
+		{reg(".wh..wh.aufs", ""), dir(".wh..wh.orph"), dir(".wh..wh.plnk").m(0o700), reg(".wh..wh.plnk/262.1045", "shared").m(0o4755).o(0, 5),
+			hard("usr/bin/a", ".wh..wh.plnk/262.1045"), hard("usr/bin/b", ".wh..wh.plnk/262.1045"), wh("usr/bin/old")},
+		{hard("usr/bin/c", "usr/bin/a")},
+	}},
+	{name: "SameLayerTwice", layers: [][]te{
+		{dir("etc"), reg("etc/a", "a")},
+		{wh("etc/a"), reg("etc/b", "b")},
+		{dir("etc"), reg("etc/a", "a")},
+	}},
 	// Wide enough that linking hands directories to several walkers at once.
 	{name: "WideTreesManyWalkers", layers: wideLayers(48)},
+}
+
+// linkChain is symlinks l0 -> l1 -> ... -> d and the directory d: l0 takes n links to resolve.
+func linkChain(n int) []te {
+	out := []te{dir("d")}
+	for i := range n {
+		to := fmt.Sprintf("l%d", i+1)
+		if i == n-1 {
+			to = "d"
+		}
+		out = append(out, sym(fmt.Sprintf("l%d", i), to))
+	}
+	return out
 }
 
 // wideLayers is n directories (each with a subdirectory, files, a symlink, a read-only child

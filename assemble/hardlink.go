@@ -33,7 +33,8 @@ type assembler struct {
 	whiteouts map[string]map[string]bool // parent dir → names whited out in it
 	implicit  map[string]bool
 	held      string            // the private directory of the tree's held Links, at the root ("": none)
-	linkDirs  map[string]bool   // directories this tree's Links made as parents of their names
+	linkDirs  map[string]bool   // directories this tree's Links made as parents of their names (destination paths)
+	follows   *follows          // directories of the tree whose destination is a symlink to follow
 	copies    map[fileID]string // this tree's multiply-linked files → their first copy (copyMu)
 	copyMu    *sync.Mutex       // held by a walker while it copies a multiply-linked file
 }
@@ -72,7 +73,7 @@ func (a *assembler) addTree(t *Tree, first bool) error {
 	for _, p := range t.Implicit {
 		a.implicit[p] = true
 	}
-	a.linkDirs = nil
+	a.linkDirs, a.follows = nil, &follows{}
 
 	held, err := a.holdLinks(t.Links)
 	if err != nil {
@@ -106,7 +107,10 @@ func (a *assembler) addTree(t *Tree, first bool) error {
 			return pathErr("stat", t.Dir, err)
 		}
 	}
-	return a.walkTree(tfd, first && len(t.Links) == 0)
+	if err := a.walkTree(tfd, first && len(t.Links) == 0); err != nil {
+		return err
+	}
+	return a.addFollowed(tfd)
 }
 
 // walkTree adds the entries of the tree's root directory tfd to the destination's root, walking
@@ -115,7 +119,7 @@ func (a *assembler) addTree(t *Tree, first bool) error {
 func (a *assembler) walkTree(tfd int, fresh bool) error {
 	workers := runtime.GOMAXPROCS(0)
 	if workers < 2 {
-		return a.walkDir(tfd, a.root, ".", a.top, fresh)
+		return a.walkDir(tfd, a.root, ".", ".", a.top, fresh)
 	}
 	ctx, cancel := context.WithCancelCause(a.ctx)
 	defer cancel(nil)
@@ -131,9 +135,9 @@ func (a *assembler) walkTree(tfd int, fresh bool) error {
 			w.ctx, w.pool, w.buf, w.copyBuf = ctx, p, make([]byte, direntBufSize), nil
 			for t := range p.tasks {
 				if t.tfd < 0 {
-					p.done(w.walkDir(tfd, a.root, ".", a.top, t.fresh))
+					p.done(w.walkDir(tfd, a.root, ".", ".", a.top, t.fresh))
 				} else {
-					p.done(w.walkDir(t.tfd, t.dfd, t.rel, t.n, t.fresh))
+					p.done(w.walkDir(t.tfd, t.dfd, t.rel, t.drel, t.n, t.fresh))
 					unix.Close(t.tfd)
 					unix.Close(t.dfd)
 				}
@@ -158,10 +162,10 @@ type walkPool struct {
 
 // walkTask is one directory to walk: walkDir's arguments. The walker closes tfd and dfd.
 type walkTask struct {
-	tfd, dfd int
-	rel      string
-	n        *node
-	fresh    bool
+	tfd, dfd  int
+	rel, drel string
+	n         *node
+	fresh     bool
 }
 
 // done ends a task; its error (the first) stops the others.
@@ -184,9 +188,10 @@ func (p *walkPool) hand(t walkTask) bool {
 	}
 }
 
-// walkDir adds the entries of the tree directory tfd (at rel) to the destination directory dfd,
-// whose node is n. fresh says dfd was just made, so its entries are created without looking first.
-func (a *assembler) walkDir(tfd, dfd int, rel string, n *node, fresh bool) error {
+// walkDir adds the entries of the tree directory tfd (at rel in the tree) to the destination
+// directory dfd (at drel, which is rel unless a symlink was followed on the way), whose node is n.
+// fresh says dfd was just made, so its entries are created without looking first.
+func (a *assembler) walkDir(tfd, dfd int, rel, drel string, n *node, fresh bool) error {
 	if err := a.ctx.Err(); err != nil {
 		return err
 	}
@@ -212,9 +217,9 @@ func (a *assembler) walkDir(tfd, dfd int, rel string, n *node, fresh bool) error
 			}
 		}
 		if typ == unix.DT_DIR {
-			err = a.addDir(tfd, dfd, e.name, joinPath(rel, e.name), n, fresh)
+			err = a.addDir(tfd, dfd, e.name, joinPath(rel, e.name), joinPath(drel, e.name), n, fresh)
 		} else {
-			err = a.addFile(tfd, dfd, e.name, typ, rel, n)
+			err = a.addFile(tfd, dfd, e.name, typ, drel, n)
 		}
 		if err != nil {
 			return err
@@ -223,20 +228,28 @@ func (a *assembler) walkDir(tfd, dfd int, rel string, n *node, fresh bool) error
 	return nil
 }
 
-// addDir adds the tree directory name (at rel) to the destination directory dfd (node parent)
-// and walks it. A non-directory in the way is replaced. The directory's metadata is taken from
-// this tree unless the tree marks it implicit and a lower layer made it (a directory made new
-// on the way to one of this tree's Links takes the tree's, which is 0755 root:root too when the
-// tree marks it implicit, with times that do not depend on when assembly ran).
-func (a *assembler) addDir(tfd, dfd int, name, rel string, parent *node, fresh bool) error {
+// addDir adds the tree directory name (at rel in the tree, drel in the destination) to the
+// destination directory dfd (node parent) and walks it. A non-directory in the way is replaced,
+// but for a symlink in the way of a directory the tree has only as a parent (implicit): that is
+// followed, and the directory's entries go where it leads once the rest of the tree is added
+// (see addFollowed). The directory's metadata is taken from this tree unless the tree marks it
+// implicit and a lower layer made it (a directory made new on the way to one of this tree's
+// Links takes the tree's, which is 0755 root:root too when the tree marks it implicit, with
+// times that do not depend on when assembly ran).
+func (a *assembler) addDir(tfd, dfd int, name, rel, drel string, parent *node, fresh bool) error {
+	follow := a.implicit[rel] && !a.linkDirs[drel]
+	cdfd, created, err := destDir(dfd, name, fresh, follow)
+	if err == errFollow {
+		a.follows.add(followed{rel: rel, link: drel})
+		return nil
+	}
+	if err != nil {
+		return pathErr("mkdir", drel, err)
+	}
 	ctfd, err := openDir(tfd, name)
 	if err != nil {
+		unix.Close(cdfd)
 		return pathErr("open", rel, err)
-	}
-	cdfd, created, err := destDir(dfd, name, fresh)
-	if err != nil {
-		unix.Close(ctfd)
-		return pathErr("mkdir", rel, err)
 	}
 	// The node of a directory is changed only by the walker of its parent (here) and then by
 	// the one walking the directory: nodes need no lock.
@@ -244,30 +257,36 @@ func (a *assembler) addDir(tfd, dfd int, name, rel string, parent *node, fresh b
 	if created || n == nil {
 		n = parent.add(name)
 	}
-	if created || !a.implicit[rel] || a.linkDirs[rel] {
+	if created || !a.implicit[rel] || a.linkDirs[drel] {
 		if n.meta, err = readMeta(ctfd); err != nil {
 			unix.Close(ctfd)
 			unix.Close(cdfd)
 			return pathErr("stat", rel, err)
 		}
 	}
-	if a.pool != nil && a.pool.hand(walkTask{tfd: ctfd, dfd: cdfd, rel: rel, n: n, fresh: created}) {
+	if a.pool != nil && a.pool.hand(walkTask{tfd: ctfd, dfd: cdfd, rel: rel, drel: drel, n: n, fresh: created}) {
 		return nil
 	}
 	defer unix.Close(ctfd)
 	defer unix.Close(cdfd)
-	return a.walkDir(ctfd, cdfd, rel, n, created)
+	return a.walkDir(ctfd, cdfd, rel, drel, n, created)
 }
 
 // destDir opens the directory name in dfd, making it first if it is missing and replacing a
-// symlink or other non-directory that is in the way. It reports whether it made the directory.
-func destDir(dfd int, name string, fresh bool) (fd int, created bool, err error) {
+// symlink or other non-directory that is in the way — but a symlink is errFollow when follow is
+// set. It reports whether it made the directory.
+func destDir(dfd int, name string, fresh, follow bool) (fd int, created bool, err error) {
 	if !fresh {
 		fd, err = openDir(dfd, name)
 		switch {
 		case err == nil:
 			return fd, false, nil
 		case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
+			if follow {
+				if typ, serr := statType(dfd, name); serr == nil && typ == unix.DT_LNK {
+					return -1, false, errFollow
+				}
+			}
 			if err := unix.Unlinkat(dfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 				return -1, false, err
 			}
@@ -277,7 +296,7 @@ func destDir(dfd int, name string, fresh bool) (fd int, created bool, err error)
 	}
 	err = unix.Mkdirat(dfd, name, 0o700)
 	if errors.Is(err, unix.EEXIST) && fresh {
-		return destDir(dfd, name, false)
+		return destDir(dfd, name, false, follow)
 	}
 	if err != nil {
 		return -1, false, err

@@ -21,8 +21,9 @@ import (
 const heldPrefix = ".roots-links-"
 
 // holdLinks links the Target of each of links (but those naming themselves) into a new private
-// directory, whose name it sets in a.held. A Target that is missing, a directory, or behind a
-// symlink or non-directory is ErrLinkTarget.
+// directory, whose name it sets in a.held. A symlink among the Target's parents is followed
+// inside the destination; a Target that is missing, a directory, or behind a non-directory is
+// ErrLinkTarget.
 func (a *assembler) holdLinks(links []Link) (fd int, err error) {
 	if len(links) == 0 {
 		return -1, nil
@@ -56,16 +57,15 @@ func (a *assembler) holdLinks(links []Link) (fd int, err error) {
 
 // holdLink links l.Target to key in the private directory hfd.
 func (a *assembler) holdLink(hfd int, key string, l Link) error {
-	parts := splitPath(l.Target)
-	tdir, err := openPath(a.root, parts[:len(parts)-1])
-	if absent(err) {
+	dir, tname := splitLast(l.Target)
+	tdir, _, _, err := a.resolveDir(dir, false, false)
+	if absent(err) && !errors.Is(err, ErrSymlinkLoop) {
 		return fmt.Errorf("link %s to %s: %w", l.Name, l.Target, ErrLinkTarget)
 	}
 	if err != nil {
-		return pathErr("link", l.Name, err)
+		return fmt.Errorf("link %s to %s: %w", l.Name, l.Target, err)
 	}
 	defer unix.Close(tdir)
-	tname := parts[len(parts)-1]
 	err = unix.Linkat(tdir, tname, hfd, key, 0)
 	switch {
 	case err == nil:
@@ -100,13 +100,12 @@ func (a *assembler) placeLinks(hfd int, links []Link) error {
 // placeLink renames key of the private directory hfd to l.Name. A missing parent of l.Name, or a
 // symlink or other non-directory in its place, becomes a new directory (see linkParent).
 func (a *assembler) placeLink(hfd int, key string, l Link) error {
-	parts := splitPath(l.Name)
-	ndir, n, err := a.linkParent(parts[:len(parts)-1])
+	dir, name := splitLast(l.Name)
+	ndir, n, err := a.linkParent(dir)
 	if err != nil {
 		return fmt.Errorf("link %s to %s: parent directory: %w", l.Name, l.Target, err)
 	}
 	defer unix.Close(ndir)
-	name := parts[len(parts)-1]
 	err = unix.Renameat(hfd, key, ndir, name)
 	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
 		if err = a.clear(ndir, name, n); err == nil {
@@ -134,35 +133,11 @@ func (a *assembler) releaseLinks(hfd int) {
 	a.held = ""
 }
 
-// linkParent opens the destination directory parts that will hold a Link's name, and returns
-// its node. Each missing component is made, and each symlink or other non-directory replaced,
-// as a new directory: 0755 root:root, or the tree's metadata for it (see addDir).
-func (a *assembler) linkParent(parts []string) (int, *node, error) {
-	fd, err := openDir(a.root, ".")
-	if err != nil {
-		return -1, nil, err
-	}
-	n, rel := a.top, "."
-	for _, p := range parts {
-		rel = joinPath(rel, p)
-		next, created, err := destDir(fd, p, false)
-		unix.Close(fd)
-		if err != nil {
-			return -1, nil, pathErr("mkdir", rel, err)
-		}
-		fd = next
-		c := n.children[p]
-		if created || c == nil {
-			c = n.add(p)
-		}
-		if created {
-			c.meta = implicitMeta()
-			if a.linkDirs == nil {
-				a.linkDirs = make(map[string]bool)
-			}
-			a.linkDirs[rel] = true
-		}
-		n = c
-	}
-	return fd, n, nil
+// linkParent opens the destination directory dir that will hold a Link's name, and returns its
+// node. Symlinks on the way are followed inside the destination (see resolveDir); each missing
+// component is made, and each other non-directory replaced, as a new directory: 0755 root:root,
+// or the tree's metadata for it (see addDir).
+func (a *assembler) linkParent(dir string) (int, *node, error) {
+	fd, _, n, err := a.resolveDir(dir, true, true)
+	return fd, n, err
 }

@@ -18,7 +18,7 @@ import (
 // FixupKey names the fix-up of trees (diff ids, bottom first).
 func FixupKey(trees []digest.Digest) digest.Digest {
 	var b strings.Builder
-	fmt.Fprintf(&b, "roots overlay fix-up v1, trees v%d\n", treeFormat)
+	fmt.Fprintf(&b, "roots overlay fix-up v2, trees v%d\n", treeFormat)
 	for _, d := range trees {
 		b.WriteString(d.String())
 		b.WriteByte('\n')

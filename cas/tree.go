@@ -37,7 +37,7 @@ type Tree struct {
 
 // treeFormat is the version of what a tree and its record mean (layer.Record's
 // contract). A tree made under another version is made again, never reused.
-const treeFormat = 2
+const treeFormat = 3
 
 // formatAttr is an extended attribute of a tree's record file that holds the
 // record's format, so that a lookup which needs only the tree's directory (an

@@ -6,20 +6,26 @@ package layer
 // Assembly applies one layer onto the layers below it in this order, which is what makes it
 // equal to an Applier:
 //
-//  1. Links, held: take hold of each Target's file as the lower layers left it (both paths
-//     confined, no symlink followed; a missing Target, a directory, or one whose path goes
-//     through a symlink or other non-directory is an error), e.g. by hardlinking it under a
-//     private name.
+// Every path below resolves its parents against the rootfs the lower layers left: a symlink on
+// the way is followed inside the rootfs, as if it were "/" (an absolute target starts at its
+// root, ".." stops there; a loop or more than 40 links is an error); the last component is
+// never followed.
+//
+//  1. Links, held: take hold of each Target's file as the lower layers left it (a missing
+//     Target, a directory, or one behind a non-directory is an error), e.g. by hardlinking it
+//     under a private name.
 //  2. Whiteouts: remove each path (file, symlink or whole subtree). A missing path, or one
 //     whose parent is missing or not a directory, is no error: there is nothing to remove.
 //  3. Opaque: remove everything below each directory; the directory itself stays, with its
 //     metadata. A missing path or a non-directory is left alone.
 //  4. Links, placed: make each Name, in order, a hardlink of its held file, replacing whatever
-//     is there. A missing parent of Name, or a non-directory in its place, becomes a new
-//     directory, 0755 root:root; an existing directory is walked through.
+//     is there. A missing parent of Name, or a non-directory other than a symlink in its
+//     place, becomes a new directory, 0755 root:root; an existing directory is walked through.
 //  5. The tree's entries, parents first: each replaces whatever is at its path (a directory
 //     replaces a non-directory; a non-directory replaces a directory and its subtree), except
-//     that a directory meeting a directory keeps it. Directories in Implicit get no metadata
+//     that a directory meeting a directory keeps it, and a directory in Implicit meeting a
+//     symlink follows it: its entries go where the link leads (after the tree's other
+//     entries). Directories in Implicit get no metadata
 //     of their own: an existing directory keeps its owner, mode and mtime; a missing one is
 //     made 0755 root:root (as the tree holds it). When the tree was unpacked as root it also
 //     holds the whiteouts as 0/0 character devices and the opaque directories'

@@ -17,8 +17,10 @@ const maxCachedDepth = 64
 // order, so most walks reuse the whole chain and cost no syscall at all.
 //
 // A walker with a writer creates what is missing and replaces what is in the way: a missing
-// component becomes an implicit directory (0755), and a component that is a symlink or any other
-// non-directory is removed and replaced by one. A walker without a writer only looks.
+// component becomes an implicit directory (0755), and a component that is a non-directory other
+// than a symlink is removed and replaced by one. A symlink is never followed: the walk fails with
+// a *symlinkError, and the caller resolves the path inside the root (see resolve) and walks the
+// result. A walker without a writer only looks.
 type walker struct {
 	root  int
 	w     *writer
@@ -87,7 +89,15 @@ func (k *walker) step(dirfd int, rel, name string) (int, error) {
 	switch err {
 	case unix.ENOENT:
 	case unix.ENOTDIR, unix.ELOOP:
-		// A symlink or another non-directory: an upper directory hides it.
+		// A symlink is followed by the caller (see resolve); another non-directory is replaced
+		// by a directory.
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return -1, err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return -1, &symlinkError{rel: rel}
+		}
 		if err := unix.Unlinkat(dirfd, name, 0); err != nil {
 			return -1, err
 		}

@@ -16,8 +16,8 @@ const (
 // classify tells whether rel (confined, non-empty) is a whiteout marker. For a whiteout
 // ".wh.NAME" it returns the path being deleted; for an opaque marker ".wh..wh..opq" the directory
 // whose lower contents are hidden ("" for the root). ".wh." with no name, ".wh.." and ".wh..."
-// (which would name the directory itself or its parent) and every other ".wh..wh." name
-// (AUFS metadata) are ErrInvalidWhiteout.
+// (which would name the directory itself or its parent) and every other ".wh..wh." name below
+// the root are ErrInvalidWhiteout (AUFS metadata at the root never gets here, see aufsEntry).
 func classify(rel string) (marker, string, error) {
 	dir, base := split(rel)
 	if !strings.HasPrefix(base, whiteoutPrefix) {

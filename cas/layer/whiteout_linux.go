@@ -5,7 +5,9 @@ import (
 )
 
 // whiteout handles ".wh.NAME": rel (the path NAME names) is deleted from the layers below.
-// Its parent is walked like any entry's, so that both uses make the same parents.
+// Its parent is resolved and walked like any entry's, so that both uses make the same parents
+// (lib/.wh.x over lib -> usr/lib deletes usr/lib/x). A whiteout below a symlink or file that this
+// layer made is moot: the layer's entry stays.
 //
 // A whiteout applies to the lower layers only (layer.md: "Whiteout files MUST only apply to
 // resources in lower/parent layers"), so what this layer itself already has at rel stays: a
@@ -18,6 +20,14 @@ import (
 // dangling or not); nothing there is no error.
 func (w *writer) whiteout(rel string) error {
 	dir, name := split(rel)
+	dir, err := w.resolve(dir, true)
+	if err == errMoot {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rel = join(dir, name)
 	dirfd, owned, err := w.walk.dir(dir)
 	if err != nil {
 		return err
@@ -86,6 +96,13 @@ func (w *writer) layerHas(dirfd int, rel, name string) (has, isDir bool, err err
 // Tree: recorded, and as root written as trusted.overlay.opaque="y". Applier: at the end of the
 // layer, everything below rel that the layer did not write is removed (see endLayer).
 func (w *writer) opaqueDir(rel string) error {
+	rel, err := w.resolve(rel, true)
+	if err == errMoot {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	fd, owned, err := w.walk.dir(rel)
 	if err != nil {
 		return err

@@ -137,6 +137,25 @@ func (w *writer) mkdir(dirfd int, rel, name string, m *metadata) error {
 // not have is recorded in Record.Links for assembly; an Applier links the rootfs's file.
 func (w *writer) hardlink(dirfd int, rel, name, linkname string) error {
 	target := confine(linkname)
+	if afd, aname, ok, err := w.aufsTarget(target); ok {
+		if err != nil {
+			return err
+		}
+		defer unix.Close(afd)
+		err = unix.Linkat(afd, aname, dirfd, name, 0)
+		if err == unix.EEXIST {
+			if err = w.remove(dirfd, rel, name); err == nil {
+				err = unix.Linkat(afd, aname, dirfd, name, 0)
+			}
+		}
+		if err == unix.ENOENT {
+			return fmt.Errorf("%s: %w", display(target), ErrLinkTargetMissing)
+		}
+		if err == nil {
+			w.wroteNonDir(rel)
+		}
+		return err
+	}
 	switch {
 	case target == "":
 		return fmt.Errorf("to the root directory: %w", ErrInvalidLink)
@@ -149,11 +168,31 @@ func (w *writer) hardlink(dirfd int, rel, name, linkname string) error {
 	if kind, _, _ := classify(target); kind != notMarker {
 		return fmt.Errorf("to whiteout marker %s: %w", display(target), ErrInvalidLink)
 	}
-	if w.tree && w.isWhiteoutDevice(target) {
-		return fmt.Errorf("%s (deleted by this layer): %w", display(target), ErrLinkTargetMissing)
-	}
 	tdir, tname := split(target)
 	tfd, owned, err := w.look.dir(tdir)
+	if err == unix.ELOOP || err == unix.ENOTDIR {
+		// A symlink on the way is followed inside the root, as for an entry's parent.
+		resolved, rerr := w.resolve(tdir, false)
+		if rerr != nil {
+			return rerr
+		}
+		if resolved != tdir {
+			tdir, target = resolved, join(resolved, tname)
+			tfd, owned, err = w.look.dir(tdir)
+			if target == rel {
+				if err == nil && owned {
+					unix.Close(tfd)
+				}
+				return fmt.Errorf("to itself: %w", ErrInvalidLink)
+			}
+		}
+	}
+	if w.tree && w.isWhiteoutDevice(target) {
+		if err == nil && owned {
+			unix.Close(tfd)
+		}
+		return fmt.Errorf("%s (deleted by this layer): %w", display(target), ErrLinkTargetMissing)
+	}
 	walkErr := err
 	if err == nil {
 		err = unix.Linkat(tfd, tname, dirfd, name, 0)

@@ -107,6 +107,9 @@ func (w *writer) layer(ctx context.Context, r io.Reader) error {
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return fmt.Errorf("read tar: %w", err)
 	}
+	if err := w.endAUFS(); err != nil {
+		return fmt.Errorf("remove %s: %w", aufsPlnk, err)
+	}
 	return nil
 }
 
@@ -123,6 +126,9 @@ func (w *writer) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) err
 	rel := confine(hdr.Name)
 	if rel == "" {
 		return w.rootEntry(hdr)
+	}
+	if isAUFSMeta(rel) {
+		return w.aufsEntry(ctx, rel, hdr, tr)
 	}
 	if err := checkPath(rel); err != nil {
 		return err
@@ -148,13 +154,14 @@ func (w *writer) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) err
 		return nil
 	}
 	dir, name := split(rel)
-	dirfd, owned, err := w.walk.dir(dir)
+	dirfd, owned, dir, err := w.walkTo(dir)
 	if err != nil {
 		return err
 	}
 	if owned {
 		defer unix.Close(dirfd)
 	}
+	rel = join(dir, name)
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return w.mkdir(dirfd, rel, name, &m)

@@ -117,6 +117,84 @@ func TestSystemDebootstrap(t *testing.T) {
 	}
 }
 
+// TestSystemMergedUsrLayer puts a layer on the debootstrap rootfs (merged /usr:
+// bin -> usr/bin, lib -> usr/lib) that writes bin/... and lib/... without naming
+// their parents, as Bazel rules_pkg, ko or crane append do, and runs what it
+// added under chroot in every mode: the links stay, the files land in usr/, and
+// the system's own programs still find their libraries.
+func TestSystemMergedUsrLayer(t *testing.T) {
+	needRoot(t)
+	tree := debootstrapTree(t)
+	for _, l := range []string{"bin", "lib", "sbin"} {
+		if to, err := os.Readlink(filepath.Join(tree, l)); err != nil || to != "usr/"+l {
+			t.Fatalf("the debootstrap tree's /%s is not a link to usr/%s (%q, %v): no merged /usr to test", l, l, to, err)
+		}
+	}
+	libcs, _ := filepath.Glob(filepath.Join(tree, "usr/lib/*-linux-gnu/libc.so.6"))
+	if len(libcs) != 1 {
+		t.Fatalf("no single usr/lib/*-linux-gnu/libc.so.6 in %s: %v", tree, libcs)
+	}
+	triplet := filepath.Base(filepath.Dir(libcs[0]))
+	read := func(rel string) []byte {
+		b, err := os.ReadFile(filepath.Join(tree, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	added := []reg{
+		{Name: "bin/roots-true", Body: read("usr/bin/true"), Mode: 0o755},
+		{Name: "lib/" + triplet + "/roots-test/libc.so.6", Body: read("usr/lib/" + triplet + "/libc.so.6"), Mode: 0o755},
+		{Name: "sbin/roots-hello", Body: []byte("#!/bin/sh\necho hello from \"$0\"\n"), Mode: 0o755},
+	}
+	layers, _ := treeLayers(t, tree)
+	layers = append(layers, registrytest.Layer{Entries: added, Compression: registrytest.Gzip})
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "debian-plus", debootstrapSuite, registrytest.Image{Layers: layers})
+	ref := r.Host + "/debian-plus:" + debootstrapSuite
+
+	for _, m := range layerModes {
+		t.Run(m.name, func(t *testing.T) {
+			cache := "no"
+			if !m.noCache {
+				cache = t.TempDir()
+			}
+			dest := filepath.Join(t.TempDir(), "rootfs")
+			if m.overlay {
+				umountAll(t, dest)
+			}
+			mustPull(t, nil, append(append([]string{"--cache", cache}, m.args...), ref, dest)...)
+			for _, l := range []string{"bin", "lib", "sbin"} {
+				if to, err := os.Readlink(filepath.Join(dest, l)); err != nil || to != "usr/"+l {
+					t.Errorf("/%s: %q, %v; want the link to usr/%s kept", l, to, err, l)
+				}
+			}
+			for _, p := range []string{"usr/bin/roots-true", "usr/lib/" + triplet + "/roots-test/libc.so.6", "usr/sbin/roots-hello"} {
+				if fi, err := os.Lstat(filepath.Join(dest, p)); err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("%s: %v, %v; want the layer's file there", p, fi, err)
+				}
+			}
+			if out, code := chroot(t, dest, "/bin/roots-true"); code != 0 {
+				t.Errorf("chroot /bin/roots-true: exit %d:\n%s", code, out)
+			}
+			if out, code := chroot(t, dest, "/usr/bin/env", "LD_LIBRARY_PATH=/lib/"+triplet+"/roots-test", "/bin/roots-true"); code != 0 {
+				t.Errorf("chroot /bin/roots-true with the added libc: exit %d:\n%s", code, out)
+			}
+			if out, code := chroot(t, dest, "/sbin/roots-hello"); code != 0 || out != "hello from /sbin/roots-hello\n" {
+				t.Errorf("chroot /sbin/roots-hello: exit %d: %q", code, out)
+			}
+			if out, code := chroot(t, dest, "apt-get", "--version"); code != 0 || !strings.HasPrefix(out, "apt ") {
+				t.Errorf("chroot apt-get --version: exit %d:\n%s", code, out)
+			}
+			if m.overlay {
+				if res := roots(t, nil, "umount", dest); res.code != 0 {
+					t.Errorf("umount: exit %d: %s", res.code, res.stderr)
+				}
+			}
+		})
+	}
+}
+
 // chroot runs a command in dest with a minimal environment and returns its
 // combined output and exit code. Neither apt-get --version nor dpkg --verify
 // needs /proc, so nothing is mounted.
