@@ -59,7 +59,7 @@ func (a *assembler) holdLinks(links []Link) (fd int, err error) {
 func (a *assembler) holdLink(hfd int, key string, l Link) error {
 	dir, tname := splitLast(l.Target)
 	tdir, _, _, err := a.resolveDir(dir, false, false)
-	if absent(err) && !errors.Is(err, ErrSymlinkLoop) {
+	if absent(err) {
 		return fmt.Errorf("link %s to %s: %w", l.Name, l.Target, ErrLinkTarget)
 	}
 	if err != nil {

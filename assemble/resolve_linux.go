@@ -21,7 +21,7 @@ import (
 const maxLinks = 40
 
 // ErrSymlinkLoop reports a path whose symlinks in the destination loop, or chain deeper than 40.
-var ErrSymlinkLoop = fmt.Errorf("too many levels of symbolic links (a loop, or more than %d): %w", maxLinks, unix.ELOOP)
+var ErrSymlinkLoop = fmt.Errorf("too many levels of symbolic links (a loop, or a chain of more than %d)", maxLinks)
 
 // errFollow is destDir's answer for a symlink that the caller follows.
 var errFollow = errors.New("symlink to follow")

@@ -1,7 +1,6 @@
 package assemble
 
 import (
-	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -16,7 +15,7 @@ func (a *assembler) whiteout(p string) error {
 	}
 	dir, name := splitLast(p)
 	dfd, real, n, err := a.resolveDir(dir, false, false)
-	if absent(err) && !errors.Is(err, ErrSymlinkLoop) {
+	if absent(err) {
 		return nil
 	}
 	if err != nil {
@@ -38,7 +37,7 @@ func (a *assembler) whiteout(p string) error {
 // links (at the root) stays.
 func (a *assembler) opaque(p string) error {
 	fd, real, n, err := a.resolveDir(p, false, false)
-	if absent(err) && !errors.Is(err, ErrSymlinkLoop) {
+	if absent(err) {
 		return nil
 	}
 	if err != nil {

@@ -82,7 +82,11 @@ func (c *Client) httpClient(ref Reference) *http.Client {
 		return hc
 	}
 	scopes := []string{"repository:" + ref.Path + ":pull"}
-	hc := &http.Client{Transport: auth.NewTransport(c.transport, ref.APIHost(), scopes, c.keychain)}
+	var opts []auth.Option
+	if c.opts.Insecure {
+		opts = append(opts, auth.PlainHTTPRealms())
+	}
+	hc := &http.Client{Transport: auth.NewTransport(c.transport, ref.APIHost(), scopes, c.keychain, opts...)}
 	c.repos[key] = hc
 	return hc
 }

@@ -13,7 +13,7 @@ import (
 const maxLinks = 40
 
 // ErrSymlinkLoop: a path whose symlinks loop, or chain deeper than 40 links, inside the rootfs.
-var ErrSymlinkLoop = fmt.Errorf("too many levels of symbolic links (a loop, or more than %d): %w", maxLinks, unix.ELOOP)
+var ErrSymlinkLoop = fmt.Errorf("too many levels of symbolic links (a loop, or a chain of more than %d)", maxLinks)
 
 // errMoot: a whiteout or opaque marker below something the layer itself made a non-directory
 // (umoci writes a type change as the new symlink plus a whiteout below it): the new entry stays.

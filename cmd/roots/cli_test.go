@@ -43,6 +43,9 @@ func TestUsageErrors(t *testing.T) {
 		{"ZeroJobs", []string{"pull", "--jobs", "0", "debian", dest}, "--jobs"},
 		{"DigestBadRef", []string{"digest", "UPPER"}, "invalid image reference"},
 		{"PurgeNoCache", []string{"purge", "--cache=no"}, "no cache"},
+		{"PlatformOneField", []string{"pull", "--platform", "linux", "debian", dest}, `--platform "linux"`},
+		{"EmptyCache", []string{"pull", "--cache", "", "debian", dest}, `--cache ""`},
+		{"EmptyCacheEquals", []string{"purge", "--cache="}, `--cache ""`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

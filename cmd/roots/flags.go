@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rootsdev/roots/fetch"
@@ -12,17 +13,20 @@ import (
 
 // cacheFlags choose the cache.
 type cacheFlags struct {
-	Cache string `help:"Cache directory, or \"no\" to use none (layers stream straight into DEST). Default: /var/cache/roots as root, else $$XDG_CACHE_HOME/roots or ~/.cache/roots." env:"ROOTS_CACHE" placeholder:"DIR|no"`
+	Cache *string `help:"Cache directory, or \"no\" to use none (layers stream straight into DEST). Default: /var/cache/roots as root, else $$XDG_CACHE_HOME/roots or ~/.cache/roots." env:"ROOTS_CACHE" placeholder:"DIR|no"`
 }
 
 // cacheDir returns the cache directory, or "" when the cache is off.
 func (f cacheFlags) cacheDir(e *env) (string, error) {
-	switch f.Cache {
-	case "no":
-		return "", nil
-	case "":
-	default:
-		return filepath.Abs(f.Cache)
+	if f.Cache != nil {
+		switch *f.Cache {
+		case "no":
+			return "", nil
+		case "":
+			return "", usagef(`--cache "" (or ROOTS_CACHE=""): name a directory, or "no" for no cache; leave both unset for the default`)
+		default:
+			return filepath.Abs(*f.Cache)
+		}
 	}
 	if os.Geteuid() == 0 {
 		return "/var/cache/roots", nil
@@ -95,6 +99,9 @@ func (f platformFlags) platform() (*fetch.Platform, error) {
 	if f.Platform != "" {
 		if f.OS != "" || f.Arch != "" || f.Variant != "" {
 			return nil, usagef("--platform and --os/--arch/--variant: give one or the other")
+		}
+		if !strings.Contains(f.Platform, "/") {
+			return nil, usagef("--platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64 (--arch %s picks an architecture alone)", f.Platform, f.Platform)
 		}
 		p, err := fetch.ParsePlatform(f.Platform)
 		if err != nil {

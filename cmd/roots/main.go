@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/signal"
 	"strings"
@@ -45,6 +46,10 @@ type env struct {
 }
 
 func main() {
+	// net/http reports some protocol oddities of a server (a registry that sends more than its
+	// Content-Length: "Unsolicited response received on idle HTTP channel") on the standard
+	// logger, where nothing can catch them: roots speaks on stderr only through its errors.
+	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profile(os.Getenv("ROOTS_PPROF"))
 	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, terminal: isTerminal(os.Stderr), getenv: os.Getenv})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -98,6 +99,10 @@ func (t *transport) fetchToken(ctx context.Context, ch Challenge, scopes []strin
 	}
 	if cred.RegistryToken != "" {
 		return token{value: cred.RegistryToken}, nil
+	}
+	if realm.Scheme == "http" && !cred.Anonymous() && !t.plainRealms && !loopback(realm.Host) {
+		return token{}, fmt.Errorf("token for %s: realm %s: %w: roots does not send the credentials of %s there (--insecure if the network is trusted)",
+			t.host, realm.Redacted(), ErrPlainRealm, cred)
 	}
 	req, err := tokenRequest(ctx, realm, ch.Params["service"], scopes, cred)
 	if err != nil {
@@ -216,4 +221,18 @@ func snippet(body []byte) string {
 		return "(empty body)"
 	}
 	return s
+}
+
+// loopback reports whether hostport names this machine (localhost, 127.0.0.0/8, ::1).
+func loopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

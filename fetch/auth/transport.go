@@ -42,14 +42,18 @@ import (
 // CDN or object store a blob GET redirects to) goes out with its Authorization
 // header removed, including one the http.Client copied onto the redirect. The
 // token realm is the only other host that sees the credential, as with docker.
-func NewTransport(base http.RoundTripper, host string, scopes []string, kc Keychain) http.RoundTripper {
+//
+// A credential goes to a token realm over plain HTTP only when the realm is on loopback, or with
+// the PlainHTTPRealms option (roots --insecure); otherwise the token request fails with
+// ErrPlainRealm before anything is sent. Anonymous token requests go anywhere.
+func NewTransport(base http.RoundTripper, host string, scopes []string, kc Keychain, opts ...Option) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	if kc == nil {
 		kc = Static(Credential{})
 	}
-	return &transport{
+	t := &transport{
 		base:   base,
 		host:   strings.ToLower(host),
 		kc:     kc,
@@ -57,13 +61,25 @@ func NewTransport(base http.RoundTripper, host string, scopes []string, kc Keych
 		scopes: addScopes(nil, scopes...),
 		tokens: map[string]token{},
 	}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
 }
 
+// An Option changes what NewTransport makes.
+type Option func(*transport)
+
+// PlainHTTPRealms lets credentials go to a token realm over plain HTTP on any host, for networks
+// the user says are trusted (roots --insecure).
+func PlainHTTPRealms() Option { return func(t *transport) { t.plainRealms = true } }
+
 type transport struct {
-	base  http.RoundTripper
-	host  string
-	kc    Keychain
-	realm *http.Client // talks to token realms; redirects keep credentials on one host
+	base        http.RoundTripper
+	host        string
+	kc          Keychain
+	realm       *http.Client // talks to token realms; redirects keep credentials on one host
+	plainRealms bool         // credentials may go to a realm over plain HTTP on any host
 
 	mu        sync.Mutex
 	scopes    []string   // sorted, unique: asked for plus learned from challenges

@@ -570,3 +570,58 @@ func TestRequestBodies(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainHTTPRealm: a registry whose token realm is plain HTTP on another host never gets the
+// credentials sent there, unless the caller allows it (roots --insecure); anonymous requests go.
+func TestPlainHTTPRealm(t *testing.T) {
+	t.Parallel()
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="http://realm.example.test/token",service="reg"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(reg.Close)
+	host := strings.TrimPrefix(reg.URL, "http://")
+	tests := []struct {
+		name      string
+		cred      Credential
+		opts      []Option
+		wantRealm bool // a request reaches the realm
+	}{
+		{"CredentialsRefused", Credential{Username: "bob", Password: "secret"}, nil, false},
+		{"IdentityTokenRefused", Credential{IdentityToken: "refresh"}, nil, false},
+		{"Anonymous", Credential{}, nil, true},
+		{"CredentialsWithInsecure", Credential{Username: "bob", Password: "secret"}, []Option{PlainHTTPRealms()}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := &realmRecorder{next: http.DefaultTransport, realm: "realm.example.test"}
+			tr := NewTransport(base, host, []string{"repository:x:pull"}, Static(tt.cred), tt.opts...)
+			req, _ := http.NewRequest(http.MethodGet, reg.URL+"/v2/x/manifests/latest", nil)
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			if got := base.hits.Load() > 0; got != tt.wantRealm {
+				t.Errorf("realm reached: %v, want %v (err %v)", got, tt.wantRealm, err)
+			}
+			if !tt.wantRealm && !errors.Is(err, ErrPlainRealm) {
+				t.Errorf("error %v, want ErrPlainRealm", err)
+			}
+		})
+	}
+}
+
+// realmRecorder counts requests to the realm host and answers them 503 itself.
+type realmRecorder struct {
+	next  http.RoundTripper
+	realm string
+	hits  atomic.Int32
+}
+
+func (r *realmRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Hostname() == r.realm {
+		r.hits.Add(1)
+		return nil, errors.New("realm reached")
+	}
+	return r.next.RoundTrip(req)
+}
