@@ -46,6 +46,7 @@ type blobReader struct {
 	body     io.ReadCloser // nil between a break and the next request
 	n        int64         // bytes delivered to the caller
 	failures int           // breaks in a row without new bytes
+	stalls   int           // stalled connections (ErrStalled), progress or not: a trickle progresses
 	err      error         // sticky: once set, every Read returns it
 }
 
@@ -189,6 +190,12 @@ func (b *blobReader) broken(cause error) error {
 		cause = io.ErrUnexpectedEOF
 	}
 	b.failures++
+	if errors.Is(cause, ErrStalled) {
+		b.stalls++
+		if b.stalls >= b.c.opts.Retries {
+			return b.fail(fmt.Errorf("stream stalled at byte %d of %d, %d times: %w", b.n, b.desc.Size, b.stalls, cause))
+		}
+	}
 	if b.failures >= b.c.opts.Retries {
 		return b.fail(fmt.Errorf("stream broke at byte %d of %d, %d times without progress: %w", b.n, b.desc.Size, b.failures, cause))
 	}

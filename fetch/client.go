@@ -22,6 +22,14 @@ type Options struct {
 	Retries   int               // attempts per request and per blob stream without progress (default 5)
 	Backoff   time.Duration     // first backoff (default 200ms), doubled each time, with jitter
 	UserAgent string            // default "roots"
+	// IdleTimeout ends a response (header or body) that sends nothing for this long (default
+	// 30s; negative: never). MinSpeed and SpeedTime end a body that sends fewer than MinSpeed
+	// bytes a second over SpeedTime (defaults 1024 and 30s; MinSpeed negative: no floor), as
+	// curl's --speed-limit and --speed-time. A blob stream retries either with Range, as a cut
+	// connection; the error wraps ErrStalled.
+	IdleTimeout time.Duration
+	MinSpeed    int64
+	SpeedTime   time.Duration
 	// Local, if set, is read before the registry for content that a digest
 	// names: an image's config and, for an index, the platform's manifest.
 	// What it returns is checked (size and digest) like a download, and
@@ -59,12 +67,24 @@ func New(o Options) *Client {
 	if o.UserAgent == "" {
 		o.UserAgent = "roots"
 	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = defaultIdleTimeout
+	}
+	if o.MinSpeed == 0 {
+		o.MinSpeed = defaultMinSpeed
+	}
+	if o.SpeedTime <= 0 {
+		o.SpeedTime = defaultSpeedTime
+	}
 	base := o.Transport
 	if base == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.ResponseHeaderTimeout = 60 * time.Second
+		if o.IdleTimeout > 0 {
+			t.ResponseHeaderTimeout = o.IdleTimeout
+		}
 		base = t
 	}
+	base = &watchdog{next: base, idle: max(o.IdleTimeout, 0), floor: max(o.MinSpeed, 0), span: o.SpeedTime}
 	return &Client{
 		opts:      o,
 		transport: newRetryTransport(newSchemeTransport(base, o.Insecure), o.Retries, o.Backoff),

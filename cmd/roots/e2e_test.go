@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
 )
@@ -46,14 +47,41 @@ type result struct {
 	code           int
 }
 
-// roots runs the binary with args and a clean environment plus env.
+// runDeadline bounds every run of the binary in these tests: no command may block forever.
+const runDeadline = 3 * time.Minute
+
+// roots runs the binary with args and a clean environment plus env, under runDeadline.
 func roots(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	return rootsLimit(t, runDeadline, env, args...)
+}
+
+// rootsLimit is roots with a deadline of its own. A run past it gets SIGQUIT, so that the Go
+// runtime prints every goroutine's stack on its stderr, and fails the test with that dump.
+func rootsLimit(t *testing.T, limit time.Duration, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(rootsBin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "ROOTS_TEST_BACKOFF=10ms"}, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(limit):
+		cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		t.Fatalf("roots %v did not finish within %v; its goroutines:\n%s", args, limit, errb.String())
+	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()

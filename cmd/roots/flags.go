@@ -46,6 +46,10 @@ type registryFlags struct {
 	Insecure bool   `help:"Allow plain HTTP to registries that are not on loopback."`
 	Auth     string `help:"Credentials file: a docker config.json, or a Google service-account key (used as _json_key)." type:"existingfile" placeholder:"FILE"`
 	User     string `help:"Credentials for the registry." placeholder:"USER:PASS"`
+	// Stalls: a connection is retried (from where it broke) and then given up.
+	Timeout    time.Duration `default:"30s" help:"Retry, then give up on, a registry connection that sends nothing for this long."`
+	SpeedLimit int64         `default:"1024" help:"Retry, then give up on, a transfer slower than this many bytes a second over --speed-time (0: no floor)." placeholder:"BYTES"`
+	SpeedTime  time.Duration `default:"30s" help:"The window over which --speed-limit is measured."`
 }
 
 // client returns a registry client for these flags and the environment.
@@ -71,12 +75,22 @@ func (f registryFlags) clientWith(e *env, local fetch.LocalSource) (*fetch.Clien
 	if err != nil {
 		return nil, err
 	}
+	if f.Timeout <= 0 || f.SpeedTime <= 0 || f.SpeedLimit < 0 {
+		return nil, usagef("--timeout and --speed-time must be positive, --speed-limit 0 or more")
+	}
+	minSpeed := f.SpeedLimit
+	if minSpeed == 0 {
+		minSpeed = -1 // no floor
+	}
 	return fetch.New(fetch.Options{
-		Insecure:  f.Insecure,
-		Keychain:  kc,
-		UserAgent: "roots/" + version,
-		Backoff:   backoff(e),
-		Local:     local,
+		IdleTimeout: f.Timeout,
+		MinSpeed:    minSpeed,
+		SpeedTime:   f.SpeedTime,
+		Insecure:    f.Insecure,
+		Keychain:    kc,
+		UserAgent:   "roots/" + version,
+		Backoff:     backoff(e),
+		Local:       local,
 	}), nil
 }
 

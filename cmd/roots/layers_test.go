@@ -8,10 +8,7 @@ package main
 
 import (
 	"archive/tar"
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,27 +90,10 @@ func pullEveryMode(t *testing.T, ref string, limit time.Duration) map[string]ent
 // madeRecently is later than any time an image in these tests gives.
 var madeRecently = registrytest.EntryTime.Add(365 * 24 * time.Hour).UnixNano()
 
-// rootsWithin runs the binary and kills it after limit: a hang is a failure.
+// rootsWithin runs the binary and fails the test, with the goroutine dump, after limit.
 func rootsWithin(t *testing.T, limit time.Duration, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, rootsBin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "ROOTS_TEST_BACKOFF=10ms"}
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("roots %v did not finish within %v (a hang?): %s", args, limit, errb.String())
-	}
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
+	return rootsLimit(t, limit, nil, args...)
 }
 
 // TestDuplicateLayers pulls images that list the same layer at several

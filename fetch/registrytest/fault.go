@@ -31,6 +31,11 @@ const (
 	IgnoreRange
 	// Slow forwards and sleeps Delay before each 32 KiB of the body.
 	Slow
+	// StallAfter forwards, sends Bytes bytes of the body, then sends nothing more and keeps the
+	// connection open until the client gives up (a registry that hangs mid-body).
+	StallAfter
+	// Trickle forwards the body one byte per Delay.
+	Trickle
 )
 
 func (k FaultKind) String() string {
@@ -45,6 +50,10 @@ func (k FaultKind) String() string {
 		return "IgnoreRange"
 	case Slow:
 		return "Slow"
+	case StallAfter:
+		return "StallAfter"
+	case Trickle:
+		return "Trickle"
 	}
 	return "FaultKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -86,7 +95,7 @@ func (r *Registry) FaultProxy(t testing.TB, faults ...Fault) (host string) {
 func (r *Registry) FaultFront(t testing.TB, faults ...Fault) *Front {
 	t.Helper()
 	for i, f := range faults {
-		if f.Kind < CutAfter || f.Kind > Slow {
+		if f.Kind < CutAfter || f.Kind > Trickle {
 			t.Fatalf("registrytest: fault %d has no valid Kind (%v)", i, f.Kind)
 		}
 	}
@@ -200,13 +209,21 @@ type faultyBody struct {
 	cut     int64 // -1 = none
 	flips   []int64
 	delay   time.Duration
-	pauseAt int64 // Slow: offset of the next pause
+	pauseAt int64         // Slow: offset of the next pause
+	stall   int64         // StallAfter: offset where the body stops (-1: none)
+	trickle time.Duration // Trickle: pause before each byte
 }
 
 func newFaultyBody(ctx context.Context, rc io.ReadCloser, faults []*Fault) *faultyBody {
-	b := &faultyBody{ctx: ctx, rc: rc, cut: -1}
+	b := &faultyBody{ctx: ctx, rc: rc, cut: -1, stall: -1}
 	for _, f := range faults {
 		switch f.Kind {
+		case StallAfter:
+			if b.stall < 0 || f.Bytes < b.stall {
+				b.stall = max(f.Bytes, 0)
+			}
+		case Trickle:
+			b.trickle += f.Delay
 		case CutAfter:
 			if b.cut < 0 || f.Bytes < b.cut {
 				b.cut = max(f.Bytes, 0)
@@ -221,6 +238,25 @@ func newFaultyBody(ctx context.Context, rc io.ReadCloser, faults []*Fault) *faul
 }
 
 func (b *faultyBody) Read(p []byte) (int, error) {
+	if b.stall >= 0 {
+		if b.off >= b.stall {
+			<-b.ctx.Done() // the client went away
+			return 0, b.ctx.Err()
+		}
+		if left := b.stall - b.off; int64(len(p)) > left {
+			p = p[:left]
+		}
+	}
+	if b.trickle > 0 && len(p) > 0 {
+		timer := time.NewTimer(b.trickle)
+		select {
+		case <-timer.C:
+		case <-b.ctx.Done():
+			timer.Stop()
+			return 0, b.ctx.Err()
+		}
+		p = p[:1]
+	}
 	if b.cut >= 0 {
 		left := b.cut - b.off
 		if left <= 0 {
