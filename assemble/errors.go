@@ -10,6 +10,11 @@ var (
 	// ErrUnsafePath reports a path in a Tree that is absolute, not clean, or climbs out with "..".
 	ErrUnsafePath = errors.New("unsafe path")
 
+	// ErrMountPoint reports a directory that a removal would have entered, but that is another
+	// mount than its parent (a bind mount, a tmpfs, a chroot's /dev): roots never removes
+	// anything on a filesystem it did not make.
+	ErrMountPoint = errors.New("is a mount point")
+
 	// ErrLinkTarget reports a Link whose target is not a non-directory in the destination, or is
 	// reachable only through a symlink.
 	ErrLinkTarget = errors.New("hardlink target not in the destination")

@@ -12,9 +12,10 @@ import (
 const direntBufSize = 64 << 10
 
 // RemoveAll removes path and everything below it, like os.RemoveAll, but robust against hostile
-// trees: it never follows a symlink (only path's parent is resolved normally), and directories
-// that deny their owner access (0000, 0500) are made u+rwx before they are read or emptied. A
-// missing path is not an error.
+// trees: it never follows a symlink (only path's parent is resolved normally), never enters
+// another mount (ErrMountPoint: a bind mount or tmpfs below path keeps what it holds), and
+// directories that deny their owner access (0000, 0500) are made u+rwx before they are read or
+// emptied. A missing path is not an error.
 func RemoveAll(path string) error {
 	path = filepath.Clean(path)
 	parent, name := filepath.Dir(path), filepath.Base(path)
@@ -52,6 +53,10 @@ func removeEntry(dirfd int, name string, typ uint8, buf []byte) error {
 		return nil
 	}
 	if err != nil {
+		return err
+	}
+	if err := sameMount(dirfd, fd); err != nil {
+		unix.Close(fd)
 		return err
 	}
 	err = removeContents(fd, buf, "")
@@ -108,4 +113,26 @@ func openForRemoval(dirfd int, name string) (int, error) {
 		return -1, err
 	}
 	return openDir(dirfd, name)
+}
+
+// sameMount returns ErrMountPoint unless the directory fd is on the same mount as its parent
+// dirfd (the mount IDs of statx(2), which tell a bind mount of the same filesystem apart too).
+func sameMount(dirfd, fd int) error {
+	var p, c unix.Statx_t
+	if err := unix.Statx(dirfd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &p); err != nil {
+		return err
+	}
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &c); err != nil {
+		return err
+	}
+	if p.Mask&unix.STATX_MNT_ID == 0 || c.Mask&unix.STATX_MNT_ID == 0 {
+		if p.Dev_major != c.Dev_major || p.Dev_minor != c.Dev_minor {
+			return ErrMountPoint
+		}
+		return nil
+	}
+	if p.Mnt_id != c.Mnt_id {
+		return ErrMountPoint
+	}
+	return nil
 }

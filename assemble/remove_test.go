@@ -140,3 +140,41 @@ func runRemoveAllAs(t *testing.T, base, target string, uid int) {
 		t.Fatalf("RemoveAll as uid %d: %v\n%s", uid, err, out)
 	}
 }
+
+// TestRemoveAllStopsAtMounts: RemoveAll never enters another mount, a tmpfs or a bind mount
+// of the same filesystem alike: what the mount holds stays, and the error says where.
+func TestRemoveAllStopsAtMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root: it mounts (CI runs as root)")
+	}
+	for _, kind := range []string{"tmpfs", "bind"} {
+		t.Run(kind, func(t *testing.T) {
+			base := t.TempDir()
+			tree := filepath.Join(base, "tree")
+			mnt := filepath.Join(tree, "a", "dev")
+			must(t, os.MkdirAll(mnt, 0o755))
+			must(t, os.WriteFile(filepath.Join(tree, "a", "f"), []byte("f"), 0o644))
+			switch kind {
+			case "tmpfs":
+				must(t, unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"))
+			case "bind":
+				src := filepath.Join(base, "src")
+				must(t, os.Mkdir(src, 0o755))
+				must(t, unix.Mount(src, mnt, "", unix.MS_BIND, ""))
+			}
+			t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+			must(t, os.WriteFile(filepath.Join(mnt, "keep"), []byte("keep"), 0o644))
+			err := RemoveAll(tree)
+			if !errors.Is(err, ErrMountPoint) {
+				t.Fatalf("RemoveAll: %v, want ErrMountPoint", err)
+			}
+			if b, err := os.ReadFile(filepath.Join(mnt, "keep")); err != nil || string(b) != "keep" {
+				t.Errorf("the mount's file: %q, %v", b, err)
+			}
+			must(t, unix.Unmount(mnt, 0))
+			if err := RemoveAll(tree); err != nil {
+				t.Fatalf("RemoveAll after unmounting: %v", err)
+			}
+		})
+	}
+}

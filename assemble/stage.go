@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/rootsdev/roots/assemble/mountinfo"
 )
 
 // Staging is a destination being built beside its final path, so that the final path only ever
@@ -151,6 +153,15 @@ func (s *Staging) Commit() error {
 		}
 		return existsError(s.dest)
 	}
+	// A mount that appeared below the destination since the caller looked would lose what it
+	// holds once the old tree is removed: leave everything as it is.
+	if mounts, err := mountinfo.Below(canonicalParent(s.dest)); err != nil || len(mounts) > 0 {
+		if err == nil {
+			err = fmt.Errorf("%s is mounted below it: %w", Quote(mounts[0]), ErrMountPoint)
+		}
+		s.Abort()
+		return fmt.Errorf("commit %s: %w", Quote(s.dest), err)
+	}
 	if err := exchange(s.Dir, s.dest); err != nil {
 		return fmt.Errorf("commit %s: replace: %w", s.dest, err)
 	}
@@ -159,9 +170,27 @@ func (s *Staging) Commit() error {
 	err = RemoveAll(s.Dir)
 	s.release()
 	if err != nil {
-		return fmt.Errorf("commit %s: remove the replaced tree: %w", s.dest, err)
+		return fmt.Errorf("commit %s: the new tree is in place, but the replaced one could not be removed and is left at %s: %w", Quote(s.dest), Quote(s.Dir), err)
 	}
 	return serr
+}
+
+// canonicalParent is p with its parent's symlinks resolved, as the mount table names it.
+func canonicalParent(p string) string {
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+		return filepath.Join(parent, filepath.Base(p))
+	}
+	return p
+}
+
+// Quote is a path as a message shows it: as it is, or Go-quoted when it holds control
+// characters or bytes that are not UTF-8, so that a message stays one readable line.
+func Quote(p string) string {
+	q := fmt.Sprintf("%q", p)
+	if q[1:len(q)-1] == p {
+		return p
+	}
+	return q
 }
 
 // Abort removes the staging directory and everything in it (see RemoveAll). After Commit, or a
@@ -181,5 +210,5 @@ func (s *Staging) Abort() error {
 
 // existsError is the error for an existing destination that may not be replaced.
 func existsError(dest string) error {
-	return fmt.Errorf("%s %w: use --force to replace it", dest, ErrExists)
+	return fmt.Errorf("%s %w: use --force to replace it", Quote(dest), ErrExists)
 }

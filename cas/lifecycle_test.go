@@ -285,17 +285,3 @@ func TestLeases(t *testing.T) {
 		t.Fatalf("a stale lease survived the last command: %+v", ls)
 	}
 }
-
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{
-		`/plain`:             "/plain",
-		`/with\040space`:     "/with space",
-		`/tab\011and\134bs`:  "/tab\tand\\bs",
-		`/trailing\04`:       `/trailing\04`,
-		`/not\999octal\0401`: "/not\\999octal 1",
-	} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -60,7 +60,14 @@ func roots(t *testing.T, env []string, args ...string) result {
 // runtime prints every goroutine's stack on its stderr, and fails the test with that dump.
 func rootsLimit(t *testing.T, limit time.Duration, env []string, args ...string) result {
 	t.Helper()
+	return rootsIn(t, "", limit, env, args...)
+}
+
+// rootsIn is rootsLimit run in the directory dir ("": the test's).
+func rootsIn(t *testing.T, dir string, limit time.Duration, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(rootsBin, args...)
+	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "ROOTS_TEST_BACKOFF=10ms"}, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +70,7 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	if p.Mode == modeOverlay && os.Geteuid() != 0 {
 		return fmt.Errorf("--mode overlay needs root (it mounts overlayfs): run it as root, or use --mode hardlink")
 	}
-	dest, err := filepath.Abs(p.Dest)
+	dest, err := checkDest(p.Dest, cacheDir)
 	if err != nil {
 		return err
 	}
@@ -149,7 +148,7 @@ func (p *PullCmd) summary(e *env, start time.Time, ref fetch.Reference, img *fet
 		size += l.Size
 	}
 	fmt.Fprintf(e.stderr, "pulled %s@%s into %s (%s): %d layers, %s, %.1fs\n",
-		ref, img.Digest, p.Dest, p.Mode, len(img.Layers), humanBytes(size), time.Since(start).Seconds())
+		ref, img.Digest, quote(p.Dest), p.Mode, len(img.Layers), humanBytes(size), time.Since(start).Seconds())
 }
 
 // assemble makes every layer's tree in the cache, in parallel, and hardlinks

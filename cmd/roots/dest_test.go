@@ -1,0 +1,98 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/fetch/registrytest"
+)
+
+// TestDestinationsRefused: a DEST that names the current directory, one of its parents, the
+// root, the cache (or a directory inside it or holding it), or a tree below which something is
+// mounted is refused before anything changes, --force or not, in every mode.
+func TestDestinationsRefused(t *testing.T) {
+	needRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "img", "v1", registrytest.Image{Layers: []registrytest.Layer{{Entries: []reg{{Name: "a", Body: []byte("a")}}}}})
+	ref := r.Host + "/img:v1"
+
+	base := t.TempDir()
+	work := filepath.Join(base, "work", "here") // the command's current directory
+	cache := filepath.Join(base, "cache")
+	for _, d := range []string{work, cache} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{filepath.Join(work, "precious"), filepath.Join(base, "work", "precious")} {
+		os.WriteFile(f, []byte("keep me"), 0o644)
+	}
+	mustPull(t, nil, "--cache", cache, ref, filepath.Join(base, "warm")) // the cache holds trees now
+
+	tests := []struct{ name, dest, want string }{
+		{"Dot", ".", "current directory"},
+		{"DotDot", "..", "current directory"},
+		{"DotDotViaName", "x/..", "current directory"},
+		{"Empty", "", `DEST is ""`},
+		{"Root", "/", "root directory"},
+		{"AncestorOfCwd", base, "current directory"},
+		{"TheCache", cache, "is the cache"},
+		{"InsideTheCache", filepath.Join(cache, "trees"), "inside the cache"},
+		{"HoldsTheCache", filepath.Join(base), "current directory"},
+	}
+	for _, tt := range tests {
+		for _, mode := range []string{"hardlink", "copy", "overlay"} {
+			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+				before := atkScan(t, base, nil)
+				res := rootsIn(t, work, runDeadline, nil, "pull", "--cache", cache, "--mode", mode, "--force", ref, tt.dest)
+				if res.code != 2 || !strings.HasPrefix(res.stderr, "roots: ") || !strings.Contains(res.stderr, tt.want) || strings.Count(res.stderr, "\n") != 1 {
+					t.Errorf("exit %d, stderr %q; want exit 2 and one line with %q", res.code, res.stderr, tt.want)
+				}
+				atkUnchanged(t, before, atkScan(t, base, nil))
+			})
+		}
+	}
+
+	// Mounts below DEST: a chroot's /dev bound to a directory of ours, a tmpfs.
+	for _, kind := range []string{"bind", "tmpfs"} {
+		for _, mode := range []string{"hardlink", "copy", "overlay"} {
+			t.Run("MountBelow/"+kind+"/"+mode, func(t *testing.T) {
+				parent := t.TempDir()
+				dest := filepath.Join(parent, "rootfs")
+				mustPull(t, nil, "--cache", cache, ref, dest)
+				mnt := filepath.Join(dest, "dev")
+				os.MkdirAll(mnt, 0o755)
+				switch kind {
+				case "bind":
+					src := filepath.Join(parent, "host-dev")
+					os.Mkdir(src, 0o755)
+					os.WriteFile(filepath.Join(src, "null"), []byte("the host's"), 0o644)
+					if err := unix.Mount(src, mnt, "", unix.MS_BIND, ""); err != nil {
+						t.Fatal(err)
+					}
+				case "tmpfs":
+					if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+						t.Fatal(err)
+					}
+					os.WriteFile(filepath.Join(mnt, "null"), []byte("the host's"), 0o644)
+				}
+				t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+				res := roots(t, nil, "pull", "--cache", cache, "--mode", mode, "--force", ref, dest)
+				if res.code != 1 || !strings.Contains(res.stderr, "mounted below it") || !strings.Contains(res.stderr, mnt) {
+					t.Errorf("exit %d, stderr %q; want exit 1 naming the mount %s", res.code, res.stderr, mnt)
+				}
+				if b, err := os.ReadFile(filepath.Join(mnt, "null")); err != nil || string(b) != "the host's" {
+					t.Errorf("the mount's file: %q, %v", b, err)
+				}
+				if b, err := os.ReadFile(filepath.Join(dest, "a")); err != nil || string(b) != "a" {
+					t.Errorf("the old DEST changed: a = %q, %v", b, err)
+				}
+				assertNoStaging(t, parent)
+			})
+		}
+	}
+}
