@@ -3,9 +3,11 @@ package cas
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"syscall"
 
 	"github.com/opencontainers/go-digest"
 
@@ -46,8 +48,9 @@ func Stream(ctx context.Context, l Layer, r io.Reader, keep io.Writer, use func(
 	blob := &counter{h: sha256.New(), limit: l.Size}
 	net := &sticky{r: r}
 	var src io.Reader = io.TeeReader(net, blob)
+	kept := &stickyWriter{w: keep}
 	if keep != nil {
-		src = io.TeeReader(src, keep)
+		src = io.TeeReader(src, kept)
 	}
 	diff := &counter{h: sha256.New(), limit: -1}
 	useErr := func() error {
@@ -73,6 +76,13 @@ func Stream(ctx context.Context, l Layer, r io.Reader, keep io.Writer, use func(
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	// A full or read-only disk is the machine's trouble, not the registry's: say so before the
+	// size and digest checks, which a blob cut short by a failed write would fail too.
+	for _, err := range []error{kept.err, useErr} {
+		if IsDiskFull(err) {
+			return fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
 	}
 	if net.err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, net.err)
@@ -121,4 +131,27 @@ func (s *sticky) Read(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// stickyWriter remembers the first error of the writer it wraps (nil: a writer of nothing).
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// IsDiskFull reports whether err is a filesystem refusing a write for want of room or of
+// permission to write at all: ENOSPC, EDQUOT or EROFS.
+func IsDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
 }

@@ -82,7 +82,7 @@ func (p *PullCmd) overlay(ctx context.Context, e *env, start time.Time, ref fetc
 	// cached too: a warm pull reads none of them.
 	trees, err := p.trees(ctx, e, c, c.LookupDir, client, img, prog, nil)
 	if err != nil {
-		return fmt.Errorf("pull %s: %w", ref, err)
+		return fmt.Errorf("pull %s: %w", ref, diskFull(err, cacheDir, dest, img))
 	}
 	fixup, err := c.Fixup(ctx, img.DiffIDs, func(ctx context.Context, dir string) error {
 		at := make([]assemble.Tree, len(trees))

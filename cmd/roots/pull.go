@@ -107,7 +107,7 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 		unapplied, err = p.assemble(ctx, e, cacheDir, client, img, stage.Dir, prog)
 	}
 	if err != nil {
-		return fmt.Errorf("pull %s: %w", ref, err)
+		return fmt.Errorf("pull %s: %w", ref, diskFull(err, cacheDir, dest, img))
 	}
 	if p.Force {
 		// An overlay destination is unmounted (its changes discarded) to be replaced.
