@@ -145,12 +145,36 @@ func checkDigest(d digest.Digest) error {
 }
 
 func makeLayout(root string) error {
+	if err := mkdirs(root); err != nil {
+		return fmt.Errorf("create cache %s: %w", root, err)
+	}
+	if err := checkTrust(root); err != nil {
+		return err
+	}
 	for _, d := range layoutDirs {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+		if err := mkdirs(filepath.Join(root, d)); err != nil {
 			return fmt.Errorf("create cache %s: %w", root, err)
 		}
 	}
 	return nil
+}
+
+// mkdirs is os.MkdirAll with what it makes 0755 whatever the umask: a cache directory that
+// others may write is not trusted (see checkTrust).
+func mkdirs(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if err := mkdirs(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if os.IsExist(err) {
+			return nil
+		}
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
 
 // cleanTmp removes everything in dir but the retired trees that a live lease

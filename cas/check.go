@@ -120,6 +120,8 @@ func Check(ctx context.Context, root string) (CheckReport, error) {
 		problem := ""
 		rec, err := readTreeRecord(dir + ".json")
 		switch {
+		case !ownObject(dir):
+			problem = "not a directory that this user's roots made (a symlink, or another user's record)"
 		case err != nil:
 			problem = "no readable record"
 		case rec.Format != treeFormat:

@@ -101,7 +101,7 @@ func (c *Cache) Fixup(ctx context.Context, trees []digest.Digest, build func(ctx
 // cachedFixup reports whether the fix-up at dir is there and unchanged, and
 // marks it used. A private fix-up is walked only when all is true (check).
 func (c *Cache) cachedFixup(ctx context.Context, dir string, all bool) (bool, error) {
-	if !exists(dir) {
+	if !exists(dir) || !ownObject(dir) {
 		return false, nil
 	}
 	b, err := os.ReadFile(dir + ".json")

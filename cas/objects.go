@@ -42,7 +42,10 @@ func (c *Cache) Objects() ([]Object, error) {
 		}
 		for _, e := range ents {
 			name := e.Name()
-			if withRecord != e.IsDir() || strings.HasSuffix(name, ".json") {
+			// A tree or fix-up is a directory; a symlink in its place is listed too, so that
+			// check and purge take it away (lookups never use it, see ownObject).
+			dirLike := e.IsDir() || withRecord && e.Type()&fs.ModeSymlink != 0
+			if withRecord != dirLike || strings.HasSuffix(name, ".json") {
 				continue
 			}
 			d := digest.NewDigestFromEncoded(digest.SHA256, name)

@@ -213,6 +213,9 @@ func (c *Cache) cachedTree(ctx context.Context, d digest.Digest, withRecord bool
 	} else if err != nil {
 		return Tree{}, false, fmt.Errorf("tree %s: %w", d, err)
 	}
+	if !ownObject(dir) {
+		return Tree{}, false, nil // a symlink or another user's: made again, in every mode
+	}
 	// Only a tree that a hardlinked destination may share can have changed
 	// (see Expose): the others are trusted without a walk.
 	linked := exists(c.linkedPath(d))

@@ -381,7 +381,7 @@ func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, find look
 			return err
 		}
 		if t.Repaired {
-			prog.warn(e, fmt.Sprintf("roots: warning: cached layer %s had changed since it was unpacked (a write through a hardlinked destination?): unpacked it again", img.DiffIDs[i]))
+			prog.warn(e, fmt.Sprintf("roots: warning: cached layer %s was not as roots left it (written through a hardlinked destination, or replaced): unpacked it again", img.DiffIDs[i]))
 		}
 		set(i, t, t.Cached)
 		return nil
