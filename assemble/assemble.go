@@ -65,18 +65,36 @@ type Link struct{ Name, Target string }
 // times) is set last, children before parents, from the topmost tree that has the directory and
 // does not mark it implicit; the root's too. A link that fails with EXDEV or EMLINK falls back
 // to a copy of that file (reflink first), which keeps owner, mode, times and xattrs.
+//
+// Regular files below CopiedDirs (etc/) are copied, not linked: container engines and init
+// rewrite some of them in place (systemd-nspawn writes etc/resolv.conf, systemd
+// etc/machine-id), and a write through a hard link would change the cache's layer and every
+// other destination that shares it. A hardlink group of one layer that has names both in and
+// out of them becomes two inodes.
 func Hardlink(ctx context.Context, dir string, trees []Tree) error {
-	return all(ctx, dir, trees, false)
+	return all(ctx, dir, trees, linkMost)
 }
+
+// CopiedDirs are the destination directories whose regular files Hardlink copies (see Hardlink).
+var CopiedDirs = []string{"etc"}
 
 // Copy is Hardlink with copies instead of links, for destinations that must not share inodes with
 // the trees. Hardlinks within a layer, and Links, stay hardlinks within the destination.
 func Copy(ctx context.Context, dir string, trees []Tree) error {
-	return all(ctx, dir, trees, true)
+	return all(ctx, dir, trees, copyAll)
 }
 
-func all(ctx context.Context, dir string, trees []Tree, copy bool) error {
-	a, err := start(ctx, dir, copy)
+// fileMode is how an assembly puts regular files into the destination.
+type fileMode int
+
+const (
+	linkMost fileMode = iota // hard links, but copies below CopiedDirs (Hardlink)
+	linkAll                  // hard links everywhere (an overlay fix-up: nothing in it is written)
+	copyAll                  // copies everywhere (Copy)
+)
+
+func all(ctx context.Context, dir string, trees []Tree, mode fileMode) error {
+	a, err := start(ctx, dir, mode)
 	if err != nil {
 		return err
 	}
@@ -102,10 +120,12 @@ type Assembly struct {
 }
 
 // NewHardlink starts a Hardlink assembly into dir, an existing empty directory.
-func NewHardlink(ctx context.Context, dir string) (*Assembly, error) { return start(ctx, dir, false) }
+func NewHardlink(ctx context.Context, dir string) (*Assembly, error) {
+	return start(ctx, dir, linkMost)
+}
 
 // NewCopy starts a Copy assembly into dir, an existing empty directory.
-func NewCopy(ctx context.Context, dir string) (*Assembly, error) { return start(ctx, dir, true) }
+func NewCopy(ctx context.Context, dir string) (*Assembly, error) { return start(ctx, dir, copyAll) }
 
 // Add adds the next tree, above the ones added before. After a failure every call fails.
 func (s *Assembly) Add(t Tree) error {

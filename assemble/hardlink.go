@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,6 +21,7 @@ type assembler struct {
 	top      *node    // the destination's root directory
 	rootMeta *dirMeta // the root's metadata: the topmost tree's that does not list "." implicit
 	copy     bool     // copy files instead of linking them
+	copyDirs bool     // copy the regular files below CopiedDirs
 	euid     int
 	buf      []byte    // getdents buffer
 	copyBuf  []byte    // read/write buffer for copies that neither reflink nor copy_file_range can do
@@ -40,13 +42,13 @@ type assembler struct {
 }
 
 // start opens dir for an Assembly: Hardlink (copy false) or Copy (copy true).
-func start(ctx context.Context, dir string, copy bool) (*Assembly, error) {
+func start(ctx context.Context, dir string, mode fileMode) (*Assembly, error) {
 	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("assemble: %w", pathErr("open", dir, err))
 	}
 	a := &assembler{
-		ctx: ctx, root: root, top: &node{}, copy: copy,
+		ctx: ctx, root: root, top: &node{}, copy: mode == copyAll, copyDirs: mode == linkMost,
 		euid: os.Geteuid(), buf: make([]byte, direntBufSize),
 	}
 	return &Assembly{a: a, dir: dir}, nil
@@ -308,7 +310,7 @@ func destDir(dfd int, name string, fresh, follow bool) (fd int, created bool, er
 // addFile links (or copies) the tree's non-directory name into the destination directory dfd,
 // replacing whatever is there.
 func (a *assembler) addFile(tfd, dfd int, name string, typ uint8, rel string, n *node) error {
-	if a.copy || a.crossDev.Load() {
+	if a.copy || a.crossDev.Load() || a.copyDirs && typ == unix.DT_REG && copied(rel) {
 		return a.copyEntry(tfd, name, dfd, name, typ, rel, n)
 	}
 	err := unix.Linkat(tfd, name, dfd, name, 0)
@@ -359,4 +361,14 @@ func splitLast(p string) (dir, name string) {
 		}
 	}
 	return ".", p
+}
+
+// copied reports whether the destination directory rel is one of CopiedDirs or below one.
+func copied(rel string) bool {
+	for _, d := range CopiedDirs {
+		if rel == d || strings.HasPrefix(rel, d+"/") {
+			return true
+		}
+	}
+	return false
 }

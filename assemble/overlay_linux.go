@@ -47,7 +47,7 @@ func OverlayFixup(ctx context.Context, dir string, trees []Tree) error {
 	if len(trees) == 0 {
 		return fmt.Errorf("overlay fix-up %s: no layers", dir)
 	}
-	if err := Hardlink(ctx, dir, trees); err != nil {
+	if err := all(ctx, dir, trees, linkAll); err != nil {
 		return err
 	}
 	lowers := make([]string, 0, len(trees)+1)

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -94,5 +97,45 @@ func TestDestinationsRefused(t *testing.T) {
 				assertNoStaging(t, parent)
 			})
 		}
+	}
+}
+
+// TestMessagesQuotePaths: a DEST with control characters is shown quoted, so that the error
+// stays one line and a terminal shows no escape sequence.
+func TestMessagesQuotePaths(t *testing.T) {
+	needRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "img", "v1", registrytest.Image{Layers: []registrytest.Layer{{Entries: []reg{{Name: "a", Body: []byte("a")}}}}})
+	dest := filepath.Join(t.TempDir(), "bad\x1b[31mname\nline")
+	if err := os.Mkdir(dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	res := roots(t, nil, "pull", "--cache", t.TempDir(), r.Host+"/img:v1", dest)
+	if res.code != 1 || strings.Count(res.stderr, "\n") != 1 || strings.ContainsRune(res.stderr, 0x1b) ||
+		!strings.Contains(res.stderr, `bad\x1b[31mname\nline`) {
+		t.Errorf("exit %d, stderr %q; want one line with the path quoted", res.code, res.stderr)
+	}
+}
+
+// TestNoLibraryLogLines: a registry that sends bytes past its Content-Length makes Go's
+// net/http log "Unsolicited response received on idle HTTP channel"; no such line reaches
+// stderr, which holds roots' one error line only.
+func TestNoLibraryLogLines(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") // unsolicited
+		buf.Flush()
+		time.Sleep(200 * time.Millisecond)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	res := roots(t, nil, "digest", host+"/img:v1")
+	if res.code == 0 || strings.Count(res.stderr, "\n") != 1 || !strings.HasPrefix(res.stderr, "roots: ") || strings.Contains(res.stderr, "Unsolicited") {
+		t.Errorf("exit %d, stderr %q; want one roots: line and no library log", res.code, res.stderr)
 	}
 }

@@ -447,3 +447,74 @@ func writeTreeEntry(t *testing.T, tw *tar.Writer, tree, rel string, first map[[2
 	}
 	return true
 }
+
+// TestSystemContainersWrite starts hardlink destinations of the debootstrap image the way users
+// do next (systemd-nspawn, which rewrites etc/resolv.conf in place; runc on a bundle; a chroot
+// that edits etc/) and checks that the cache stays clean (roots check repairs nothing) and that
+// another destination of the same image is untouched.
+func TestSystemContainersWrite(t *testing.T) {
+	needRoot(t)
+	for _, tool := range []string{"systemd-nspawn", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed (.ci/run installs systemd-container and runc): %v", tool, err)
+		}
+	}
+	tree := debootstrapTree(t)
+	layers, _ := treeLayers(t, tree)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "debian", debootstrapSuite, registrytest.Image{Layers: layers})
+	ref := r.Host + "/debian:" + debootstrapSuite
+	cache := t.TempDir()
+	other := filepath.Join(t.TempDir(), "other")
+	mustPull(t, nil, "--cache", cache, ref, other)
+	before := deepScan(t, other)
+
+	run := func(t *testing.T, name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	starts := []struct {
+		name  string
+		start func(t *testing.T, dest string)
+	}{
+		{"nspawn", func(t *testing.T, dest string) {
+			run(t, "systemd-nspawn", "--register=no", "--keep-unit", "-q", "-D", dest, "/bin/true")
+		}},
+		{"runc", func(t *testing.T, dest string) {
+			bundle := filepath.Dir(dest)
+			run(t, "runc", "spec", "--bundle", bundle)
+			b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := strings.Replace(string(b), `"terminal": true`, `"terminal": false`, 1)
+			cfg = strings.Replace(cfg, `"sh"`, `"/bin/sh", "-c", "echo nameserver 192.0.2.1 >> /etc/resolv.conf; echo roots-test > /etc/hostname"`, 1)
+			cfg = strings.Replace(cfg, `"readonly": true`, `"readonly": false`, 1)
+			if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			run(t, "runc", "run", "--bundle", bundle, "roots-test-"+strings.ReplaceAll(filepath.Base(filepath.Dir(bundle)), "/", ""))
+		}},
+		{"chroot", func(t *testing.T, dest string) {
+			run(t, "chroot", dest, "/bin/sh", "-c", "echo 127.0.1.1 roots-test >> /etc/hosts && echo x > /etc/machine-id && sed -i s/root/ROOT/ /etc/passwd")
+		}},
+	}
+	for _, s := range starts {
+		t.Run(s.name, func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), "rootfs")
+			mustPull(t, nil, "--cache", cache, ref, dest)
+			s.start(t, dest)
+			res := roots(t, nil, "check", "--cache", cache)
+			if res.code != 0 || !strings.Contains(res.stdout, " 0 repaired") {
+				t.Errorf("roots check after %s: exit %d: %s%s", s.name, res.code, res.stdout, res.stderr)
+			}
+			if diffs := compareTrees(deepScan(t, other), before, nil); len(diffs) > 0 {
+				t.Errorf("another destination of the image changed:\n%s", strings.Join(diffs, "\n"))
+			}
+		})
+	}
+}
