@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	caslayer "github.com/rootsdev/roots/cas/layer"
 )
 
 // In-root resolution. A path a layer names resolves against the rootfs that the layers below
@@ -17,11 +19,9 @@ import (
 // implicit directory of a tree that meets a symlink in the destination, and for the parents of
 // whiteouts, opaque directories and Links.
 
-// maxLinks is how many symlinks the resolution of one path may follow: the kernel's MAXSYMLINKS.
-const maxLinks = 40
-
-// ErrSymlinkLoop reports a path whose symlinks in the destination loop, or chain deeper than 40.
-var ErrSymlinkLoop = fmt.Errorf("too many levels of symbolic links (a loop, or a chain of more than %d)", maxLinks)
+// ErrSymlinkLoop reports a path whose symlinks in the destination loop, or chain deeper than
+// caslayer.MaxSymlinks: the unpacker's error, for the same rule.
+var ErrSymlinkLoop = caslayer.ErrSymlinkLoop
 
 // errFollow is destDir's answer for a symlink that the caller follows.
 var errFollow = errors.New("symlink to follow")
@@ -75,7 +75,7 @@ func (a *assembler) resolveDir(p string, create, links bool) (fd int, real strin
 			}
 			if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 				follows++
-				if follows > maxLinks {
+				if follows > caslayer.MaxSymlinks {
 					return -1, "", nil, fmt.Errorf("%s: %w", p, ErrSymlinkLoop)
 				}
 				target, rerr := readlinkat(cur(), c)

@@ -5,11 +5,12 @@ import (
 	_ "crypto/sha512" // registers sha512 for go-digest
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/rootsdev/roots/fetch/auth"
 )
 
 // Reference is a parsed image reference with Docker's normalisation.
@@ -107,18 +108,7 @@ func (r Reference) APIHost() string {
 func (r Reference) Loopback() bool { return loopbackHost(r.Domain) }
 
 // loopbackHost reports whether host (with or without a port) is a loopback name.
-func loopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func loopbackHost(hostport string) bool { return auth.Loopback(hostport) }
 
 // check validates a Reference that may not come from ParseReference before
 // any part of it goes into a URL.

@@ -9,11 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxLinks is how many symlinks the resolution of one path may follow: the kernel's MAXSYMLINKS.
-const maxLinks = 40
+// MaxSymlinks is how many symlinks the resolution of one path inside a rootfs may follow: the
+// kernel's MAXSYMLINKS. Assembly follows the same limit.
+const MaxSymlinks = 40
 
-// ErrSymlinkLoop: a path whose symlinks loop, or chain deeper than 40 links, inside the rootfs.
-var ErrSymlinkLoop = fmt.Errorf("too many levels of symbolic links (a loop, or a chain of more than %d)", maxLinks)
+// ErrSymlinkLoop: a path whose symlinks loop, or chain deeper than MaxSymlinks, inside the rootfs.
+var ErrSymlinkLoop = fmt.Errorf("too many levels of symbolic links (a loop, or a chain of more than %d)", MaxSymlinks)
 
 // errMoot: a whiteout or opaque marker below something the layer itself made a non-directory
 // (umoci writes a type change as the new symlink plus a whiteout below it): the new entry stays.
@@ -93,7 +94,7 @@ func (w *writer) resolve(dir string, marker bool) (string, error) {
 			return "", errMoot
 		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
 			links++
-			if links > maxLinks {
+			if links > MaxSymlinks {
 				if owned {
 					unix.Close(pfd)
 				}
@@ -137,16 +138,12 @@ func splitAll(p string) []string {
 	return strings.Split(p, "/")
 }
 
-// readlinkat reads the target of the symlink name in dirfd.
+// readlinkat reads the target of the symlink name in dirfd. Linux keeps a target to PATH_MAX.
 func readlinkat(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
+	var buf [unix.PathMax]byte
+	n, err := unix.Readlinkat(dirfd, name, buf[:])
+	if err != nil {
+		return "", err
 	}
+	return string(buf[:n]), nil
 }

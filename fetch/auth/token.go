@@ -100,7 +100,7 @@ func (t *transport) fetchToken(ctx context.Context, ch Challenge, scopes []strin
 	if cred.RegistryToken != "" {
 		return token{value: cred.RegistryToken}, nil
 	}
-	if realm.Scheme == "http" && !cred.Anonymous() && !t.plainRealms && !loopback(realm.Host) {
+	if realm.Scheme == "http" && !cred.Anonymous() && !t.plainRealms && !Loopback(realm.Host) {
 		return token{}, fmt.Errorf("token for %s: realm %s: %w: roots does not send the credentials of %s there (--insecure if the network is trusted)",
 			t.host, realm.Redacted(), ErrPlainRealm, cred)
 	}
@@ -223,8 +223,9 @@ func snippet(body []byte) string {
 	return s
 }
 
-// loopback reports whether hostport names this machine (localhost, 127.0.0.0/8, ::1).
-func loopback(hostport string) bool {
+// Loopback reports whether hostport (a host, with or without a port) names this machine:
+// localhost, 127.0.0.0/8 or ::1, where plain HTTP stays on the machine.
+func Loopback(hostport string) bool {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
