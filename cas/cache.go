@@ -4,7 +4,7 @@
 // crash. Objects are made under tmp/, verified, synced and renamed into place, so
 // a final path that exists is complete; nothing is modified in place.
 //
-// Layout (see DESIGN.md):
+// Layout (ARCHITECTURE.md has it all, with the overlay state beside DEST):
 //
 //	<root>/roots.lock               shared by users, exclusive for purge
 //	<root>/blobs/sha256/<hex>       blobs, manifests and configs

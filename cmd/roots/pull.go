@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas"
@@ -466,34 +467,16 @@ func recordName(r fetch.Reference) string {
 	return r.Domain + "/" + r.Path + "/" + tag
 }
 
-// parallel runs f(0..n-1) with at most jobs at once. The first error cancels
-// the others and is returned.
+// parallel runs f(0..n-1) with at most jobs at once (errgroup). The first error cancels the
+// others and is returned.
 func parallel(ctx context.Context, jobs, n int, f func(context.Context, int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for i := 0; i < n; i++ {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := f(ctx, i); err != nil {
-				once.Do(func() { first = err; cancel(err) })
-			}
-		}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for i := 0; i < n && gctx.Err() == nil; i++ {
+		g.Go(func() error { return f(gctx, i) })
 	}
-	wg.Wait()
-	if first != nil {
-		return first
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
