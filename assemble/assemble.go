@@ -21,34 +21,27 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	caslayer "github.com/rootsdev/roots/cas/layer"
 )
 
-// Tree is one unpacked layer (a changeset) as the cache holds it, with the facts of its
-// layer.Record. Paths are slash-separated, relative and clean; "." names the tree's root.
+// Tree is one unpacked layer (a changeset) as the cache holds it: its directory and its
+// layer.Record, whose Whiteouts, Opaque, Implicit and Links assembly uses (the rest is the
+// cache's). Paths are slash-separated, relative and clean; "." names the tree's root.
 //
 // Assembly adds each tree onto the ones below it in the order of the layer.Record contract,
 // which makes it equal to applying the layer's tar directly: (1) the Links' targets are held
 // (hardlinked under a private name), as the lower layers left them; (2) Whiteouts are removed;
 // (3) Opaque directories are emptied; (4) the held Links are put at their names; (5) the
-// entries of Dir are added, parents first. Directory metadata comes last, children before
-// parents, the topmost explicit directory winning.
+// entries of Dir are added, parents first, an implicit directory that meets a symlink
+// following it inside the destination. Directory metadata comes last, children before
+// parents, the topmost explicit directory winning; the root "." takes the metadata of the
+// topmost tree that does not list it implicit, else it is made 0755 and keeps its owner.
+// When the cache was filled as root, Dir also holds the whiteouts as 0/0 character devices,
+// which are never linked or copied.
 type Tree struct {
-	// Dir is the tree's directory.
 	Dir string
-	// Whiteouts are paths this layer deletes from lower layers. When the cache was filled as
-	// root they also exist in Dir as 0/0 character devices, which are never linked or copied.
-	Whiteouts []string
-	// Opaque are directories whose lower contents this layer hides; the directory itself keeps
-	// its metadata (unless the tree gives it its own), and the layer's own entries in it stay.
-	Opaque []string
-	// Implicit are directories in Dir that are only parents (the layer had no entry for them):
-	// they never override the metadata of a directory that is already there; one that is missing
-	// takes Dir's (0755 root:root); a symlink in their place is followed inside the destination. The root "." is listed unless the layer had an entry for it:
-	// then the destination's root takes the metadata of Dir's root, the topmost such tree
-	// winning. When no tree gives the root metadata, it is made 0755 and keeps its owner.
-	Implicit []string
-	// Links are hardlinks to files of lower layers, in archive order.
-	Links []Link
+	caslayer.Record
 }
 
 // Link makes Name a hardlink of the destination's Target (both relative to the root) as the
@@ -56,7 +49,7 @@ type Tree struct {
 // missing parent of Name, or a non-directory other than a symlink in its place, becomes a new
 // directory (0755 root:root unless the tree gives it metadata); a Target that is missing, a
 // directory, or behind a non-directory is ErrLinkTarget.
-type Link struct{ Name, Target string }
+type Link = caslayer.Link
 
 // Hardlink assembles trees (bottom to top) into dir, an existing empty directory (normally a
 // Staging.Dir). Each tree's links to lower files, whiteouts and opaque directories are applied

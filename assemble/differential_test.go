@@ -646,11 +646,7 @@ func unpackAll(base string, tars [][]byte) ([]assemble.Tree, error) {
 
 // treeOf is what cmd/roots hands assembly for a cached tree.
 func treeOf(dir string, rec layer.Record) assemble.Tree {
-	t := assemble.Tree{Dir: dir, Whiteouts: rec.Whiteouts, Opaque: rec.Opaque, Implicit: rec.Implicit}
-	for _, l := range rec.Links {
-		t.Links = append(t.Links, assemble.Link{Name: l.Name, Target: l.Target})
-	}
-	return t
+	return assemble.Tree{Dir: dir, Record: rec}
 }
 
 // fileInfo is what the comparison sees of one entry.

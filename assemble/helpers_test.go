@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	caslayer "github.com/rootsdev/roots/cas/layer"
 )
 
 // Times given to entries: t0 by default, tImplicit to the parents a layer did not name.
@@ -108,7 +110,7 @@ func must(t *testing.T, err error) {
 // stands for out.
 func buildTree(t *testing.T, dir string, l layer, out string) Tree {
 	t.Helper()
-	tree := Tree{Dir: dir, Opaque: l.opaque, Links: l.links}
+	tree := Tree{Dir: dir, Record: caslayer.Record{Opaque: l.opaque, Links: l.links}}
 	must(t, os.MkdirAll(dir, 0o755))
 	explicit := map[string]ent{}
 	for _, e := range l.ents {

@@ -389,15 +389,8 @@ func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, find look
 	})
 }
 
-// assembleTree turns a cached tree into assemble's.
-func assembleTree(t cas.Tree) assemble.Tree {
-	r := t.Record
-	at := assemble.Tree{Dir: t.Dir, Whiteouts: r.Whiteouts, Opaque: r.Opaque, Implicit: r.Implicit}
-	for _, l := range r.Links {
-		at.Links = append(at.Links, assemble.Link{Name: l.Name, Target: l.Target})
-	}
-	return at
-}
+// assembleTree is a cached tree as assemble takes it: its directory and its record.
+func assembleTree(t cas.Tree) assemble.Tree { return assemble.Tree{Dir: t.Dir, Record: t.Record} }
 
 // unapplied collects what the trees' unpacking could not apply.
 func unapplied(trees []cas.Tree) []layer.Unapplied {
