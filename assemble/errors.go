@@ -4,7 +4,7 @@ import "errors"
 
 var (
 	// ErrExists reports a destination that already exists when replacing it was not asked for.
-	// Its message reads "DEST exists: use --force to replace it".
+	// Its message reads "DEST exists"; the CLI names the flag that replaces it.
 	ErrExists = errors.New("exists")
 
 	// ErrUnsafePath reports a path in a Tree that is absolute, not clean, or climbs out with "..".

@@ -210,5 +210,5 @@ func (s *Staging) Abort() error {
 
 // existsError is the error for an existing destination that may not be replaced.
 func existsError(dest string) error {
-	return fmt.Errorf("%s %w: use --force to replace it", Quote(dest), ErrExists)
+	return fmt.Errorf("%s %w", Quote(dest), ErrExists)
 }

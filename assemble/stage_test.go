@@ -45,7 +45,7 @@ func TestStage(t *testing.T) {
 			name:    "StageRefusesExisting",
 			setup:   func(t *testing.T, dest string) { must(t, os.Mkdir(dest, 0o755)) },
 			wantErr: ErrExists,
-			wantMsg: "exists: use --force to replace it",
+			wantMsg: "exists",
 		},
 		{
 			name:    "StageRefusesExistingSymlink",

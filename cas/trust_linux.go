@@ -38,9 +38,9 @@ func checkTrust(root string) error {
 		}
 		switch {
 		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
-			return fmt.Errorf("%w: %s is a symlink: remove it (roots check --cache %s repairs the cache)", ErrUntrusted, p, root)
+			return fmt.Errorf("%w: %s is a symlink: remove it", ErrUntrusted, p)
 		case st.Uid != euid:
-			return fmt.Errorf("%w: %s belongs to uid %d, not to you (uid %d): use a cache of your own (--cache DIR), or chown -R %d %s",
+			return fmt.Errorf("%w: %s belongs to uid %d, not to you (uid %d): use a cache of your own, or chown -R %d %s",
 				ErrUntrusted, p, st.Uid, euid, euid, root)
 		case st.Mode&0o022 != 0:
 			return fmt.Errorf("%w: %s is writable by others (mode %04o): chmod go-w %s", ErrUntrusted, p, st.Mode&0o7777, p)

@@ -33,6 +33,9 @@ var (
 	ErrDigestMismatch = errors.New("digest mismatch")
 	// ErrTooLarge: a manifest, config or blob is larger than allowed or announced.
 	ErrTooLarge = errors.New("too large")
+	// ErrPlainHTTP: a registry answered plain HTTP where HTTPS was asked for, and plain HTTP is
+	// not allowed for it (not loopback, not Options.Insecure).
+	ErrPlainHTTP = errors.New("registry speaks plain HTTP")
 	// ErrUnauthorized is auth.ErrUnauthorized: the registry refused the
 	// credentials, or asked for some and none were given.
 	ErrUnauthorized = auth.ErrUnauthorized

@@ -34,7 +34,7 @@ func (t *schemeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.mayUseHTTP(req.URL.Host) {
 		resp, err := t.next.RoundTrip(req)
 		if err != nil && speaksPlainHTTP(err) {
-			err = fmt.Errorf("%w (registry %s speaks plain HTTP: allow it with --insecure)", err, req.URL.Host)
+			err = fmt.Errorf("%w (%s: %w)", err, req.URL.Host, ErrPlainHTTP)
 		}
 		return resp, err
 	}

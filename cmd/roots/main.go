@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, e *env) int {
 			fmt.Fprintf(e.stderr, "roots: %s (see roots %s --help)\n", oneLine(err.Error()), kctx.Command())
 			return exitUsage
 		}
-		fmt.Fprintf(e.stderr, "roots: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(e.stderr, "roots: %s\n", oneLine(withHint(err)))
 		return exitFailure
 	}
 	return 0

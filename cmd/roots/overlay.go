@@ -164,7 +164,7 @@ func checkOverlayDest(dest, state string, force bool) error {
 		}
 	}
 	if _, err := os.Lstat(dest); err == nil && !force {
-		return fmt.Errorf("%s %w: use --force to replace it", dest, assemble.ErrExists)
+		return fmt.Errorf("%s %w", quote(dest), assemble.ErrExists)
 	}
 	if _, err := os.Lstat(state); err == nil && !force {
 		return fmt.Errorf("%s holds the changes of an earlier overlay at %s: `roots umount %s` removes it (or --keep moves it aside), or use --force", state, dest, dest)
@@ -200,7 +200,7 @@ func clearOverlayDest(c *cas.Cache, dest, state string, force bool) (aside strin
 	}
 	if _, err := os.Lstat(dest); err == nil {
 		if !force {
-			return "", fmt.Errorf("%s %w: use --force to replace it", dest, assemble.ErrExists)
+			return "", fmt.Errorf("%s %w", quote(dest), assemble.ErrExists)
 		}
 		aside = assemble.StagePath(dest, fmt.Sprintf("old-%d", os.Getpid()))
 		if err := os.Rename(dest, aside); err != nil {

@@ -82,7 +82,7 @@ func NewKeychain(o Options) (Keychain, error) {
 	if o.User != "" {
 		user, pass, ok := strings.Cut(o.User, ":")
 		if !ok || user == "" {
-			return nil, fmt.Errorf("--user must be USER:PASSWORD: %w", ErrMalformedCredentials)
+			return nil, fmt.Errorf("user credentials must be USER:PASSWORD: %w", ErrMalformedCredentials)
 		}
 		k.sources = append(k.sources, static(Credential{Username: user, Password: pass}))
 	}

@@ -91,8 +91,8 @@ func TestNewKeychainRejects(t *testing.T) {
 		config   string // written to a file and passed as each of the file options
 		wantText string
 	}{
-		{"UserWithoutColon", "alice", "", "--user"},
-		{"UserWithoutName", ":secret", "", "--user"},
+		{"UserWithoutColon", "alice", "", "user credentials"},
+		{"UserWithoutName", ":secret", "", "user credentials"},
 		{"NotJSON", "", `{"auths":`, "config.json"},
 		{"AuthNotBase64", "", `{"auths":{"ghcr.io":{"auth":"%%%"}}}`, `"ghcr.io"`},
 		{"AuthWithoutColon", "", `{"auths":{"ghcr.io":{"auth":"` + b64("nocolon") + `"}}}`, `"ghcr.io"`},

@@ -101,7 +101,7 @@ func (t *transport) fetchToken(ctx context.Context, ch Challenge, scopes []strin
 		return token{value: cred.RegistryToken}, nil
 	}
 	if realm.Scheme == "http" && !cred.Anonymous() && !t.plainRealms && !Loopback(realm.Host) {
-		return token{}, fmt.Errorf("token for %s: realm %s: %w: roots does not send the credentials of %s there (--insecure if the network is trusted)",
+		return token{}, fmt.Errorf("token for %s: realm %s: %w: the credentials of %s are not sent there",
 			t.host, realm.Redacted(), ErrPlainRealm, cred)
 	}
 	req, err := tokenRequest(ctx, realm, ch.Params["service"], scopes, cred)
@@ -205,10 +205,10 @@ func (tr tokenResponse) renewAt(start time.Time) time.Time {
 // realmDenied is the error for a token server refusing the credential.
 func (t *transport) realmDenied(realmHost string, cred Credential) error {
 	if cred.Anonymous() {
-		return fmt.Errorf("token server %s refused anonymous access to %s: log in (--user, --auth, docker login): %w",
+		return fmt.Errorf("token server %s refused anonymous access to %s: it needs credentials: %w",
 			realmHost, t.host, ErrUnauthorized)
 	}
-	return fmt.Errorf("token server %s refused the %s for %s: check the credentials (--user, --auth, docker login): %w",
+	return fmt.Errorf("token server %s refused the %s for %s: check the credentials: %w",
 		realmHost, cred, t.host, ErrUnauthorized)
 }
 

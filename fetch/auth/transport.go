@@ -172,7 +172,7 @@ func (t *transport) authorize(ctx context.Context, req *http.Request, stale stri
 			return nil, sent{}, err
 		}
 		if c.Username == "" {
-			return nil, sent{}, fmt.Errorf("registry %s asks for a user name and password and none is configured (--user, --auth, docker login): %w", t.host, ErrUnauthorized)
+			return nil, sent{}, fmt.Errorf("registry %s asks for a user name and password and none is configured: %w", t.host, ErrUnauthorized)
 		}
 		pair := base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Password))
 		header, s = "Basic "+pair, sent{scheme: "basic"}
@@ -250,9 +250,9 @@ func (t *transport) denied(req *http.Request, s sent) error {
 	if repo := repository(req.URL.Path); repo != "" {
 		what += "/" + repo
 	}
-	hint := "check the credentials (--user, --auth, docker login)"
+	hint := "check the credentials"
 	if s.anonymous {
-		hint = "the repository does not exist or needs credentials (--user, --auth, docker login)"
+		hint = "the repository does not exist or needs credentials"
 	}
 	return fmt.Errorf("%s access denied for %s: %s: %w", action, what, hint, ErrUnauthorized)
 }

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/rootsdev/roots/assemble"
+	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots/fetch"
+	"github.com/rootsdev/roots/fetch/auth"
+)
+
+// hints name the flag that fixes a failure. The libraries say what failed and why; only the
+// command line knows its flags.
+var hints = []struct {
+	err  error
+	hint string
+}{
+	{assemble.ErrExists, "use --force to replace it"},
+	{cas.ErrUntrusted, "--cache DIR names another cache"},
+	{fetch.ErrPlainHTTP, "allow it with --insecure"},
+	{auth.ErrPlainRealm, "--insecure if the network is trusted"},
+	{auth.ErrUnauthorized, "give credentials: --user USER:PASS, --auth FILE, or docker login"},
+	{auth.ErrMalformedCredentials, "see --user and --auth in roots pull --help"},
+}
+
+// withHint is err's message with the hint of the first sentinel it wraps, if any.
+func withHint(err error) string {
+	msg := err.Error()
+	for _, h := range hints {
+		if errors.Is(err, h.err) {
+			return msg + ": " + h.hint
+		}
+	}
+	return msg
+}
