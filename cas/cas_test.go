@@ -323,3 +323,53 @@ func TestStartTreePublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStartTreePublishOnceAbort: a Tree is published once, whichever copy publishes it (a
+// second Publish, of the Tree or a copy, returns at once with the first outcome); Abort gives
+// an unused tree up, leaves tmp/ clean and lets the next caller make it; Abort after Publish
+// does nothing.
+func TestStartTreePublishOnceAbort(t *testing.T) {
+	c := openCache(t)
+	ctx := context.Background()
+	var calls atomic.Int32
+	l, blob := testLayer(t, map[string]string{"a": "1"})
+	tr, err := c.StartTree(ctx, l, serve(blob, &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := tr
+	done := make(chan error, 2)
+	go func() { done <- tr.Publish(ctx) }()
+	go func() { done <- copied.Publish(ctx) }()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a second Publish of a copied Tree blocked")
+		}
+	}
+	tr.Abort() // after Publish: nothing
+	if got, ok, err := c.Lookup(ctx, l); err != nil || !ok || got.Dir != c.treePath(l.DiffID) {
+		t.Fatalf("after Publish and Abort: %v %v %v", got.Dir, ok, err)
+	}
+
+	l2, blob2 := testLayer(t, map[string]string{"b": "2"})
+	tr2, err := c.StartTree(ctx, l2, serve(blob2, &calls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr2.Abort()
+	tr2.Abort()
+	if exists(c.treePath(l2.DiffID)) {
+		t.Fatal("an aborted tree was published")
+	}
+	if ents, _ := os.ReadDir(c.path("tmp")); len(ents) > 2 {
+		t.Fatalf("tmp/ keeps %d entries after Abort: %v", len(ents), ents)
+	}
+	if _, err := c.Tree(ctx, l2, serve(blob2, &calls)); err != nil { // the lock was released
+		t.Fatal(err)
+	}
+}

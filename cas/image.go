@@ -47,8 +47,17 @@ type ImageRecord struct {
 	Resolved  time.Time       `json:"resolved"`
 }
 
-// RecordImage remembers that name (registry/repository/tag, as slash-separated
-// components) resolved to r.Digest now. The record's mtime is the image's last use.
+// ImageName is the cache's name for an image reference: registry/repository/tag, or
+// registry/repository/sha256-<hex> for a reference by digest alone. RecordImage takes it.
+func ImageName(registry, repository, tag string, d digest.Digest) string {
+	if tag == "" {
+		tag = strings.Replace(d.String(), ":", "-", 1)
+	}
+	return registry + "/" + repository + "/" + tag
+}
+
+// RecordImage remembers that name (see ImageName) resolved to r.Digest now. The record's mtime
+// is the image's last use.
 func (c *Cache) RecordImage(name string, r ImageRecord) error {
 	if err := checkDigest(r.Digest); err != nil {
 		return err

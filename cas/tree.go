@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -117,13 +118,45 @@ func (c *Cache) StartTree(ctx context.Context, l Layer, open Opener) (Tree, erro
 // Publish waits until a tree that StartTree made is fingerprinted, recorded
 // and synced, renames it into place (Dir changes to its path in trees/) and
 // releases its lock. If that fails, or ctx ends first, the tree is removed and
-// the error returned. Publish is a no-op for a tree that is published already.
+// the error returned. A tree is published once: Publish again (on this Tree
+// or a copy of it) returns the first outcome, and Publish of a cached tree
+// does nothing.
 func (t *Tree) Publish(ctx context.Context) error {
 	p := t.pending
 	if p == nil {
 		return nil
 	}
+	p.once.Do(func() { p.err = p.publish(ctx) })
 	t.pending = nil
+	if p.err == nil {
+		t.Dir = p.c.treePath(p.l.DiffID)
+	}
+	return p.err
+}
+
+// Abort gives up a tree that StartTree made and nobody will use: its
+// background work stops, its tmp/ directory goes and its lock is released.
+// After Publish, or a second time, it does nothing.
+func (t *Tree) Abort() {
+	p := t.pending
+	if p == nil {
+		return
+	}
+	p.once.Do(func() {
+		p.cancel()
+		<-p.synced
+		removeAll(p.tmp)
+		p.release()
+		p.err = errAborted
+	})
+	t.pending = nil
+}
+
+// errAborted is what Publish returns for a tree that was aborted.
+var errAborted = errors.New("tree aborted before it was published")
+
+// publish is Publish, once.
+func (p *pending) publish(ctx context.Context) error {
 	defer p.release()
 	defer removeAll(p.tmp)
 	var err error
@@ -138,11 +171,7 @@ func (t *Tree) Publish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := p.c.publish(p.tmp, p.blob, p.l); err != nil {
-		return err
-	}
-	t.Dir = p.c.treePath(p.l.DiffID)
-	return nil
+	return p.c.publish(p.tmp, p.blob, p.l)
 }
 
 // pending is what Publish needs of a tree that is not published yet.
@@ -154,6 +183,9 @@ type pending struct {
 	lock   *lock.Lock
 	synced chan error         // the fingerprint, record and sync, when done
 	cancel context.CancelFunc // stops them
+
+	once sync.Once // Publish or Abort, whichever comes first, on any copy of the Tree
+	err  error     // its outcome
 }
 
 // release releases the tree's lock (nil: a caller that holds the whole cache).

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -318,7 +317,7 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, find lookup, 
 		size += l.Size
 	}
 	rec := cas.ImageRecord{Reference: img.Ref.String(), Digest: img.Digest, Platform: img.Platform.String(), Size: size, Layers: img.DiffIDs}
-	if err := c.RecordImage(recordName(img.Ref), rec); err != nil {
+	if err := c.RecordImage(cas.ImageName(img.Ref.Domain, img.Ref.Path, img.Ref.Tag, img.Ref.Digest), rec); err != nil {
 		return nil, err
 	}
 	return trees, nil
@@ -450,15 +449,6 @@ func (p *PullCmd) stream(ctx context.Context, client *fetch.Client, img *fetch.I
 // keepRepeated is the largest blob that a --cache=no pull keeps in memory for
 // the other places of a manifest that lists it more than once.
 const keepRepeated = 1 << 20
-
-// recordName is the cache's name for a reference: registry/repository/tag.
-func recordName(r fetch.Reference) string {
-	tag := r.Tag
-	if tag == "" {
-		tag = strings.Replace(r.Digest.String(), ":", "-", 1)
-	}
-	return r.Domain + "/" + r.Path + "/" + tag
-}
 
 // parallel runs f(0..n-1) with at most jobs at once (errgroup). The first error cancels the
 // others and is returned.
