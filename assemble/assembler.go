@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	caslayer "github.com/rootsdev/roots/cas/layer"
 )
 
 // assembler is one assembly in progress: the destination, its directory metadata, and the
@@ -350,7 +352,7 @@ func isWhiteoutDevice(dirfd int, name string) (bool, error) {
 	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return false, err
 	}
-	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0, nil
+	return caslayer.IsWhiteout(&st), nil
 }
 
 // splitLast splits a checked path into its parent directory ("." at the top) and last component.

@@ -14,12 +14,19 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	caslayer "github.com/rootsdev/roots/cas/layer"
 )
 
-func ovlIsWhiteout(st *unix.Stat_t) bool {
-	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
-}
-
+// OverlayFixup builds in dir (an existing empty directory on the trees' filesystem) the layer
+// that, put on top of trees (bottom to top) in an overlay mount, makes the mount show what
+// Hardlink of the same trees gives: the directories whose metadata the trees' own stack gets
+// wrong (with their parents), whiteouts for what the stack shows but should not, and hard links
+// to the trees' files that the stack lacks or gets wrong (so that hardlinks across layers stay
+// one inode). It works by difference: it hardlink-assembles the trees into dir, mounts the
+// trees' overlay (detached, read-only, seen by this process only), and removes from dir
+// everything the mount already shows identically. It needs root (a mount). An image with a
+// real 0:0 character device fails with ErrOverlayCannotShow.
 func OverlayFixup(ctx context.Context, dir string, trees []Tree) error {
 	if len(trees) == 0 {
 		return fmt.Errorf("overlay fix-up %s: no layers", dir)
@@ -63,10 +70,14 @@ func OverlayFixup(ctx context.Context, dir string, trees []Tree) error {
 	return nil
 }
 
+// ovlRestoreTimes gives the directory fd back the times in st, which pruning its entries changed.
 func ovlRestoreTimes(fd int, st *unix.Stat_t) error {
 	return unix.UtimesNanoAt(fd, "", []unix.Timespec{st.Atim, st.Mtim}, unix.AT_EMPTY_PATH)
 }
 
+// ovlView gives a descriptor of the root of a read-only overlay of lowers (top first): a
+// detached mount where the kernel has the mount API, which vanishes with its last descriptor;
+// else a mount in a directory beside near, unmounted by release.
 func ovlView(near string, lowers []string) (fd int, release func(), err error) {
 	lowers = uniqueLowers(lowers)
 	mfd, err := ovlMountDetached(lowers, "", "")
@@ -99,6 +110,9 @@ func ovlView(near string, lowers []string) (fd int, release func(), err error) {
 	return fd, func() { unix.Close(fd); unix.Unmount(mnt, unix.MNT_DETACH); cleanup() }, nil
 }
 
+// ovlPrune removes from the directory hfd (at rel; the hardlink assembly) what the overlay
+// directory ofd shows identically, and adds whiteouts for what the overlay shows but hfd does
+// not have. It reports whether anything is left in hfd, which the caller then keeps.
 func ovlPrune(ctx context.Context, hfd, ofd int, rel string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -139,7 +153,7 @@ func ovlPrune(ctx context.Context, hfd, ofd int, rel string) (bool, error) {
 				return false, pathErr("mknod whiteout", crel, err)
 			}
 			keep = true
-		case ovlIsWhiteout(&hst):
+		case caslayer.IsWhiteout(&hst):
 			return false, fmt.Errorf("%w: %s is a 0:0 character device, which overlayfs takes for a whiteout", ErrOverlayCannotShow, crel)
 		case oerr != nil: // the overlay lacks it: keep it, and all below
 			keep = true
@@ -164,6 +178,7 @@ func ovlPrune(ctx context.Context, hfd, ofd int, rel string) (bool, error) {
 	return keep, nil
 }
 
+// ovlPruneDir prunes the directory name of both sides and compares their metadata.
 func ovlPruneDir(ctx context.Context, hfd, ofd int, name, rel string, hst, ost *unix.Stat_t) (sub, same bool, err error) {
 	ch, err := openDir(hfd, name)
 	if err != nil {
@@ -203,6 +218,7 @@ func ovlPruneDir(ctx context.Context, hfd, ofd int, name, rel string, hst, ost *
 	return sub, true, nil
 }
 
+// ovlNames lists the directory fd without moving fd's own offset for good.
 func ovlNames(fd int) ([]string, error) {
 	dup, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

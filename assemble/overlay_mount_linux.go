@@ -24,20 +24,6 @@ var (
 	ErrOverlayCannotShow = errors.New("overlayfs cannot show this image")
 )
 
-// ovlIsWhiteout reports whether st is what overlayfs takes for a whiteout.
-// OverlayFixup builds in dir (an existing empty directory on the trees' filesystem) the layer
-// that, put on top of trees (bottom to top) in an overlay mount, makes the mount show what
-// Hardlink of the same trees gives: the directories whose metadata the trees' own stack gets
-// wrong (with their parents), whiteouts for what the stack shows but should not, and hard links
-// to the trees' files that the stack lacks or gets wrong (so that hardlinks across layers stay
-// one inode). It works by difference: it hardlink-assembles the trees into dir, mounts the
-// trees' overlay (detached, read-only, seen by this process only), and removes from dir
-// everything the mount already shows identically. It needs root (a mount). An image with a
-// real 0:0 character device fails with ErrOverlayCannotShow.
-// ovlRestoreTimes gives the directory fd back the times in st, which pruning its entries changed.
-// ovlView gives a descriptor of the root of a read-only overlay of lowers (top first): a
-// detached mount where the kernel has the mount API, which vanishes with its last descriptor;
-// else a mount in a directory beside near, unmounted by release.
 // uniqueLowers drops every layer of lowers (top first) that is listed higher up too: the kernel
 // refuses a layer twice, and a layer's lower copy adds nothing to a mount that has the layer
 // above it (every path the copy has, the higher one has too and shows instead).
@@ -320,9 +306,3 @@ func ovlXattrs(fd int) (map[string]string, error) {
 	}
 	return m, nil
 }
-
-// ovlPrune removes from the directory hfd (at rel; the hardlink assembly) what the overlay
-// directory ofd shows identically, and adds whiteouts for what the overlay shows but hfd does
-// not have. It reports whether anything is left in hfd, which the caller then keeps.
-// ovlPruneDir prunes the directory name of both sides and compares their metadata.
-// ovlNames lists the directory fd without moving fd's own offset for good.

@@ -84,7 +84,7 @@ func (w *writer) layerHas(dirfd int, rel, name string) (has, isDir bool, err err
 	default:
 		return false, false, err
 	}
-	if w.tree && n != nil && n.whiteout && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+	if w.tree && n != nil && n.whiteout && IsWhiteout(&st) {
 		return false, false, nil
 	}
 	return true, st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
@@ -120,4 +120,10 @@ func (w *writer) opaqueDir(rel string) error {
 	}
 	n.opaque = true
 	return w.markOpaque(fd)
+}
+
+// IsWhiteout reports whether st is an overlay whiteout: a 0/0 character device, the form a tree
+// made as root holds its whiteouts in, and what overlayfs takes for one.
+func IsWhiteout(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }

@@ -288,6 +288,5 @@ func (w *writer) isWhiteoutDevice(rel string) bool {
 		defer unix.Close(fd)
 	}
 	var st unix.Stat_t
-	return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
-		st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+	return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && IsWhiteout(&st)
 }
