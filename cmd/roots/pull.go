@@ -327,13 +327,14 @@ func (p *PullCmd) trees(ctx context.Context, e *env, c *cas.Cache, find lookup, 
 // the others, fetched and unpacked --jobs at once (and left unpublished, see
 // cas.StartTree). It closes ready[i] once trees[i] is set.
 func (p *PullCmd) makeTrees(ctx context.Context, e *env, c *cas.Cache, find lookup, client *fetch.Client, img *fetch.Image, layers []cas.Layer, owner []int, trees []cas.Tree, ready []chan struct{}, prog *progress) error {
+	places := make(map[int][]int, len(layers)) // owner → every position of its layer
+	for i, o := range owner {
+		places[o] = append(places[o], i)
+	}
 	// set makes tree t ready at o, the owner, and at every position that repeats o's layer.
 	set := func(o int, t cas.Tree, cached bool) {
 		trees[o] = t
-		for i := o; i < len(layers); i++ {
-			if owner[i] != o {
-				continue
-			}
+		for _, i := range places[o] {
 			if cached {
 				prog.cached(i)
 			} else {
