@@ -177,10 +177,24 @@ func (s *Staging) Commit() error {
 
 // canonicalParent is p with its parent's symlinks resolved, as the mount table names it.
 func canonicalParent(p string) string {
-	if parent, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
-		return filepath.Join(parent, filepath.Base(p))
+	if c, err := Canonical(p); err == nil {
+		return c
 	}
 	return p
+}
+
+// Canonical makes dest absolute with its parent's symlinks resolved, as the kernel's mount
+// table names it; dest itself may not exist yet.
+func Canonical(dest string) (string, error) {
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return "", err
+	}
+	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return "", fmt.Errorf("%s: parent directory: %w", dest, err)
+	}
+	return filepath.Join(parent, filepath.Base(abs)), nil
 }
 
 // Quote is a path as a message shows it: as it is, or Go-quoted when it holds control

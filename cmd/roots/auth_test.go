@@ -67,7 +67,7 @@ func TestPullAuth(t *testing.T) {
 			}
 			dest := filepath.Join(t.TempDir(), "rootfs")
 			args = append(args, "--cache=no", r.Host+"/private/app:1", dest)
-			res := roots(t, env, append([]string{"pull"}, args...)...)
+			res := runRoots(t, env, append([]string{"pull"}, args...)...)
 			if tt.wantErr == "" {
 				if res.code != 0 {
 					t.Fatalf("pull: exit %d: %s", res.code, res.stderr)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots"
 )
 
 // CheckCmd verifies the cache and repairs it.
@@ -35,12 +35,12 @@ func (c *CheckCmd) Run(ctx context.Context, e *env) error {
 	if dir == "" {
 		return usagef("--cache=no: there is no cache to check")
 	}
-	rep, err := cas.Check(ctx, dir)
+	rep, err := roots.Check(ctx, dir)
 	for _, f := range rep.Findings {
 		fmt.Fprintf(e.stdout, "%s %s: %s: %s\n", f.Object.Kind, f.Object.Name, f.Problem, f.Action)
 	}
 	if err != nil {
-		return fmt.Errorf("check %s: %w", dir, err)
+		return err
 	}
 	fmt.Fprintf(e.stdout, "checked %d blobs, %d trees, %d fix-ups: %d repaired\n", rep.Blobs, rep.Trees, rep.Fixups, len(rep.Findings))
 	return nil

@@ -51,7 +51,7 @@ func TestUsageErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// No registry runs, and the proxy variables point nowhere: a
 			// request would fail with another message.
-			r := roots(t, []string{"HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1"}, tt.args...)
+			r := runRoots(t, []string{"HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1"}, tt.args...)
 			if r.code != 2 {
 				t.Fatalf("exit %d, want 2; stderr: %s", r.code, r.stderr)
 			}
@@ -66,14 +66,14 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelpShowsExamples(t *testing.T) {
-	r := roots(t, nil, "pull", "--help")
+	r := runRoots(t, nil, "pull", "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "roots pull debian ./debian") {
 		t.Fatalf("roots pull --help: exit %d, stdout:\n%s", r.code, r.stdout)
 	}
 }
 
 func TestVersion(t *testing.T) {
-	r := roots(t, nil, "version")
+	r := runRoots(t, nil, "version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "roots ") {
 		t.Fatalf("roots version: exit %d, %q", r.code, r.stdout)
 	}
@@ -83,7 +83,7 @@ func TestVersion(t *testing.T) {
 // there, and changes nothing else the command does.
 func TestProfileFiles(t *testing.T) {
 	dir := t.TempDir()
-	r := roots(t, []string{"ROOTS_PPROF=" + dir}, "version")
+	r := runRoots(t, []string{"ROOTS_PPROF=" + dir}, "version")
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("roots version with ROOTS_PPROF: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -120,7 +120,7 @@ func TestDestination(t *testing.T) {
 	os.Mkdir(dest, 0o755)
 	os.WriteFile(dest+"/precious", []byte("keep me"), 0o644)
 
-	res := roots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", dest)
+	res := runRoots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", dest)
 	if res.code != 1 || !strings.Contains(res.stderr, "--force") {
 		t.Fatalf("pull into an existing DEST: exit %d, %q; want exit 1 suggesting --force", res.code, res.stderr)
 	}
@@ -140,11 +140,11 @@ func TestDestination(t *testing.T) {
 	}
 	assertNoStaging(t, parent)
 
-	res = roots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", filepath.Join(parent, "missing", "rootfs"))
+	res = runRoots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", filepath.Join(parent, "missing", "rootfs"))
 	if res.code != 1 || !strings.Contains(res.stderr, "missing") {
 		t.Fatalf("pull into a missing parent: exit %d, %q", res.code, res.stderr)
 	}
-	res = roots(t, nil, "pull", "--cache", cache, r.Host+"/img:nope", filepath.Join(parent, "nope"))
+	res = runRoots(t, nil, "pull", "--cache", cache, r.Host+"/img:nope", filepath.Join(parent, "nope"))
 	if res.code != 1 || !strings.Contains(res.stderr, "not found") {
 		t.Fatalf("pull of a missing tag: exit %d, %q", res.code, res.stderr)
 	}
@@ -183,7 +183,7 @@ func TestFaults(t *testing.T) {
 				}
 				parent := t.TempDir()
 				dest := filepath.Join(parent, "rootfs")
-				res := roots(t, nil, "pull", "--cache", cache, host+"/img", dest)
+				res := runRoots(t, nil, "pull", "--cache", cache, host+"/img", dest)
 				if tt.ok {
 					if res.code != 0 {
 						t.Fatalf("exit %d: %s", res.code, res.stderr)
@@ -246,13 +246,13 @@ func TestDigest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := roots(t, nil, append(append([]string{"digest"}, user...), tt.args...)...)
+			res := runRoots(t, nil, append(append([]string{"digest"}, user...), tt.args...)...)
 			if res.code != 0 || strings.TrimSpace(res.stdout) != tt.want {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want %s", res.code, res.stdout, res.stderr, tt.want)
 			}
 		})
 	}
-	res := roots(t, nil, append(append([]string{"digest"}, user...), "--platform", "linux/s390x", r.Host+"/multi")...)
+	res := runRoots(t, nil, append(append([]string{"digest"}, user...), "--platform", "linux/s390x", r.Host+"/multi")...)
 	if res.code != 1 || !strings.Contains(res.stderr, "linux/arm64") {
 		t.Fatalf("digest of a missing platform: exit %d, %q; want the platforms listed", res.code, res.stderr)
 	}
@@ -289,7 +289,7 @@ func TestMultiPlatformPull(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "rootfs")
-			res := roots(t, nil, append(append([]string{"pull", "--cache", t.TempDir()}, tt.args...), dest)...)
+			res := runRoots(t, nil, append(append([]string{"pull", "--cache", t.TempDir()}, tt.args...), dest)...)
 			if tt.want == "" {
 				if res.code != 1 || !strings.Contains(res.stderr, "linux/") {
 					t.Fatalf("exit %d, %q: want a failure naming platforms", res.code, res.stderr)
@@ -329,7 +329,7 @@ func TestCacheSelection(t *testing.T) {
 	if _, err := os.Stat(noCache); !os.IsNotExist(err) {
 		t.Fatal("ROOTS_CACHE=no still made a cache")
 	}
-	res := roots(t, []string{"ROOTS_CACHE=" + envCache}, "purge")
+	res := runRoots(t, []string{"ROOTS_CACHE=" + envCache}, "purge")
 	if res.code != 0 || blobs(envCache) != 0 {
 		t.Fatalf("purge: exit %d, %s; %d blobs left", res.code, res.stderr, blobs(envCache))
 	}
@@ -354,7 +354,7 @@ func TestConcurrentPullsShareCache(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			dest := filepath.Join(t.TempDir(), "d")
-			res := roots(t, nil, "pull", "--cache", cache, r.Host+"/img", dest)
+			res := runRoots(t, nil, "pull", "--cache", cache, r.Host+"/img", dest)
 			if res.code != 0 {
 				t.Errorf("pull %d: exit %d: %s", i, res.code, res.stderr)
 			}

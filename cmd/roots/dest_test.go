@@ -84,7 +84,7 @@ func TestDestinationsRefused(t *testing.T) {
 					os.WriteFile(filepath.Join(mnt, "null"), []byte("the host's"), 0o644)
 				}
 				t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-				res := roots(t, nil, "pull", "--cache", cache, "--mode", mode, "--force", ref, dest)
+				res := runRoots(t, nil, "pull", "--cache", cache, "--mode", mode, "--force", ref, dest)
 				if res.code != 1 || !strings.Contains(res.stderr, "mounted below it") || !strings.Contains(res.stderr, mnt) {
 					t.Errorf("exit %d, stderr %q; want exit 1 naming the mount %s", res.code, res.stderr, mnt)
 				}
@@ -110,7 +110,7 @@ func TestMessagesQuotePaths(t *testing.T) {
 	if err := os.Mkdir(dest, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	res := roots(t, nil, "pull", "--cache", t.TempDir(), r.Host+"/img:v1", dest)
+	res := runRoots(t, nil, "pull", "--cache", t.TempDir(), r.Host+"/img:v1", dest)
 	if res.code != 1 || strings.Count(res.stderr, "\n") != 1 || strings.ContainsRune(res.stderr, 0x1b) ||
 		!strings.Contains(res.stderr, `bad\x1b[31mname\nline`) {
 		t.Errorf("exit %d, stderr %q; want one line with the path quoted", res.code, res.stderr)
@@ -134,7 +134,7 @@ func TestNoLibraryLogLines(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
-	res := roots(t, nil, "digest", host+"/img:v1")
+	res := runRoots(t, nil, "digest", host+"/img:v1")
 	if res.code == 0 || strings.Count(res.stderr, "\n") != 1 || !strings.HasPrefix(res.stderr, "roots: ") || strings.Contains(res.stderr, "Unsolicited") {
 		t.Errorf("exit %d, stderr %q; want one roots: line and no library log", res.code, res.stderr)
 	}

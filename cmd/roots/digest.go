@@ -35,11 +35,11 @@ func (d *DigestCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	client, err := d.client(e)
+	opts, err := d.options(e)
 	if err != nil {
 		return err
 	}
-	dg, err := client.Digest(ctx, ref, want)
+	dg, err := fetch.New(opts).Digest(ctx, ref, want)
 	if err != nil {
 		return fmt.Errorf("digest %s: %w", ref, err)
 	}

@@ -58,7 +58,7 @@ func TestFullDisk(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cache, parent := tt.setup(t)
 			dest := filepath.Join(parent, "rootfs")
-			res := roots(t, nil, "pull", "--cache", cache, ref, dest)
+			res := runRoots(t, nil, "pull", "--cache", cache, ref, dest)
 			for _, w := range tt.want {
 				if !strings.Contains(res.stderr, w) {
 					t.Errorf("stderr %q lacks %q", res.stderr, w)
@@ -71,7 +71,7 @@ func TestFullDisk(t *testing.T) {
 			}
 			assertCleanFailure(t, res, tt.want[0], dest)
 			if tt.checks {
-				if res := roots(t, nil, "check", "--cache", cache); res.code != 0 {
+				if res := runRoots(t, nil, "check", "--cache", cache); res.code != 0 {
 					t.Errorf("roots check after the failure: exit %d: %s%s", res.code, res.stdout, res.stderr)
 				}
 				ents, _ := os.ReadDir(filepath.Join(cache, "tmp"))

@@ -50,13 +50,13 @@ type result struct {
 // runDeadline bounds every run of the binary in these tests: no command may block forever.
 const runDeadline = 3 * time.Minute
 
-// roots runs the binary with args and a clean environment plus env, under runDeadline.
-func roots(t *testing.T, env []string, args ...string) result {
+// runRoots runs the binary with args and a clean environment plus env, under runDeadline.
+func runRoots(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	return rootsLimit(t, runDeadline, env, args...)
 }
 
-// rootsLimit is roots with a deadline of its own. A run past it gets SIGQUIT, so that the Go
+// rootsLimit is runRoots with a deadline of its own. A run past it gets SIGQUIT, so that the Go
 // runtime prints every goroutine's stack on its stderr, and fails the test with that dump.
 func rootsLimit(t *testing.T, limit time.Duration, env []string, args ...string) result {
 	t.Helper()
@@ -101,7 +101,7 @@ func rootsIn(t *testing.T, dir string, limit time.Duration, env []string, args .
 // mustPull runs roots pull and fails the test unless it succeeds silently.
 func mustPull(t *testing.T, env []string, args ...string) {
 	t.Helper()
-	r := roots(t, env, append([]string{"pull"}, args...)...)
+	r := runRoots(t, env, append([]string{"pull"}, args...)...)
 	if r.code != 0 {
 		t.Fatalf("roots pull %v: exit %d: %s", args, r.code, r.stderr)
 	}

@@ -52,14 +52,8 @@ type registryFlags struct {
 	SpeedTime  time.Duration `default:"30s" help:"The window over which --speed-limit is measured."`
 }
 
-// client returns a registry client for these flags and the environment.
-func (f registryFlags) client(e *env) (*fetch.Client, error) {
-	return f.clientWith(e, nil)
-}
-
-// clientWith is client reading configs and platform manifests from local
-// first (the cache's blobs) when it has them.
-func (f registryFlags) clientWith(e *env, local fetch.LocalSource) (*fetch.Client, error) {
+// options says how to reach registries, from these flags and the environment.
+func (f registryFlags) options(e *env) (fetch.Options, error) {
 	dockerConfig := ""
 	if d := e.getenv("DOCKER_CONFIG"); d != "" {
 		dockerConfig = filepath.Join(d, "config.json")
@@ -73,16 +67,16 @@ func (f registryFlags) clientWith(e *env, local fetch.LocalSource) (*fetch.Clien
 		DockerConfig:     dockerConfig,
 	})
 	if err != nil {
-		return nil, err
+		return fetch.Options{}, err
 	}
 	if f.Timeout <= 0 || f.SpeedTime <= 0 || f.SpeedLimit < 0 {
-		return nil, usagef("--timeout and --speed-time must be positive, --speed-limit 0 or more")
+		return fetch.Options{}, usagef("--timeout and --speed-time must be positive, --speed-limit 0 or more")
 	}
 	minSpeed := f.SpeedLimit
 	if minSpeed == 0 {
 		minSpeed = -1 // no floor
 	}
-	return fetch.New(fetch.Options{
+	return fetch.Options{
 		IdleTimeout: f.Timeout,
 		MinSpeed:    minSpeed,
 		SpeedTime:   f.SpeedTime,
@@ -90,8 +84,7 @@ func (f registryFlags) clientWith(e *env, local fetch.LocalSource) (*fetch.Clien
 		Keychain:    kc,
 		UserAgent:   "roots/" + version,
 		Backoff:     backoff(e),
-		Local:       local,
-	}), nil
+	}, nil
 }
 
 // backoff lets tests shorten retry waits (ROOTS_TEST_BACKOFF=10ms); zero means the default.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/fetch/registrytest"
 )
 
@@ -108,7 +109,7 @@ func TestPurgePolicies(t *testing.T) {
 	age(t, bObjs, now.Add(-2*time.Hour))
 
 	// --dry-run names a's objects (and only them) and removes nothing.
-	res := roots(t, env, "purge", "--older-than", "7d", "--dry-run")
+	res := runRoots(t, env, "purge", "--older-than", "7d", "--dry-run")
 	if res.code != 0 {
 		t.Fatalf("purge --dry-run: %s", res.stderr)
 	}
@@ -131,7 +132,7 @@ func TestPurgePolicies(t *testing.T) {
 	}
 
 	// --older-than removes a, keeps b.
-	if res := roots(t, env, "purge", "--older-than", "7d"); res.code != 0 || res.stdout != "" {
+	if res := runRoots(t, env, "purge", "--older-than", "7d"); res.code != 0 || res.stdout != "" {
 		t.Fatalf("purge --older-than: exit %d: %s%s", res.code, res.stdout, res.stderr)
 	}
 	if !noneExist(aObjs) || !allExist(bObjs) {
@@ -145,7 +146,7 @@ func TestPurgePolicies(t *testing.T) {
 	pullBoth()
 	age(t, bObjs, now.Add(-2*time.Hour))
 	age(t, aObjs, now.Add(-1*time.Hour))
-	if res := roots(t, env, "purge", "--max-size", "2.5M"); res.code != 0 {
+	if res := runRoots(t, env, "purge", "--max-size", "2.5M"); res.code != 0 {
 		t.Fatalf("purge --max-size: %s", res.stderr)
 	}
 	bigA := []string{filepath.Join(cache, "blobs/sha256", a.Layers[1].Digest.Encoded()), filepath.Join(cache, "trees/sha256", a.DiffIDs[1].Encoded())}
@@ -153,7 +154,7 @@ func TestPurgePolicies(t *testing.T) {
 	if !allExist(aObjs) || !noneExist(bigB) {
 		t.Fatalf("after --max-size 2.5M: a kept %v (want true), b's big layer gone %v (want true)", allExist(aObjs), noneExist(bigB))
 	}
-	if res := roots(t, env, "purge", "--max-size", "100G"); res.code != 0 || !allExist(bigA) {
+	if res := runRoots(t, env, "purge", "--max-size", "100G"); res.code != 0 || !allExist(bigA) {
 		t.Fatalf("purge --max-size 100G removed something: %s", res.stderr)
 	}
 
@@ -170,7 +171,7 @@ func TestPurgePolicies(t *testing.T) {
 	}
 
 	// A plain purge empties the cache.
-	if res := roots(t, env, "purge"); res.code != 0 {
+	if res := runRoots(t, env, "purge"); res.code != 0 {
 		t.Fatal(res.stderr)
 	}
 	for _, d := range []string{"blobs/sha256", "trees/sha256", "fixups/sha256", "images", "tmp"} {
@@ -179,7 +180,7 @@ func TestPurgePolicies(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]string{{"--older-than", "soon"}, {"--max-size", "lots"}, {"--max-size", "-1G"}} {
-		if res := roots(t, env, append([]string{"purge"}, bad...)...); res.code != 2 {
+		if res := runRoots(t, env, append([]string{"purge"}, bad...)...); res.code != 2 {
 			t.Errorf("purge %v: exit %d, want a usage error: %s", bad, res.code, res.stderr)
 		}
 	}
@@ -207,7 +208,7 @@ func TestHardlinkWriteIsRepaired(t *testing.T) {
 
 	r.ResetRequests()
 	d2 := filepath.Join(t.TempDir(), "d2")
-	res := roots(t, env, "pull", r.Host+"/base", d2)
+	res := runRoots(t, env, "pull", r.Host+"/base", d2)
 	if res.code != 0 || !strings.Contains(res.stderr, "was not as roots left it") || strings.Count(res.stderr, "\n") != 1 {
 		t.Fatalf("pull after a write into the cache: exit %d, stderr %q; want success and one warning", res.code, res.stderr)
 	}
@@ -219,18 +220,18 @@ func TestHardlinkWriteIsRepaired(t *testing.T) {
 			}
 		}
 	}
-	if res := roots(t, env, "check"); res.code != 0 || !strings.HasSuffix(res.stdout, ": 0 repaired\n") || strings.Count(res.stdout, "\n") != 1 {
+	if res := runRoots(t, env, "check"); res.code != 0 || !strings.HasSuffix(res.stdout, ": 0 repaired\n") || strings.Count(res.stdout, "\n") != 1 {
 		t.Fatalf("check after the pull repaired it: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
 	}
 
 	// roots check finds a chmod and a write, and repairs both trees.
 	os.Chmod(d2+"/usr/bin/tool", 0o777)
 	os.WriteFile(d2+"/tmp/x", []byte("in TMP"), 0o644) // same size, new mtime
-	res = roots(t, env, "check")
+	res = runRoots(t, env, "check")
 	if res.code != 0 || strings.Count(res.stdout, "unpacked again from its blob") != 2 || !strings.HasSuffix(res.stdout, ": 2 repaired\n") {
 		t.Fatalf("check after two writes: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
 	}
-	if res := roots(t, env, "check"); !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
+	if res := runRoots(t, env, "check"); !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
 		t.Fatalf("second check: %s", res.stdout)
 	}
 	d3 := filepath.Join(t.TempDir(), "d3")
@@ -243,12 +244,12 @@ func TestHardlinkWriteIsRepaired(t *testing.T) {
 		os.WriteFile(b, []byte("rotten"), 0o644)
 	}
 	os.WriteFile(d3+"/opt/keep", []byte("changed"), 0o644)
-	res = roots(t, env, "check")
+	res = runRoots(t, env, "check")
 	if res.code != 0 || strings.Count(res.stdout, "blob sha256:") != len(blobs) || !strings.Contains(res.stdout, "removed (its blob is not cached") {
 		t.Fatalf("check of rotten blobs: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	mustPull(t, env, r.Host+"/base", filepath.Join(t.TempDir(), "d4"))
-	if res := roots(t, env, "check"); !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
+	if res := runRoots(t, env, "check"); !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
 		t.Fatalf("check after the re-fetch: %s", res.stdout)
 	}
 }
@@ -283,10 +284,10 @@ func TestCopyModeSharesNothing(t *testing.T) {
 	})
 	os.WriteFile(dest+"/etc/passwd", []byte("mine"), 0o644)
 	os.Chmod(dest+"/usr/bin/tool", 0o700)
-	if res := roots(t, nil, "check", "--cache", cache); !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
+	if res := runRoots(t, nil, "check", "--cache", cache); !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
 		t.Fatalf("check after writing into a copy: %s%s", res.stdout, res.stderr)
 	}
-	if res := roots(t, nil, "pull", "--mode", "fast", r.Host+"/base", dest+"2"); res.code != 2 {
+	if res := runRoots(t, nil, "pull", "--mode", "fast", r.Host+"/base", dest+"2"); res.code != 2 {
 		t.Fatalf("--mode fast: exit %d, want a usage error", res.code)
 	}
 }
@@ -298,7 +299,7 @@ func TestLs(t *testing.T) {
 	p := r.Push(t, "base", "v1", baseImage(registrytest.OCI))
 	cache := t.TempDir()
 	env := []string{"ROOTS_CACHE=" + cache}
-	res := roots(t, env, "ls", "--json")
+	res := runRoots(t, env, "ls", "--json")
 	if res.code != 0 || !strings.Contains(res.stdout, `"images": []`) {
 		t.Fatalf("ls of an empty cache: exit %d: %s%s", res.code, res.stdout, res.stderr)
 	}
@@ -307,8 +308,8 @@ func TestLs(t *testing.T) {
 	umountAll(t, dest)
 	mustPull(t, env, "--mode", "overlay", r.Host+"/base@"+p.Digest.String(), dest)
 
-	res = roots(t, env, "ls", "--json")
-	var out lsOutput
+	res = runRoots(t, env, "ls", "--json")
+	var out roots.Listing
 	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || res.code != 0 {
 		t.Fatalf("ls --json: exit %d, %v: %s%s", res.code, err, res.stdout, res.stderr)
 	}
@@ -333,16 +334,16 @@ func TestLs(t *testing.T) {
 	if len(out.Destinations) != 1 || out.Destinations[0].Dest != dest || !out.Destinations[0].Live || out.Destinations[0].Digest != p.Digest.String() {
 		t.Fatalf("ls destinations: %+v", out.Destinations)
 	}
-	res = roots(t, env, "ls")
+	res = runRoots(t, env, "ls")
 	for _, want := range []string{"IMAGE", r.Host + "/base:v1", p.Digest.String()[:19], "3/3", "DESTINATION", dest, "mounted"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("ls table lacks %q:\n%s", want, res.stdout)
 		}
 	}
-	if res := roots(t, env, "umount", dest); res.code != 0 {
+	if res := runRoots(t, env, "umount", dest); res.code != 0 {
 		t.Fatal(res.stderr)
 	}
-	res = roots(t, env, "ls", "--json")
+	res = runRoots(t, env, "ls", "--json")
 	json.Unmarshal([]byte(res.stdout), &out)
 	if len(out.Destinations) != 0 {
 		t.Fatalf("ls after umount: %+v", out.Destinations)

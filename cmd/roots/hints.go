@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 
+	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas"
 	"github.com/rootsdev/roots/fetch"
@@ -16,6 +17,9 @@ var hints = []struct {
 	hint string
 }{
 	{assemble.ErrExists, "use --force to replace it"},
+	{roots.ErrStateExists, "or use --force to discard them"},
+	{roots.ErrOverlayCannotShow, "use --mode hardlink or --mode copy"},
+	{roots.ErrOverlayNeedsRoot, "run it as root, or use --mode hardlink"},
 	{cas.ErrUntrusted, "--cache DIR names another cache"},
 	{fetch.ErrPlainHTTP, "allow it with --insecure"},
 	{auth.ErrPlainRealm, "--insecure if the network is trusted"},
@@ -26,6 +30,9 @@ var hints = []struct {
 // withHint is err's message with the hint of the first sentinel it wraps, if any.
 func withHint(err error) string {
 	msg := err.Error()
+	if full := (*roots.DiskFullError)(nil); errors.As(err, &full) && full.Cache {
+		return msg + " (--cache DIR, or --cache=no)"
+	}
 	for _, h := range hints {
 		if errors.Is(err, h.err) {
 			return msg + ": " + h.hint

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas"
 	"github.com/rootsdev/roots/fetch"
@@ -22,6 +24,9 @@ func TestHints(t *testing.T) {
 		{fmt.Errorf("manifest h/r:t: EOF (h: %w)", fetch.ErrPlainHTTP), ": allow it with --insecure"},
 		{fmt.Errorf("token for h: %w", auth.ErrPlainRealm), ": --insecure if the network is trusted"},
 		{fmt.Errorf("pull access denied: %w", auth.ErrUnauthorized), ": give credentials: --user USER:PASS, --auth FILE, or docker login"},
+		{fmt.Errorf("--mode overlay: %w", roots.ErrOverlayNeedsRoot), ": run it as root, or use --mode hardlink"},
+		{fmt.Errorf("pull r: %w", roots.ErrOverlayCannotShow), ": use --mode hardlink or --mode copy"},
+		{&roots.DiskFullError{Err: errors.New("no space left on device"), Cache: true}, " (--cache DIR, or --cache=no)"},
 		{fmt.Errorf("plain failure"), "plain failure"},
 	}
 	for _, tt := range tests {

@@ -67,7 +67,7 @@ func pullEveryMode(t *testing.T, ref string, limit time.Duration) map[string]ent
 				}
 			}
 			if m.overlay {
-				if res := roots(t, nil, "umount", dest); res.code != 0 {
+				if res := runRoots(t, nil, "umount", dest); res.code != 0 {
 					t.Fatalf("umount %s: exit %d: %s", dest, res.code, res.stderr)
 				}
 			}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots"
 )
 
 // LsCmd lists the cache's images and live destinations.
@@ -29,34 +27,6 @@ Examples:
   roots ls --json | jq -r '.images[].reference'`
 }
 
-// lsImage is one image in roots ls.
-type lsImage struct {
-	Reference    string    `json:"reference"`
-	Digest       string    `json:"digest"`
-	Platform     string    `json:"platform,omitempty"`
-	Size         int64     `json:"size"`
-	Layers       int       `json:"layers"`
-	CachedLayers int       `json:"cachedLayers"`
-	LastUse      time.Time `json:"lastUse"`
-}
-
-// lsDest is one destination in roots ls.
-type lsDest struct {
-	Dest   string    `json:"dest"`
-	Mode   string    `json:"mode"`
-	Image  string    `json:"image"`
-	Digest string    `json:"digest"`
-	Upper  string    `json:"upper"`
-	Since  time.Time `json:"since"`
-	Live   bool      `json:"live"`
-}
-
-// lsOutput is roots ls --json.
-type lsOutput struct {
-	Images       []lsImage `json:"images"`
-	Destinations []lsDest  `json:"destinations"`
-}
-
 // Run lists.
 func (l *LsCmd) Run(ctx context.Context, e *env) error {
 	dir, err := l.cacheDir(e)
@@ -66,44 +36,9 @@ func (l *LsCmd) Run(ctx context.Context, e *env) error {
 	if dir == "" {
 		return usagef("--cache=no: there is no cache to list")
 	}
-	c, err := cas.Open(ctx, dir) // alone in the cache, it releases stale leases
+	out, err := roots.List(ctx, dir)
 	if err != nil {
-		return fmt.Errorf("ls %s: %w", dir, err)
-	}
-	defer c.Close()
-	out := lsOutput{Images: []lsImage{}, Destinations: []lsDest{}}
-	images, err := c.Images()
-	if err != nil {
-		return fmt.Errorf("ls %s: %w", dir, err)
-	}
-	for _, o := range images {
-		img := lsImage{Reference: referenceOf(o.Name), LastUse: o.LastUse.UTC()}
-		if r := o.Image; r != nil {
-			if r.Reference != "" {
-				img.Reference = r.Reference
-			}
-			img.Digest, img.Platform, img.Size, img.Layers = r.Digest.String(), r.Platform, r.Size, len(r.Layers)
-			for _, d := range r.Layers {
-				if c.HasTree(d) {
-					img.CachedLayers++
-				}
-			}
-		}
-		out.Images = append(out.Images, img)
-	}
-	leases, err := c.Leases()
-	if err != nil {
-		return fmt.Errorf("ls %s: %w", dir, err)
-	}
-	for _, ls := range leases {
-		live, err := ls.Live()
-		if err != nil {
-			return err
-		}
-		out.Destinations = append(out.Destinations, lsDest{
-			Dest: ls.Dest, Mode: modeOverlay, Image: ls.Image, Digest: ls.Digest.String(),
-			Upper: filepath.Join(ls.State, "upper"), Since: ls.Created.UTC(), Live: live,
-		})
+		return err
 	}
 	if l.JSON {
 		enc := json.NewEncoder(e.stdout)
@@ -127,20 +62,6 @@ func (l *LsCmd) Run(ctx context.Context, e *env) error {
 		}
 	}
 	return tw.Flush()
-}
-
-// referenceOf turns an image record's name (registry/repository/tag, or
-// registry/repository/sha256-HEX) back into a reference.
-func referenceOf(name string) string {
-	i := strings.LastIndexByte(name, '/')
-	if i < 0 {
-		return name
-	}
-	repo, tag := name[:i], name[i+1:]
-	if d, ok := strings.CutPrefix(tag, "sha256-"); ok {
-		return repo + "@sha256:" + d
-	}
-	return repo + ":" + tag
 }
 
 // short abbreviates a digest for a table.

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/fetch/registrytest"
 )
 
@@ -204,7 +205,7 @@ func TestOverlayMatchesHardlink(t *testing.T) {
 			if hst.Mode != ost.Mode || hst.Uid != ost.Uid || hst.Gid != ost.Gid {
 				t.Errorf("DEST root: overlay %o %d:%d, hardlink %o %d:%d", ost.Mode, ost.Uid, ost.Gid, hst.Mode, hst.Uid, hst.Gid)
 			}
-			if res := roots(t, nil, "umount", dest); res.code != 0 || res.stdout != "" {
+			if res := runRoots(t, nil, "umount", dest); res.code != 0 || res.stdout != "" {
 				t.Fatalf("umount: exit %d: %s%s", res.code, res.stdout, res.stderr)
 			}
 			assertNoStaging(t, filepath.Dir(dest))
@@ -217,7 +218,7 @@ func TestOverlayMatchesHardlink(t *testing.T) {
 			mustPull(t, nil, "--cache", ovCache, "--mode", "copy", ref, copied)
 			mustPull(t, nil, "--cache", ovCache, "--mode", "overlay", ref, dest)
 			lcSame(t, lcScan(t, dest), lcScan(t, copied))
-			if res := roots(t, nil, "umount", dest); res.code != 0 {
+			if res := runRoots(t, nil, "umount", dest); res.code != 0 {
 				t.Fatalf("umount: exit %d: %s%s", res.code, res.stdout, res.stderr)
 			}
 		})
@@ -263,15 +264,15 @@ func TestOverlayWritesStayInUpper(t *testing.T) {
 	}
 
 	// ls shows the live destination; a purge keeps its layers.
-	res := roots(t, nil, "ls", "--json", "--cache", cache)
-	var ls lsOutput
+	res := runRoots(t, nil, "ls", "--json", "--cache", cache)
+	var ls roots.Listing
 	if err := json.Unmarshal([]byte(res.stdout), &ls); err != nil || res.code != 0 {
 		t.Fatalf("ls --json: exit %d, %v: %s%s", res.code, err, res.stdout, res.stderr)
 	}
 	if len(ls.Destinations) != 1 || ls.Destinations[0].Dest != dest || !ls.Destinations[0].Live {
 		t.Fatalf("ls destinations: %+v, want %s live", ls.Destinations, dest)
 	}
-	if res := roots(t, nil, "purge", "--cache", cache); res.code != 0 {
+	if res := runRoots(t, nil, "purge", "--cache", cache); res.code != 0 {
 		t.Fatalf("purge: %s", res.stderr)
 	}
 	trees, _ := filepath.Glob(filepath.Join(cache, "trees/sha256/*.json"))
@@ -281,12 +282,12 @@ func TestOverlayWritesStayInUpper(t *testing.T) {
 	if b, err := os.ReadFile(dest + "/tmp/x"); err != nil || string(b) != "in tmp" {
 		t.Fatalf("after purge, reading through the mount: %q, %v", b, err)
 	}
-	if res := roots(t, nil, "check", "--cache", cache); res.code != 0 || strings.Count(res.stdout, "\n") != 1 {
+	if res := runRoots(t, nil, "check", "--cache", cache); res.code != 0 || strings.Count(res.stdout, "\n") != 1 {
 		t.Fatalf("check after writes through the overlay: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
 	}
 
 	// A second pull to the mounted DEST needs --force, which replaces the mount.
-	if res := roots(t, nil, "pull", "--cache", cache, "--mode", "overlay", r.Host+"/base", dest); res.code != 1 || !strings.Contains(res.stderr, "exists") {
+	if res := runRoots(t, nil, "pull", "--cache", cache, "--mode", "overlay", r.Host+"/base", dest); res.code != 1 || !strings.Contains(res.stderr, "exists") {
 		t.Fatalf("pull onto a mounted DEST without --force: exit %d: %s", res.code, res.stderr)
 	}
 	mustPull(t, nil, "--cache", cache, "--mode", "overlay", "--force", r.Host+"/base", dest)
@@ -296,7 +297,7 @@ func TestOverlayWritesStayInUpper(t *testing.T) {
 	os.WriteFile(dest+"/kept", []byte("k"), 0o644)
 
 	// umount --keep leaves the upper layer at DEST.upper.
-	res = roots(t, nil, "umount", "--keep", dest)
+	res = runRoots(t, nil, "umount", "--keep", dest)
 	if res.code != 0 || !strings.Contains(res.stdout, dest+".upper") {
 		t.Fatalf("umount --keep: exit %d: %s%s", res.code, res.stdout, res.stderr)
 	}
@@ -314,11 +315,11 @@ func TestOverlayWritesStayInUpper(t *testing.T) {
 	if leases, _ := os.ReadDir(filepath.Join(cache, "leases")); len(leases) != 0 {
 		t.Fatalf("umount left %d leases", len(leases))
 	}
-	if res := roots(t, nil, "umount", dest); res.code != 1 || !strings.Contains(res.stderr, "not an overlay") {
+	if res := runRoots(t, nil, "umount", dest); res.code != 1 || !strings.Contains(res.stderr, "not an overlay") {
 		t.Fatalf("umount of nothing: exit %d: %s", res.code, res.stderr)
 	}
 	// Without a lease the trees may go.
-	roots(t, nil, "purge", "--cache", cache)
+	runRoots(t, nil, "purge", "--cache", cache)
 	if trees, _ := filepath.Glob(filepath.Join(cache, "trees/sha256/*")); len(trees) != 0 {
 		t.Fatalf("purge after umount left %d trees", len(trees))
 	}
@@ -366,18 +367,18 @@ func TestOverlayStaleLease(t *testing.T) {
 	if err := unix.Unmount(dest, 0); err != nil {
 		t.Fatal(err)
 	}
-	res := roots(t, nil, "ls", "--json", "--cache", cache)
-	var ls lsOutput
+	res := runRoots(t, nil, "ls", "--json", "--cache", cache)
+	var ls roots.Listing
 	json.Unmarshal([]byte(res.stdout), &ls)
 	if len(ls.Destinations) != 0 {
 		t.Fatalf("ls after a manual umount: %+v, want the stale lease released", ls.Destinations)
 	}
-	roots(t, nil, "purge", "--cache", cache)
+	runRoots(t, nil, "purge", "--cache", cache)
 	if trees, _ := filepath.Glob(filepath.Join(cache, "trees/sha256/*")); len(trees) != 0 {
 		t.Fatalf("purge kept %d trees of a stale lease", len(trees))
 	}
 	// roots umount still cleans up what is left beside DEST.
-	if res := roots(t, nil, "umount", dest); res.code != 0 {
+	if res := runRoots(t, nil, "umount", dest); res.code != 0 {
 		t.Fatalf("umount after a manual umount: exit %d: %s", res.code, res.stderr)
 	}
 	assertNoStaging(t, filepath.Dir(dest))
@@ -421,7 +422,7 @@ func TestOverlayManyLayers(t *testing.T) {
 		t.Fatalf("one layer: top %q", b)
 	}
 	for _, d := range []string{dest, one} {
-		if res := roots(t, nil, "umount", d); res.code != 0 {
+		if res := runRoots(t, nil, "umount", d); res.code != 0 {
 			t.Fatalf("umount %s: %s", d, res.stderr)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rootsdev/roots"
 )
 
 // progress draws one line per layer on a terminal: bytes so far, total and
@@ -33,19 +33,34 @@ type layerProgress struct {
 	state atomic.Value // string: "", "done", "cached"
 }
 
-func newProgress(e *env, on bool, layers []ocispec.Descriptor) *progress {
-	p := &progress{on: on, w: e.stderr, layers: make([]layerProgress, len(layers)), quit: make(chan struct{}), start: time.Now()}
-	for i, l := range layers {
-		p.layers[i].name = l.Digest.Encoded()
-		if len(p.layers[i].name) > 12 {
-			p.layers[i].name = p.layers[i].name[:12]
+func newProgress(e *env, on bool) *progress {
+	return &progress{on: on, w: e.stderr, quit: make(chan struct{}), start: time.Now()}
+}
+
+// event takes a pull's event (roots.PullOptions.Progress).
+func (p *progress) event(ev roots.Event) {
+	switch ev.Kind {
+	case roots.Resolved: // first, before any other: the layers are known from now on
+		p.layers = make([]layerProgress, len(ev.Image.Layers))
+		for i, l := range ev.Image.Layers {
+			p.layers[i].name = l.Digest.Encoded()
+			if len(p.layers[i].name) > 12 {
+				p.layers[i].name = p.layers[i].name[:12]
+			}
+			p.layers[i].total = l.Size
 		}
-		p.layers[i].total = l.Size
+		if p.on {
+			go p.loop()
+		}
+	case roots.Read:
+		p.layers[ev.Layer].n.Add(ev.Bytes)
+	case roots.LayerDone:
+		p.layers[ev.Layer].state.Store("done")
+	case roots.LayerCached:
+		p.layers[ev.Layer].state.Store("cached")
+	case roots.Warning:
+		p.warn("roots: warning: " + ev.Message)
 	}
-	if on {
-		go p.loop()
-	}
-	return p
 }
 
 func (p *progress) loop() {
@@ -61,27 +76,16 @@ func (p *progress) loop() {
 	}
 }
 
-// reader counts what is read through r for layer i.
-func (p *progress) reader(i int, r io.ReadCloser) io.ReadCloser {
-	if !p.on {
-		return r
-	}
-	return &countingReader{ReadCloser: r, n: &p.layers[i].n}
-}
-
 // warn prints a warning line on stderr, after the progress lines if they are drawn.
-func (p *progress) warn(e *env, line string) {
+func (p *progress) warn(line string) {
 	if !p.on {
-		fmt.Fprintln(e.stderr, line)
+		fmt.Fprintln(p.w, line)
 		return
 	}
 	p.mu.Lock()
 	p.warnings = append(p.warnings, line)
 	p.mu.Unlock()
 }
-
-func (p *progress) done(i int)   { p.layers[i].state.Store("done") }
-func (p *progress) cached(i int) { p.layers[i].state.Store("cached") }
 
 // stop draws the final state once and ends the redraws.
 func (p *progress) stop() {
@@ -121,27 +125,5 @@ func (p *progress) draw() {
 	io.WriteString(p.w, b.String())
 }
 
-type countingReader struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.ReadCloser.Read(b)
-	c.n.Add(int64(n))
-	return n, err
-}
-
 // humanBytes formats n as B, kB, MB, GB (powers of 1000, like docker).
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
+func humanBytes(n int64) string { return roots.HumanBytes(n) }

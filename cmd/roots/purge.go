@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/cas"
 )
 
@@ -54,9 +55,9 @@ func (p *PurgeCmd) Run(ctx context.Context, e *env) error {
 			return usagef("--max-size %q: %v", p.MaxSize, err)
 		}
 	}
-	rep, err := cas.Purge(ctx, dir, pol)
+	rep, err := roots.Purge(ctx, dir, pol)
 	if err != nil {
-		return fmt.Errorf("purge %s: %w", dir, err)
+		return err
 	}
 	if p.DryRun {
 		now := time.Now()

@@ -91,7 +91,7 @@ func TestManyProcesses(t *testing.T) {
 		mustPull(t, nil, "--cache=no", fmt.Sprintf("%s/stress:%d", r.Host, i), ref)
 		want[i] = scan(t, ref)
 	}
-	modes := []string{modeHardlink, modeCopy, modeOverlay}
+	modes := []string{"hardlink", "copy", "overlay"}
 
 	for _, purging := range []bool{false, true} {
 		t.Run(map[bool]string{false: "Alone", true: "WithPurges"}[purging], func(t *testing.T) {
@@ -110,7 +110,7 @@ func TestManyProcesses(t *testing.T) {
 							return
 						default:
 						}
-						if res := roots(t, nil, "purge", "--cache", cache); res.code != 0 {
+						if res := runRoots(t, nil, "purge", "--cache", cache); res.code != 0 {
 							t.Errorf("purge: exit %d: %s", res.code, res.stderr)
 							return
 						}
@@ -127,7 +127,7 @@ func TestManyProcesses(t *testing.T) {
 			var runs []run
 			for i := 0; i < 8; i++ {
 				ru := run{dest: filepath.Join(t.TempDir(), "d"), mode: modes[i%3], img: i % 4}
-				if ru.mode == modeOverlay {
+				if ru.mode == "overlay" {
 					umountAll(t, ru.dest)
 				}
 				if purging {
@@ -173,13 +173,13 @@ func TestManyProcesses(t *testing.T) {
 			}
 			t.Logf("%d purges ran during the pulls", n)
 			for _, ru := range runs {
-				if ru.mode == modeOverlay {
-					if res := roots(t, nil, "umount", ru.dest); res.code != 0 {
+				if ru.mode == "overlay" {
+					if res := runRoots(t, nil, "umount", ru.dest); res.code != 0 {
 						t.Errorf("umount %s: %s", ru.dest, res.stderr)
 					}
 				}
 			}
-			if res := roots(t, nil, "check", "--cache", cache); res.code != 0 || !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
+			if res := runRoots(t, nil, "check", "--cache", cache); res.code != 0 || !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
 				t.Errorf("check afterwards: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
 			}
 		})
@@ -210,13 +210,13 @@ func TestKilledPulls(t *testing.T) {
 	attaching := 0
 	defer func() { t.Logf("%d kills landed while an overlay was being attached", attaching) }()
 	for trial := 0; trial < 20; trial++ {
-		mode := []string{modeHardlink, modeOverlay}[trial%2]
+		mode := []string{"hardlink", "overlay"}[trial%2]
 		dest := filepath.Join(parent, fmt.Sprintf("d%d", trial%4))
-		if mode == modeOverlay {
+		if mode == "overlay" {
 			umountAll(t, dest)
 		}
 		if trial%5 == 4 {
-			roots(t, nil, "purge", "--cache", cache) // kill cold pulls too, not only warm ones
+			runRoots(t, nil, "purge", "--cache", cache) // kill cold pulls too, not only warm ones
 		}
 		cmd, _ := start(t, "pull", "--force", "--cache", cache, "--mode", mode, r.Host+"/kill", dest)
 		time.Sleep(time.Duration(rng.Int64N(int64(cold))))
@@ -225,7 +225,7 @@ func TestKilledPulls(t *testing.T) {
 
 		args := []string{"pull", "--force", "--cache", cache, "--mode", mode, r.Host + "/kill", dest}
 		if _, err := os.Lstat(dest); err == nil {
-			if mode == modeOverlay && !isOverlayMount(t, dest) && len(scan(t, dest)) == 0 {
+			if mode == "overlay" && !isOverlayMount(t, dest) && len(scan(t, dest)) == 0 {
 				// Killed between making the mount point and attaching the mount (a
 				// window of one system call, widened by the scheduler): the empty
 				// mount point goes with the next pull, --force or not.
@@ -235,7 +235,7 @@ func TestKilledPulls(t *testing.T) {
 				sameTree(t, scan(t, dest), want) // whole, or the test fails here
 			}
 		}
-		res := roots(t, nil, args...)
+		res := runRoots(t, nil, args...)
 		if res.code != 0 {
 			t.Fatalf("trial %d (%s): the pull after a kill failed: %s", trial, mode, res.stderr)
 		}
@@ -252,15 +252,15 @@ func TestKilledPulls(t *testing.T) {
 				t.Fatalf("trial %d: left beside DEST: %s", trial, e.Name())
 			}
 		}
-		if mode == modeOverlay {
-			if res := roots(t, nil, "umount", dest); res.code != 0 {
+		if mode == "overlay" {
+			if res := runRoots(t, nil, "umount", dest); res.code != 0 {
 				t.Fatalf("umount: %s", res.stderr)
 			}
 		} else {
 			os.RemoveAll(dest)
 		}
 	}
-	if res := roots(t, nil, "check", "--cache", cache); res.code != 0 || !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
+	if res := runRoots(t, nil, "check", "--cache", cache); res.code != 0 || !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
 		t.Errorf("check afterwards: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }

@@ -187,7 +187,7 @@ func TestSystemMergedUsrLayer(t *testing.T) {
 				t.Errorf("chroot apt-get --version: exit %d:\n%s", code, out)
 			}
 			if m.overlay {
-				if res := roots(t, nil, "umount", dest); res.code != 0 {
+				if res := runRoots(t, nil, "umount", dest); res.code != 0 {
 					t.Errorf("umount: exit %d: %s", res.code, res.stderr)
 				}
 			}
@@ -508,7 +508,7 @@ func TestSystemContainersWrite(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "rootfs")
 			mustPull(t, nil, "--cache", cache, ref, dest)
 			s.start(t, dest)
-			res := roots(t, nil, "check", "--cache", cache)
+			res := runRoots(t, nil, "check", "--cache", cache)
 			if res.code != 0 || !strings.Contains(res.stdout, " 0 repaired") {
 				t.Errorf("roots check after %s: exit %d: %s%s", s.name, res.code, res.stdout, res.stderr)
 			}

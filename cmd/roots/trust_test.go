@@ -32,7 +32,7 @@ func TestCacheTrust(t *testing.T) {
 			t.Fatalf("pull as nobody: %v: %s", err, out)
 		}
 		dest := filepath.Join(t.TempDir(), "rootfs")
-		res := roots(t, nil, "pull", "--cache", cache, ref, dest)
+		res := runRoots(t, nil, "pull", "--cache", cache, ref, dest)
 		assertCleanFailure(t, res, "belongs to uid 65534", dest)
 		if !strings.Contains(res.stderr, "--cache DIR") {
 			t.Errorf("no fix in %q", res.stderr)
@@ -43,7 +43,7 @@ func TestCacheTrust(t *testing.T) {
 		cache := t.TempDir()
 		os.Chmod(cache, 0o777)
 		dest := filepath.Join(t.TempDir(), "rootfs")
-		assertCleanFailure(t, roots(t, nil, "pull", "--cache", cache, ref, dest), "chmod go-w", dest)
+		assertCleanFailure(t, runRoots(t, nil, "pull", "--cache", cache, ref, dest), "chmod go-w", dest)
 		os.Chmod(cache, 0o755)
 		mustPull(t, nil, "--cache", cache, ref, dest)
 	})
@@ -78,7 +78,7 @@ func TestCacheTrust(t *testing.T) {
 			if mode == "overlay" {
 				umountAll(t, dest)
 			}
-			res := roots(t, nil, "pull", "--cache", cache, "--mode", mode, ref, dest)
+			res := runRoots(t, nil, "pull", "--cache", cache, "--mode", mode, ref, dest)
 			if res.code != 0 || !strings.Contains(res.stderr, "was not as roots left it") {
 				t.Fatalf("pull over a symlinked tree: exit %d, stderr %q; want a warning and success", res.code, res.stderr)
 			}
@@ -89,7 +89,7 @@ func TestCacheTrust(t *testing.T) {
 				t.Fatalf("etc/passwd: %q, %v", b, err)
 			}
 			if mode == "overlay" {
-				if res := roots(t, nil, "umount", dest); res.code != 0 {
+				if res := runRoots(t, nil, "umount", dest); res.code != 0 {
 					t.Fatalf("umount: %s", res.stderr)
 				}
 			}
@@ -102,7 +102,7 @@ func TestCacheTrust(t *testing.T) {
 			// roots check finds and repairs a symlink too.
 			os.RemoveAll(trees[0])
 			os.Symlink(host, trees[0])
-			res = roots(t, nil, "check", "--cache", cache)
+			res = runRoots(t, nil, "check", "--cache", cache)
 			if !strings.Contains(res.stdout+res.stderr, "symlink") {
 				t.Errorf("roots check did not report the symlinked tree: exit %d: %s%s", res.code, res.stdout, res.stderr)
 			}

@@ -711,7 +711,7 @@ func TestDifferentialUmoci(t *testing.T) {
 				for _, mode := range []struct{ name, cache string }{{"Hardlink", cache}, {"NoCache", "no"}} {
 					t.Run(mode.name, func(t *testing.T) {
 						dest := filepath.Join(t.TempDir(), "rootfs")
-						res := roots(t, nil, "pull", "--cache", mode.cache, ref, dest)
+						res := runRoots(t, nil, "pull", "--cache", mode.cache, ref, dest)
 						assertCleanFailure(t, res, tc.fails, dest)
 					})
 				}

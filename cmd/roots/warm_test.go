@@ -62,7 +62,7 @@ func TestOverlayTrustsUnexposedTrees(t *testing.T) {
 		t.Helper()
 		dest := filepath.Join(top, name)
 		umountAll(t, dest)
-		res := roots(t, env, "pull", "--mode", "overlay", r.Host+"/base", dest)
+		res := runRoots(t, env, "pull", "--mode", "overlay", r.Host+"/base", dest)
 		if res.code != 0 {
 			t.Fatalf("overlay pull %s: exit %d: %s", name, res.code, res.stderr)
 		}
@@ -70,7 +70,7 @@ func TestOverlayTrustsUnexposedTrees(t *testing.T) {
 	}
 	umount := func(dest string) {
 		t.Helper()
-		if res := roots(t, env, "umount", dest); res.code != 0 {
+		if res := runRoots(t, env, "umount", dest); res.code != 0 {
 			t.Fatalf("umount %s: %s", dest, res.stderr)
 		}
 	}
@@ -100,7 +100,7 @@ func TestOverlayTrustsUnexposedTrees(t *testing.T) {
 		t.Fatalf("o2 etc/passwd %q: the unexposed tree was walked and remade", b)
 	}
 	umount(d2)
-	if res := roots(t, env, "check"); res.code != 0 || !strings.HasSuffix(res.stdout, ": 1 repaired\n") {
+	if res := runRoots(t, env, "check"); res.code != 0 || !strings.HasSuffix(res.stdout, ": 1 repaired\n") {
 		t.Fatalf("roots check must still check every tree: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
 	}
 

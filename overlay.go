@@ -1,4 +1,4 @@
-package main
+package roots
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,7 +22,7 @@ import (
 // (on DEST's filesystem, so that what a container writes is counted where DEST
 // is, not in the cache). The state directory also holds lease.json, which names
 // the cache and the lease that keeps purge away from the trees, so that
-// `roots umount DEST` needs no --cache.
+// Unmount needs no cache.
 
 // overlayInfo is a state directory's lease.json.
 type overlayInfo struct {
@@ -33,56 +32,31 @@ type overlayInfo struct {
 }
 
 // statePath is the state directory of the overlay destination dest.
-func statePath(dest string) string {
-	base := filepath.Base(dest)
-	if len(base) > 200 {
-		base = base[:200]
-	}
-	return filepath.Join(filepath.Dir(dest), "."+base+".roots-overlay")
-}
+func statePath(dest string) string { return assemble.StagePath(dest, "overlay") }
 
-// canonical makes dest absolute with its parent's symlinks resolved, as the
-// kernel's mount table names it.
-func canonical(dest string) (string, error) {
-	abs, err := filepath.Abs(dest)
-	if err != nil {
-		return "", err
-	}
-	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
-	if err != nil {
-		return "", fmt.Errorf("%s: parent directory: %w", dest, err)
-	}
-	return filepath.Join(parent, filepath.Base(abs)), nil
-}
-
-// overlay pulls the image and mounts it at dest.
-func (p *PullCmd) overlay(ctx context.Context, e *env, start time.Time, ref fetch.Reference, want *fetch.Platform, cacheDir, dest string, client *fetch.Client) error {
-	dest, err := canonical(dest)
-	if err != nil {
-		return err
-	}
-	state := statePath(dest)
-	if err := checkOverlayDest(dest, state, p.Force); err != nil {
-		return err
+// overlay pulls the image and mounts it at the destination.
+func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
+	dest, state := p.dest, statePath(p.dest)
+	if err := checkOverlayDest(dest, state, p.opts.Force); err != nil {
+		return nil, err
 	}
 	assemble.RemoveStale(dest)
-	img, err := client.Resolve(ctx, ref, want)
+	img, err := p.client.Resolve(ctx, p.ref, p.opts.Platform)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	prog := newProgress(e, !p.Quiet && e.terminal, img.Layers)
-	defer prog.stop()
+	p.rep.send(Event{Kind: Resolved, Image: img})
 
-	c, err := cas.Open(ctx, cacheDir)
+	c, err := cas.Open(ctx, p.opts.Cache)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.Close()
 	// The trees' records are needed only to make the fix-up, which is
 	// cached too: a warm pull reads none of them.
-	trees, err := p.trees(ctx, e, c, c.LookupDir, client, img, prog, nil)
+	trees, err := p.trees(ctx, c, c.LookupDir, img, nil)
 	if err != nil {
-		return fmt.Errorf("pull %s: %w", ref, diskFull(err, cacheDir, dest, img))
+		return nil, fmt.Errorf("pull %s: %w", p.ref, diskFull(err, p.opts.Cache, dest, img))
 	}
 	fixup, err := c.Fixup(ctx, img.DiffIDs, func(ctx context.Context, dir string) error {
 		at := make([]assemble.Tree, len(trees))
@@ -90,15 +64,12 @@ func (p *PullCmd) overlay(ctx context.Context, e *env, start time.Time, ref fetc
 			if err := trees[i].LoadRecord(); err != nil {
 				return err
 			}
-			at[i] = assembleTree(trees[i])
+			at[i] = assemble.Tree{Dir: trees[i].Dir, Record: trees[i].Record}
 		}
 		return assemble.OverlayFixup(ctx, dir, at)
 	})
-	if errors.Is(err, assemble.ErrOverlayCannotShow) {
-		return fmt.Errorf("pull %s: %w: use --mode hardlink or --mode copy", ref, err)
-	}
 	if err != nil {
-		return fmt.Errorf("pull %s: %w", ref, err)
+		return nil, fmt.Errorf("pull %s: %w", p.ref, err)
 	}
 	lowers := []string{fixup}
 	for i := len(trees) - 1; i >= 0; i-- {
@@ -106,29 +77,27 @@ func (p *PullCmd) overlay(ctx context.Context, e *env, start time.Time, ref fetc
 	}
 
 	// Everything is ready: only now is an old DEST taken away.
-	old, err := clearOverlayDest(c, dest, state, p.Force)
+	old, err := clearOverlayDest(c, dest, state, p.opts.Force)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	lease := &cas.Lease{Dest: dest, State: state, Image: ref.String(), Digest: img.Digest, Trees: img.DiffIDs, Fixup: cas.FixupKey(img.DiffIDs)}
+	lease := &cas.Lease{Dest: dest, State: state, Image: p.ref.String(), Digest: img.Digest, Trees: img.DiffIDs, Fixup: cas.FixupKey(img.DiffIDs)}
 	if err := c.Lease(lease); err != nil {
-		return err
+		return nil, err
 	}
-	if err := mountOverlay(c, dest, state, lowers, lease, ref); err != nil {
+	if err := mountOverlay(c, dest, state, lowers, lease, p.ref); err != nil {
 		c.Release(lease.ID)
 		if old != "" {
-			os.Rename(old, dest) // put back what --force was to replace
+			os.Rename(old, dest) // put back what Force was to replace
 		}
-		return fmt.Errorf("pull %s: %w", ref, err)
+		return nil, fmt.Errorf("pull %s: %w", p.ref, err)
 	}
 	if old != "" {
 		if err := assemble.RemoveAll(old); err != nil {
-			return fmt.Errorf("remove the replaced %s: %w", dest, err)
+			return nil, fmt.Errorf("remove the replaced %s: %w", dest, err)
 		}
 	}
-	prog.stop()
-	p.summary(e, start, ref, img)
-	return nil
+	return img, nil
 }
 
 // mountOverlay makes the state directory and mounts the overlay.
@@ -164,10 +133,10 @@ func checkOverlayDest(dest, state string, force bool) error {
 		}
 	}
 	if _, err := os.Lstat(dest); err == nil && !force {
-		return fmt.Errorf("%s %w", quote(dest), assemble.ErrExists)
+		return fmt.Errorf("%s %w", assemble.Quote(dest), ErrExists)
 	}
 	if _, err := os.Lstat(state); err == nil && !force {
-		return fmt.Errorf("%s holds the changes of an earlier overlay at %s: `roots umount %s` removes it (or --keep moves it aside), or use --force", state, dest, dest)
+		return kindErrorf(ErrStateExists, "%s holds the changes of an earlier overlay at %s: `roots umount %s` removes them (--keep moves them aside)", state, dest, dest)
 	}
 	return nil
 }
@@ -200,7 +169,7 @@ func clearOverlayDest(c *cas.Cache, dest, state string, force bool) (aside strin
 	}
 	if _, err := os.Lstat(dest); err == nil {
 		if !force {
-			return "", fmt.Errorf("%s %w", quote(dest), assemble.ErrExists)
+			return "", fmt.Errorf("%s %w", assemble.Quote(dest), ErrExists)
 		}
 		aside = assemble.StagePath(dest, fmt.Sprintf("old-%d", os.Getpid()))
 		if err := os.Rename(dest, aside); err != nil {
@@ -239,10 +208,6 @@ func releaseRecorded(state string, c *cas.Cache) error {
 // another mode's pull replaces it: unmounted, lease released, state removed,
 // the empty mount point left for the staging directory to take its place.
 func replaceOverlay(dest string) error {
-	dest, err := canonical(dest)
-	if err != nil {
-		return err
-	}
 	mounted, err := assemble.OverlayMounted(dest)
 	if err != nil || !mounted {
 		return err
@@ -250,66 +215,40 @@ func replaceOverlay(dest string) error {
 	return endOverlay(nil, dest, "")
 }
 
-// busyHint explains an unmount refused because the mount is in use.
-func busyHint(dest string, err error) error {
-	if errors.Is(err, unix.EBUSY) {
-		return fmt.Errorf("%w: a process still uses it (see fuser -vm %s)", err, dest)
-	}
-	return err
-}
-
-// UmountCmd ends an overlay destination.
-type UmountCmd struct {
-	Dest string `arg:"" help:"The destination that roots pull --mode overlay mounted."`
-	Keep bool   `help:"Keep DEST's changes (the overlay's upper layer) at DEST.upper instead of deleting them."`
-}
-
-// Help shows examples under `roots umount --help`.
-func (UmountCmd) Help() string {
-	return `Unmounts an overlay destination, deletes its upper layer (what was written
-into DEST) unless --keep, removes the empty DEST, and releases its lease on the
-cache so that purge may remove its layers again.
-
-Examples:
-  sudo roots umount /srv/c1
-  sudo roots umount --keep /srv/c1   # DEST's changes are kept in /srv/c1.upper`
-}
-
-// Run unmounts.
-func (u *UmountCmd) Run(ctx context.Context, e *env) error {
-	dest, err := canonical(u.Dest)
+// Unmount ends the overlay destination dest that an Overlay pull mounted: it unmounts it,
+// releases its lease on the cache (so that Purge may remove its layers again), and removes
+// its state and the empty mount point. What was written into dest (the overlay's upper
+// layer) is deleted, or with keep moved to dest+".upper", whose path Unmount returns.
+func Unmount(ctx context.Context, dest string, keep bool) (kept string, err error) {
+	dest, err = assemble.Canonical(dest)
 	if err != nil {
-		return err
+		return "", err
 	}
 	state := statePath(dest)
 	mounted, err := assemble.OverlayMounted(dest)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, err := os.Lstat(state); err != nil {
 		if mounted {
-			return fmt.Errorf("umount %s: an overlay that roots did not mount (no %s): use umount(8)", dest, state)
+			return "", fmt.Errorf("umount %s: an overlay that roots did not mount (no %s): use umount(8)", dest, state)
 		}
-		return fmt.Errorf("umount %s: not an overlay destination of roots pull --mode overlay", dest)
+		return "", fmt.Errorf("umount %s: not an overlay destination of roots pull --mode overlay", dest)
 	}
-	kept := ""
-	if u.Keep {
+	if keep {
 		kept = dest + ".upper"
 		if _, err := os.Lstat(kept); err == nil {
-			return fmt.Errorf("umount %s --keep: %s exists: move it away first", dest, kept)
+			return "", fmt.Errorf("umount %s, keeping its changes: %s exists: move it away first", dest, kept)
 		}
 	}
 	if err := endOverlay(nil, dest, kept); err != nil {
-		return fmt.Errorf("umount %s: %w", dest, err)
+		return "", fmt.Errorf("umount %s: %w", dest, err)
 	}
 	// The mount point goes, if it is the empty directory roots made.
 	if err := unix.Rmdir(dest); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.ENOTDIR) {
-		return fmt.Errorf("umount %s: %w", dest, err)
+		return "", fmt.Errorf("umount %s: %w", dest, err)
 	}
-	if u.Keep {
-		fmt.Fprintf(e.stdout, "kept the changes made in %s (its overlay upper layer) at %s\n", dest, kept)
-	}
-	return nil
+	return kept, nil
 }
 
 // endOverlay unmounts the overlay destination dest if it is mounted, releases
@@ -324,7 +263,10 @@ func endOverlay(c *cas.Cache, dest, keep string) error {
 	}
 	if mounted {
 		if err := assemble.UnmountOverlay(dest); err != nil {
-			return busyHint(dest, err)
+			if errors.Is(err, unix.EBUSY) {
+				return fmt.Errorf("%w: a process still uses it (see fuser -vm %s)", err, dest)
+			}
+			return err
 		}
 	}
 	if err := releaseRecorded(state, c); err != nil {

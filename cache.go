@@ -1,0 +1,118 @@
+package roots
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rootsdev/roots/cas"
+)
+
+// Purge removes from the cache what no lease or running command uses: everything, or what the
+// policy selects. It waits until no other command uses the cache.
+func Purge(ctx context.Context, cache string, pol cas.Policy) (cas.Report, error) {
+	rep, err := cas.Purge(ctx, cache, pol)
+	if err != nil {
+		return rep, fmt.Errorf("purge %s: %w", cache, err)
+	}
+	return rep, nil
+}
+
+// Check hashes every blob of the cache against its digest and every tree against its
+// fingerprint, and repairs what is wrong. It waits until no other command uses the cache.
+func Check(ctx context.Context, cache string) (cas.CheckReport, error) {
+	rep, err := cas.Check(ctx, cache)
+	if err != nil {
+		return rep, fmt.Errorf("check %s: %w", cache, err)
+	}
+	return rep, nil
+}
+
+// Listing is what the cache holds: its images, and the live destinations that use its trees.
+type Listing struct {
+	Images       []ListedImage `json:"images"`
+	Destinations []Destination `json:"destinations"`
+}
+
+// ListedImage is one image recorded in the cache.
+type ListedImage struct {
+	Reference    string    `json:"reference"`
+	Digest       string    `json:"digest"`
+	Platform     string    `json:"platform,omitempty"`
+	Size         int64     `json:"size"` // of the compressed layers
+	Layers       int       `json:"layers"`
+	CachedLayers int       `json:"cachedLayers"` // how many of its layers are unpacked in the cache
+	LastUse      time.Time `json:"lastUse"`
+}
+
+// Destination is a destination that uses the cache's trees after its pull ended: an overlay.
+type Destination struct {
+	Dest   string    `json:"dest"`
+	Mode   Mode      `json:"mode"`
+	Image  string    `json:"image"`
+	Digest string    `json:"digest"`
+	Upper  string    `json:"upper"` // what was written into it
+	Since  time.Time `json:"since"`
+	Live   bool      `json:"live"` // false: its mount is gone (a reboot, umount(8))
+}
+
+// List lists the cache's images and destinations. Alone in the cache, it releases the leases
+// of destinations whose mount is gone.
+func List(ctx context.Context, cache string) (*Listing, error) {
+	c, err := cas.Open(ctx, cache)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", cache, err)
+	}
+	defer c.Close()
+	out := &Listing{Images: []ListedImage{}, Destinations: []Destination{}}
+	images, err := c.Images()
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", cache, err)
+	}
+	for _, o := range images {
+		img := ListedImage{Reference: referenceOf(o.Name), LastUse: o.LastUse.UTC()}
+		if r := o.Image; r != nil {
+			if r.Reference != "" {
+				img.Reference = r.Reference
+			}
+			img.Digest, img.Platform, img.Size, img.Layers = r.Digest.String(), r.Platform, r.Size, len(r.Layers)
+			for _, d := range r.Layers {
+				if c.HasTree(d) {
+					img.CachedLayers++
+				}
+			}
+		}
+		out.Images = append(out.Images, img)
+	}
+	leases, err := c.Leases()
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", cache, err)
+	}
+	for _, ls := range leases {
+		live, err := ls.Live()
+		if err != nil {
+			return nil, err
+		}
+		out.Destinations = append(out.Destinations, Destination{
+			Dest: ls.Dest, Mode: Overlay, Image: ls.Image, Digest: ls.Digest.String(),
+			Upper: filepath.Join(ls.State, "upper"), Since: ls.Created.UTC(), Live: live,
+		})
+	}
+	return out, nil
+}
+
+// referenceOf turns an image record's name (registry/repository/tag, or
+// registry/repository/sha256-HEX) back into a reference.
+func referenceOf(name string) string {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return name
+	}
+	repo, tag := name[:i], name[i+1:]
+	if d, ok := strings.CutPrefix(tag, "sha256-"); ok {
+		return repo + "@sha256:" + d
+	}
+	return repo + ":" + tag
+}

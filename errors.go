@@ -1,0 +1,44 @@
+package roots
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/rootsdev/roots/assemble"
+)
+
+// Errors that callers tell apart with errors.Is; messages around them name what failed.
+var (
+	// ErrExists: the destination exists and PullOptions.Force was not given.
+	ErrExists = assemble.ErrExists
+	// ErrInvalidDest: the destination is a name no pull may fill: "", "/", the current
+	// directory or one of its parents, the cache, or a directory inside or holding the cache.
+	ErrInvalidDest = errors.New("invalid destination")
+	// ErrOverlayNeedsRoot: an Overlay pull or Unmount by a user who may not mount.
+	ErrOverlayNeedsRoot = errors.New("overlay mode needs root")
+	// ErrOverlayNeedsCache: an Overlay pull without a cache (its layers are the overlay's).
+	ErrOverlayNeedsCache = errors.New("overlay mode needs the cache")
+	// ErrOverlayCannotShow: the image holds something an overlay mount cannot show.
+	ErrOverlayCannotShow = assemble.ErrOverlayCannotShow
+	// ErrDiskFull: a filesystem refused a write (full, out of inodes, read-only); the error is
+	// a *DiskFullError that says which.
+	ErrDiskFull = errors.New("no room to write")
+	// ErrStateExists: an overlay pull found the state directory of an earlier overlay at its
+	// destination, holding what was written into it; PullOptions.Force discards it.
+	ErrStateExists = errors.New("an earlier overlay's changes are in the way")
+)
+
+// kindError is a message of its own that matches its kind with errors.Is, so that a message
+// reads naturally without the sentinel's text appended.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string   { return e.msg }
+func (e *kindError) Is(t error) bool { return t == e.kind }
+
+// kindErrorf formats a message that matches kind with errors.Is.
+func kindErrorf(kind error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
+}

@@ -1,0 +1,356 @@
+package roots
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rootsdev/roots/assemble"
+	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots/cas/layer"
+	"github.com/rootsdev/roots/fetch"
+)
+
+// assemble makes every layer's tree in the cache, in parallel, and hardlinks
+// (or copies) them into dir, each as soon as it and the layers below it are
+// ready: the bottom of the image is assembled while its top still unpacks.
+func (p *puller) assemble(ctx context.Context, img *fetch.Image, dir string) ([]layer.Unapplied, error) {
+	c, err := cas.Open(ctx, p.opts.Cache)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var asm *assemble.Assembly
+	var x *cas.Exposure
+	if p.opts.Mode == Copy {
+		asm, err = assemble.NewCopy(ctx, dir)
+	} else {
+		// dir will share the trees' inodes: from now on their reuse checks them.
+		if x, err = c.Expose(ctx, nil); err != nil {
+			return nil, err
+		}
+		asm, err = assemble.NewHardlink(ctx, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer asm.Close()
+	trees, err := p.trees(ctx, c, c.Lookup, img, func(i int, t cas.Tree) error {
+		if x != nil {
+			if err := x.Add(ctx, img.DiffIDs[i]); err != nil {
+				return err
+			}
+		}
+		return asm.Add(assemble.Tree{Dir: t.Dir, Record: t.Record})
+	})
+	if err == nil {
+		err = asm.Finish()
+	}
+	if x == nil {
+		return unapplied(trees), err
+	}
+	if err != nil {
+		if assemble.RemoveAll(dir) == nil {
+			x.Undo(context.WithoutCancel(ctx)) // nothing of this pull shares the trees
+		} else {
+			x.Release()
+		}
+		return nil, err
+	}
+	x.Release()
+	return unapplied(trees), nil
+}
+
+// lookupJobs is how many cached trees are looked up at once: a lookup waits
+// on the disk (a record to read), not on the CPU or the network.
+const lookupJobs = 16
+
+// lookup finds a cached tree: cas.Cache.Lookup, or LookupDir for a caller
+// that needs the trees' directories only.
+type lookup func(context.Context, cas.Layer) (cas.Tree, bool, error)
+
+// trees makes (or checks and reuses, with find) every layer's tree in the
+// cache, in parallel, and records the image. When use is not nil it gets each
+// tree, in layer order, as soon as that tree and the ones below it are ready;
+// its error stops the pull.
+func (p *puller) trees(ctx context.Context, c *cas.Cache, find lookup, img *fetch.Image, use func(int, cas.Tree) error) ([]cas.Tree, error) {
+	if err := c.PutBlob(img.ConfigDesc.Digest, img.Config); err != nil {
+		return nil, err
+	}
+	if err := c.PutBlob(img.Digest, img.Manifest); err != nil {
+		return nil, err
+	}
+	n := len(img.Layers)
+	layers := make([]cas.Layer, n)
+	for i, d := range img.Layers {
+		layers[i] = cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
+	}
+	// A layer listed more than once (old images repeat the empty layer) is made
+	// once, by its first position (its owner), and used at every position; it
+	// is published after its last use, so that no position waits on the lock
+	// that another position of the same pull holds.
+	owner := make([]int, n)
+	last := make(map[int]int, n)
+	first := make(map[digest.Digest]int, n)
+	for i, l := range layers {
+		o, ok := first[l.DiffID]
+		if !ok {
+			o = i
+			first[l.DiffID] = i
+		}
+		owner[i], last[o] = o, i
+	}
+	trees := make([]cas.Tree, n)
+	ready := make([]chan struct{}, n)
+	for i := range ready {
+		ready[i] = make(chan struct{})
+	}
+	outer := ctx // what publishing stops for: the pull's end, not a failed layer
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	made := make(chan error, 1)
+	go func() {
+		err := p.makeTrees(ctx, c, find, img, layers, owner, trees, ready)
+		if err != nil {
+			cancel(err)
+		}
+		made <- err
+	}()
+
+	// A tree just made comes unpublished (see cas.StartTree): it is
+	// published once use is done with it, or on the way out, whatever
+	// happened, so that its lock and tmp/ directory are let go.
+	var wg sync.WaitGroup
+	published := make([]bool, n)
+	pubErrs := make([]error, n)
+	publish := func(i int) {
+		published[i] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pubErrs[i] = trees[i].Publish(outer)
+		}()
+	}
+	var useErr error
+	if use != nil {
+	consume:
+		for i := range n {
+			select {
+			case <-ready[i]:
+			case <-ctx.Done():
+				break consume
+			}
+			if useErr = use(i, trees[owner[i]]); useErr != nil {
+				cancel(useErr)
+				break
+			}
+			if last[owner[i]] == i {
+				publish(owner[i])
+			}
+		}
+	}
+	madeErr := <-made
+	for o := range last {
+		select {
+		case <-ready[o]:
+			if !published[o] {
+				publish(o)
+			}
+		default:
+		}
+	}
+	wg.Wait()
+	for i := range n {
+		trees[i] = trees[owner[i]] // published: Dir is the tree's place in the cache
+	}
+	if useErr != nil {
+		return nil, useErr
+	}
+	if madeErr != nil {
+		return nil, madeErr
+	}
+	if err := errors.Join(pubErrs...); err != nil {
+		return nil, err
+	}
+	rec := cas.ImageRecord{Reference: img.Ref.String(), Digest: img.Digest, Platform: img.Platform.String(), Size: compressedSize(img), Layers: img.DiffIDs}
+	if err := c.RecordImage(cas.ImageName(img.Ref.Domain, img.Ref.Path, img.Ref.Tag, img.Ref.Digest), rec); err != nil {
+		return nil, err
+	}
+	return trees, nil
+}
+
+// makeTrees fills trees: first the cached ones, looked up many at once, then
+// the others, fetched and unpacked Jobs at once (and left unpublished, see
+// cas.StartTree). It closes ready[i] once trees[i] is set.
+func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, find lookup, img *fetch.Image, layers []cas.Layer, owner []int, trees []cas.Tree, ready []chan struct{}) error {
+	places := make(map[int][]int, len(layers)) // owner → every position of its layer
+	for i, o := range owner {
+		places[o] = append(places[o], i)
+	}
+	// set makes tree t ready at o, the owner, and at every position that repeats o's layer.
+	set := func(o int, t cas.Tree, cached bool) {
+		trees[o] = t
+		for _, i := range places[o] {
+			if cached {
+				p.rep.send(Event{Kind: LayerCached, Layer: i})
+			} else {
+				p.rep.send(Event{Kind: LayerDone, Layer: i})
+			}
+			close(ready[i])
+		}
+	}
+	var owners []int
+	for i, o := range owner {
+		if o == i {
+			owners = append(owners, i)
+		}
+	}
+	found := make([]bool, len(layers))
+	err := parallel(ctx, lookupJobs, len(owners), func(ctx context.Context, k int) error {
+		i := owners[k]
+		t, ok, err := find(ctx, layers[i])
+		if ok {
+			found[i] = true
+			set(i, t, true)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var missing []int
+	for _, i := range owners {
+		if !found[i] {
+			missing = append(missing, i)
+		}
+	}
+	return parallel(ctx, p.opts.Jobs, len(missing), func(ctx context.Context, k int) error {
+		i := missing[k]
+		d := img.Layers[i]
+		t, err := c.StartTree(ctx, layers[i], func(ctx context.Context) (io.ReadCloser, error) {
+			rc, err := p.client.OpenBlob(ctx, img.Ref, d)
+			if err != nil {
+				return nil, err
+			}
+			return p.rep.reader(i, rc), nil
+		})
+		if err != nil {
+			return err
+		}
+		if t.Repaired {
+			p.rep.send(Event{Kind: Warning, Message: fmt.Sprintf("cached layer %s was not as roots left it (written through a hardlinked destination, or replaced): unpacked it again", img.DiffIDs[i])})
+		}
+		set(i, t, t.Cached)
+		return nil
+	})
+}
+
+// unapplied collects what the trees' unpacking could not apply.
+func unapplied(trees []cas.Tree) []layer.Unapplied {
+	var u []layer.Unapplied
+	for _, t := range trees {
+		u = append(u, t.Record.Unapplied...)
+	}
+	return u
+}
+
+// stream applies the layers in order straight onto dir, with no cache.
+func (p *puller) stream(ctx context.Context, img *fetch.Image, dir string) ([]layer.Unapplied, error) {
+	a, err := layer.NewApplier(dir)
+	if err != nil {
+		return nil, err
+	}
+	// A small blob listed more than once (old images repeat the empty layer)
+	// is fetched once and kept in memory for its other places; a large one is
+	// fetched again, as nothing may be written beside DEST.
+	count := make(map[digest.Digest]int, len(img.Layers))
+	for _, d := range img.Layers {
+		count[d.Digest]++
+	}
+	kept := make(map[digest.Digest][]byte)
+	for i, d := range img.Layers {
+		l := cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
+		var src io.ReadCloser
+		var keep *bytes.Buffer
+		var w io.Writer
+		if b, ok := kept[d.Digest]; ok {
+			src = io.NopCloser(bytes.NewReader(b))
+		} else {
+			rc, err := p.client.OpenBlob(ctx, img.Ref, d)
+			if err != nil {
+				return nil, err
+			}
+			src = p.rep.reader(i, rc)
+			if count[d.Digest] > 1 && d.Size <= keepRepeated {
+				keep = new(bytes.Buffer)
+				w = keep
+			}
+		}
+		err := cas.Stream(ctx, l, src, w, func(tar io.Reader) error { return a.Apply(ctx, tar) })
+		src.Close()
+		if err != nil {
+			return nil, err
+		}
+		if keep != nil {
+			kept[d.Digest] = keep.Bytes()
+		}
+		p.rep.send(Event{Kind: LayerDone, Layer: i})
+	}
+	rec, err := a.Finish()
+	return rec.Unapplied, err
+}
+
+// keepRepeated is the largest blob that a pull with no cache keeps in memory for
+// the other places of a manifest that lists it more than once.
+const keepRepeated = 1 << 20
+
+// parallel runs f(0..n-1) with at most jobs at once (errgroup). The first error cancels the
+// others and is returned.
+func parallel(ctx context.Context, jobs, n int, f func(context.Context, int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for i := 0; i < n && gctx.Err() == nil; i++ {
+		g.Go(func() error { return f(gctx, i) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// reporter sends a pull's events to PullOptions.Progress, if there is one.
+type reporter struct{ f func(Event) }
+
+func (r reporter) send(e Event) {
+	if r.f != nil {
+		r.f(e)
+	}
+}
+
+// reader reports what is read through rc as layer i's bytes.
+func (r reporter) reader(i int, rc io.ReadCloser) io.ReadCloser {
+	if r.f == nil {
+		return rc
+	}
+	return &countingReader{ReadCloser: rc, report: r.f, layer: i}
+}
+
+type countingReader struct {
+	io.ReadCloser
+	report func(Event)
+	layer  int
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.ReadCloser.Read(b)
+	if n > 0 {
+		c.report(Event{Kind: Read, Layer: c.layer, Bytes: int64(n)})
+	}
+	return n, err
+}
