@@ -41,9 +41,9 @@ func (p *puller) assemble(ctx context.Context, img *fetch.Image, dir string) ([]
 		return nil, err
 	}
 	defer asm.Close()
-	trees, err := p.trees(ctx, c, c.Lookup, img, func(i int, t cas.Tree) error {
+	trees, err := p.trees(ctx, c, cas.WithRecord, img, func(i int, t cas.Tree) error {
 		if x != nil {
-			if err := x.Add(ctx, img.DiffIDs[i]); err != nil {
+			if t, err = x.Take(ctx, t); err != nil {
 				return err
 			}
 		}
@@ -71,15 +71,11 @@ func (p *puller) assemble(ctx context.Context, img *fetch.Image, dir string) ([]
 // on the disk (a record to read), not on the CPU or the network.
 const lookupJobs = 16
 
-// lookup finds a cached tree: cas.Cache.Lookup, or LookupDir for a caller
-// that needs the trees' directories only.
-type lookup func(context.Context, cas.Layer) (cas.Tree, bool, error)
-
-// trees makes (or checks and reuses, with find) every layer's tree in the
+// trees makes (or checks and reuses, reading what want says) every layer's tree in the
 // cache, in parallel, and records the image. When use is not nil it gets each
 // tree, in layer order, as soon as that tree and the ones below it are ready;
 // its error stops the pull.
-func (p *puller) trees(ctx context.Context, c *cas.Cache, find lookup, img *fetch.Image, use func(int, cas.Tree) error) ([]cas.Tree, error) {
+func (p *puller) trees(ctx context.Context, c *cas.Cache, want cas.Want, img *fetch.Image, use func(int, cas.Tree) error) ([]cas.Tree, error) {
 	if err := c.PutBlob(img.ConfigDesc.Digest, img.Config); err != nil {
 		return nil, err
 	}
@@ -116,7 +112,7 @@ func (p *puller) trees(ctx context.Context, c *cas.Cache, find lookup, img *fetc
 	defer cancel(nil)
 	made := make(chan error, 1)
 	go func() {
-		err := p.makeTrees(ctx, c, find, img, layers, owner, trees, ready)
+		err := p.makeTrees(ctx, c, want, img, layers, owner, trees, ready)
 		if err != nil {
 			cancel(err)
 		}
@@ -188,7 +184,7 @@ func (p *puller) trees(ctx context.Context, c *cas.Cache, find lookup, img *fetc
 // makeTrees fills trees: first the cached ones, looked up many at once, then
 // the others, fetched and unpacked Jobs at once (and left unpublished, see
 // cas.StartTree). It closes ready[i] once trees[i] is set.
-func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, find lookup, img *fetch.Image, layers []cas.Layer, owner []int, trees []cas.Tree, ready []chan struct{}) error {
+func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, want cas.Want, img *fetch.Image, layers []cas.Layer, owner []int, trees []cas.Tree, ready []chan struct{}) error {
 	places := make(map[int][]int, len(layers)) // owner → every position of its layer
 	for i, o := range owner {
 		places[o] = append(places[o], i)
@@ -214,7 +210,7 @@ func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, find lookup, img *
 	found := make([]bool, len(layers))
 	err := parallel(ctx, lookupJobs, len(owners), func(ctx context.Context, k int) error {
 		i := owners[k]
-		t, ok, err := find(ctx, layers[i])
+		t, ok, err := c.Lookup(ctx, layers[i], want)
 		if ok {
 			found[i] = true
 			set(i, t, true)

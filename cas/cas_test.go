@@ -352,7 +352,7 @@ func TestStartTreePublishOnceAbort(t *testing.T) {
 		}
 	}
 	tr.Abort() // after Publish: nothing
-	if got, ok, err := c.Lookup(ctx, l); err != nil || !ok || got.Dir != c.treePath(l.DiffID) {
+	if got, ok, err := c.Lookup(ctx, l, WithRecord); err != nil || !ok || got.Dir != c.treePath(l.DiffID) {
 		t.Fatalf("after Publish and Abort: %v %v %v", got.Dir, ok, err)
 	}
 

@@ -44,10 +44,10 @@ func (c *Cache) Exposed(d digest.Digest) bool {
 }
 
 // Expose marks the trees (diff ids) as shared with a destination that is about
-// to hardlink their files, so that every later reuse checks them. Call it after
-// Tree and before linking, and Release the Exposure once the destination is
-// complete, or Undo it once a failed destination is removed. Trees can also be
-// added one at a time, with Add, as each becomes ready.
+// to hardlink their files, so that every later reuse checks them. Release the
+// Exposure once the destination is complete, or Undo it once a failed
+// destination is removed. Trees can also be taken one at a time, with Take, as
+// each becomes ready: a tree's files are hardlinked only once it is taken.
 func (c *Cache) Expose(ctx context.Context, trees []digest.Digest) (*Exposure, error) {
 	x := &Exposure{c: c}
 	for _, d := range trees {
@@ -63,12 +63,16 @@ func (c *Cache) Expose(ctx context.Context, trees []digest.Digest) (*Exposure, e
 	return x, nil
 }
 
-// Add exposes one more tree, as Expose does.
-func (x *Exposure) Add(ctx context.Context, d digest.Digest) error {
-	if err := x.add(ctx, d); err != nil {
-		return err
+// Take exposes the tree t, as Expose does, and returns it for hardlinking: a
+// hardlink assembly links only the trees it took.
+func (x *Exposure) Take(ctx context.Context, t Tree) (Tree, error) {
+	if err := x.add(ctx, t.DiffID); err != nil {
+		return Tree{}, err
 	}
-	return x.sync()
+	if err := x.sync(); err != nil {
+		return Tree{}, err
+	}
+	return t, nil
 }
 
 func (x *Exposure) add(ctx context.Context, d digest.Digest) error {

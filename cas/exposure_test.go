@@ -119,10 +119,10 @@ func TestExposureStamp(t *testing.T) {
 	}
 }
 
-// TestLookupDir: an overlay's lookup trusts a tree on its record's format
+// TestLookupDirOnly: an overlay's lookup trusts a tree on its record's format
 // attribute and reads the record only where it must: the attribute missing or
 // of another version, or a tree a hardlinked destination may have changed.
-func TestLookupDir(t *testing.T) {
+func TestLookupDirOnly(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		name       string
@@ -181,18 +181,18 @@ func TestLookupDir(t *testing.T) {
 				t.Fatal("a new tree's record has no format attribute")
 			}
 			tc.change(t, c, l, made.Dir)
-			got, ok, err := c.LookupDir(ctx, l)
+			got, ok, err := c.Lookup(ctx, l, DirOnly)
 			if err != nil || ok != tc.found {
-				t.Fatalf("LookupDir: found %v, err %v; want found %v", ok, err, tc.found)
+				t.Fatalf("Lookup DirOnly: found %v, err %v; want found %v", ok, err, tc.found)
 			}
 			if !ok {
 				return
 			}
 			if got.Dir != made.Dir || !got.Cached {
-				t.Fatalf("LookupDir: %+v", got)
+				t.Fatalf("Lookup DirOnly: %+v", got)
 			}
 			if read := got.Record.Implicit != nil; read != tc.withRecord {
-				t.Fatalf("LookupDir read the record: %v, want %v", read, tc.withRecord)
+				t.Fatalf("a DirOnly lookup read the record: %v, want %v", read, tc.withRecord)
 			}
 			if err := got.LoadRecord(); err != nil {
 				t.Fatal(err)
@@ -201,8 +201,8 @@ func TestLookupDir(t *testing.T) {
 				t.Fatalf("LoadRecord: %+v, want %+v", got.Record, made.Record)
 			}
 			// A record read for want of its attribute gets it.
-			if again, _, err := c.LookupDir(ctx, l); err != nil || again.Record.Implicit != nil {
-				t.Fatalf("second LookupDir read the record (err %v): the attribute was not set", err)
+			if again, _, err := c.Lookup(ctx, l, DirOnly); err != nil || again.Record.Implicit != nil {
+				t.Fatalf("second DirOnly lookup read the record (err %v): the attribute was not set", err)
 			}
 		})
 	}

@@ -213,7 +213,7 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Loc
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
 	go func() { p.synced <- c.seal(sctx, tmp, l, rec) }()
-	return Tree{Dir: dir, Record: rec, pending: p}, nil
+	return Tree{DiffID: l.DiffID, Dir: dir, Record: rec, pending: p}, nil
 }
 
 // seal fingerprints the tree unpacked in tmp, writes its record beside it and

@@ -19,17 +19,18 @@ import (
 
 // Tree is one unpacked layer in the cache.
 type Tree struct {
+	DiffID digest.Digest // the layer's diff id, which names the tree
 	// Dir is the tree's directory: in trees/ once published; in tmp/ while a tree that
 	// StartTree made is not published yet.
 	Dir string
 	// Record is what the layer's unpacking recorded; empty for a tree that
-	// LookupDir returned without it (LoadRecord reads it).
+	// Lookup returned without it (DirOnly; LoadRecord reads it).
 	Record   layer.Record
 	Cached   bool // it was in the cache before this call
 	Repaired bool // the cached tree had been changed (a write through a hardlinked destination) and was made again
 
 	pending  *pending // a tree StartTree made and Publish has not published yet
-	noRecord bool     // Record was not read (LookupDir)
+	noRecord bool     // Record was not read (a DirOnly lookup)
 }
 
 // treeFormat is the version of what a tree and its record mean (layer.Record's
@@ -59,29 +60,30 @@ type blobRef struct {
 	MediaType string        `json:"mediaType"`
 }
 
+// Want says what Lookup reads of a tree.
+type Want int
+
+const (
+	// WithRecord: the tree's directory and its record (what assembly needs).
+	WithRecord Want = iota
+	// DirOnly: the tree's directory (an overlay's lower layer, whose fix-up is cached); the
+	// record is read only where its file's format attribute does not vouch for it or a
+	// hardlinked destination may have changed the tree. LoadRecord reads it if it is needed
+	// after all.
+	DirOnly
+)
+
 // Lookup returns the layer's tree if the cache has it, as Tree does, without
 // making it. Lookups wait on the disk, not the CPU: a caller may run many at
-// once, and call Tree for the layers they did not find.
-func (c *Cache) Lookup(ctx context.Context, l Layer) (Tree, bool, error) {
+// once, and call Tree (or StartTree) for the layers they did not find.
+func (c *Cache) Lookup(ctx context.Context, l Layer, want Want) (Tree, bool, error) {
 	if err := l.check(); err != nil {
 		return Tree{}, false, err
 	}
-	return c.cachedTree(ctx, l.DiffID, true)
+	return c.cachedTree(ctx, l.DiffID, want == WithRecord)
 }
 
-// LookupDir is Lookup for a caller that needs the tree's directory and not
-// its record (an overlay whose fix-up is cached): the record is not read
-// where its file's format attribute vouches for it and no hardlinked
-// destination may have changed the tree. LoadRecord reads it if it is needed
-// after all.
-func (c *Cache) LookupDir(ctx context.Context, l Layer) (Tree, bool, error) {
-	if err := l.check(); err != nil {
-		return Tree{}, false, err
-	}
-	return c.cachedTree(ctx, l.DiffID, false)
-}
-
-// LoadRecord reads the record of a tree that LookupDir returned without it;
+// LoadRecord reads the record of a tree that Lookup returned without it (DirOnly);
 // it is a no-op for any other tree.
 func (t *Tree) LoadRecord() error {
 	if !t.noRecord {
@@ -118,7 +120,7 @@ func (c *Cache) cachedTree(ctx context.Context, d digest.Digest, withRecord bool
 	marked := !withRecord && formatMarked(dir+".json")
 	if marked && !linked {
 		touch(dir + ".json")
-		return Tree{Dir: dir, Cached: true, noRecord: true}, true, nil
+		return Tree{DiffID: d, Dir: dir, Cached: true, noRecord: true}, true, nil
 	}
 	rec, err := readTreeRecord(dir + ".json")
 	if err != nil || rec.Format != treeFormat {
@@ -134,7 +136,7 @@ func (c *Cache) cachedTree(ctx context.Context, d digest.Digest, withRecord bool
 		}
 	}
 	touch(dir + ".json")
-	return Tree{Dir: dir, Record: rec.Record, Cached: true}, true, nil
+	return Tree{DiffID: d, Dir: dir, Record: rec.Record, Cached: true}, true, nil
 }
 
 // formatMarked reports whether the record file at path carries this

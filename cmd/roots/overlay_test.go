@@ -212,7 +212,7 @@ func TestOverlayMatchesHardlink(t *testing.T) {
 
 			// From a cache that a copy pull filled, no tree is linked: the
 			// overlay trusts them without reading their records
-			// (cas.LookupDir), and the fix-up made from them must read them.
+			// (cas.Lookup, DirOnly), and the fix-up made from them must read them.
 			ovCache := longCache(t)
 			copied := filepath.Join(t.TempDir(), "copy")
 			mustPull(t, nil, "--cache", ovCache, "--mode", "copy", ref, copied)
