@@ -9,7 +9,8 @@ import (
 	"strings"
 
 	"github.com/rootsdev/roots/assemble"
-	"github.com/rootsdev/roots/assemble/mountinfo"
+	"github.com/rootsdev/roots/internal/disk"
+	"github.com/rootsdev/roots/internal/mountinfo"
 )
 
 // CheckDest refuses, before anything changes, a destination that a pull must never replace or
@@ -64,7 +65,7 @@ func CheckDest(dest, cache string) (string, error) {
 	}
 	for _, m := range mounts {
 		if m == canon {
-			if ours, err := assemble.OverlayMounted(canon); err == nil && ours {
+			if ours, err := disk.OverlayMounted(canon); err == nil && ours {
 				continue
 			}
 			return "", fmt.Errorf("DEST %s is a mount point: roots replaces no mount (unmount it, or pull elsewhere)", q)

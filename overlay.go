@@ -14,6 +14,7 @@ import (
 	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas"
 	"github.com/rootsdev/roots/fetch"
+	"github.com/rootsdev/roots/internal/disk"
 )
 
 // An overlay destination DEST is an overlayfs mount whose lower layers are the
@@ -93,7 +94,7 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 		return nil, fmt.Errorf("pull %s: %w", p.ref, err)
 	}
 	if old != "" {
-		if err := assemble.RemoveAll(old); err != nil {
+		if err := disk.RemoveAll(old); err != nil {
 			return nil, fmt.Errorf("remove the replaced %s: %w", dest, err)
 		}
 	}
@@ -111,7 +112,7 @@ func mountOverlay(c *cas.Cache, dest, state string, lowers []string, lease *cas.
 		err = assemble.MountOverlay(dest, state, lowers)
 	}
 	if err != nil {
-		assemble.RemoveAll(state)
+		disk.RemoveAll(state)
 	}
 	return err
 }
@@ -120,7 +121,7 @@ func mountOverlay(c *cas.Cache, dest, state string, lowers []string, lease *cas.
 // The leftovers of an overlay pull that was killed before it mounted (an
 // empty DEST, a state directory with an empty upper layer) are removed.
 func checkOverlayDest(dest, state string, force bool) error {
-	mounted, err := assemble.OverlayMounted(dest)
+	mounted, err := disk.OverlayMounted(dest)
 	if err != nil {
 		return err
 	}
@@ -128,7 +129,7 @@ func checkOverlayDest(dest, state string, force bool) error {
 		if fi, err := os.Lstat(dest); err == nil && fi.IsDir() {
 			unix.Rmdir(dest) // only if empty: the mount point that was never mounted on
 		}
-		if err := assemble.RemoveAll(state); err != nil {
+		if err := disk.RemoveAll(state); err != nil {
 			return err
 		}
 	}
@@ -155,7 +156,7 @@ func emptyUpper(state string) bool {
 // an overlay there is unmounted and its lease released, and anything else is
 // moved aside, for the caller to remove once the new mount is in place.
 func clearOverlayDest(c *cas.Cache, dest, state string, force bool) (aside string, err error) {
-	mounted, err := assemble.OverlayMounted(dest)
+	mounted, err := disk.OverlayMounted(dest)
 	if err != nil {
 		return "", err
 	}
@@ -208,7 +209,7 @@ func releaseRecorded(state string, c *cas.Cache) error {
 // another mode's pull replaces it: unmounted, lease released, state removed,
 // the empty mount point left for the staging directory to take its place.
 func replaceOverlay(dest string) error {
-	mounted, err := assemble.OverlayMounted(dest)
+	mounted, err := disk.OverlayMounted(dest)
 	if err != nil || !mounted {
 		return err
 	}
@@ -225,7 +226,7 @@ func Unmount(ctx context.Context, dest string, keep bool) (kept string, err erro
 		return "", err
 	}
 	state := statePath(dest)
-	mounted, err := assemble.OverlayMounted(dest)
+	mounted, err := disk.OverlayMounted(dest)
 	if err != nil {
 		return "", err
 	}
@@ -257,7 +258,7 @@ func Unmount(ctx context.Context, dest string, keep bool) (kept string, err erro
 // the mount point.
 func endOverlay(c *cas.Cache, dest, keep string) error {
 	state := statePath(dest)
-	mounted, err := assemble.OverlayMounted(dest)
+	mounted, err := disk.OverlayMounted(dest)
 	if err != nil {
 		return err
 	}
@@ -277,5 +278,5 @@ func endOverlay(c *cas.Cache, dest, keep string) error {
 			return err
 		}
 	}
-	return assemble.RemoveAll(state)
+	return disk.RemoveAll(state)
 }

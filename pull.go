@@ -15,6 +15,7 @@ import (
 	"github.com/rootsdev/roots/cas"
 	"github.com/rootsdev/roots/cas/layer"
 	"github.com/rootsdev/roots/fetch"
+	"github.com/rootsdev/roots/internal/disk"
 )
 
 // assemble makes every layer's tree in the cache, in parallel, and hardlinks
@@ -29,13 +30,13 @@ func (p *puller) assemble(ctx context.Context, img *fetch.Image, dir string) ([]
 	var asm *assemble.Assembly
 	var x *cas.Exposure
 	if p.opts.Mode == Copy {
-		asm, err = assemble.NewCopy(ctx, dir)
+		asm, err = assemble.NewCopy(dir)
 	} else {
 		// dir will share the trees' inodes: from now on their reuse checks them.
 		if x, err = c.Expose(ctx, nil); err != nil {
 			return nil, err
 		}
-		asm, err = assemble.NewHardlink(ctx, dir)
+		asm, err = assemble.NewHardlink(dir)
 	}
 	if err != nil {
 		return nil, err
@@ -47,16 +48,16 @@ func (p *puller) assemble(ctx context.Context, img *fetch.Image, dir string) ([]
 				return err
 			}
 		}
-		return asm.Add(assemble.Tree{Dir: t.Dir, Record: t.Record})
+		return asm.Add(ctx, assemble.Tree{Dir: t.Dir, Record: t.Record})
 	})
 	if err == nil {
-		err = asm.Finish()
+		err = asm.Finish(ctx)
 	}
 	if x == nil {
 		return unapplied(trees), err
 	}
 	if err != nil {
-		if assemble.RemoveAll(dir) == nil {
+		if disk.RemoveAll(dir) == nil {
 			x.Undo(context.WithoutCancel(ctx)) // nothing of this pull shares the trees
 		} else {
 			x.Release()

@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/rootsdev/roots"
+	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots/fetch"
 )
 
 // TestPullEvents: a cold pull reports the image, every layer's bytes and its end; a warm pull
@@ -140,5 +142,22 @@ func TestUnmountNotOverlay(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSharedErrors: an error that several packages report is one value, so that a caller tells
+// it apart with one errors.Is whichever package failed.
+func TestSharedErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		a, b error
+	}{
+		{"DigestMismatch", cas.ErrDigestMismatch, fetch.ErrDigestMismatch},
+		{"Exists", roots.ErrExists, assemble.ErrExists},
+		{"OverlayCannotShow", roots.ErrOverlayCannotShow, assemble.ErrOverlayCannotShow},
+	} {
+		if tt.a != tt.b {
+			t.Errorf("%s: two errors", tt.name)
+		}
 	}
 }

@@ -48,7 +48,7 @@ type Tree struct {
 // lower layers left it, symlinks among the parents of both followed inside the destination. A
 // missing parent of Name, or a non-directory other than a symlink in its place, becomes a new
 // directory (0755 root:root unless the tree gives it metadata); a Target that is missing, a
-// directory, or behind a non-directory is ErrLinkTarget.
+// directory, or behind a non-directory wraps cas/layer.ErrLinkTargetMissing (a directory: ErrInvalidLink).
 type Link = caslayer.Link
 
 // Hardlink assembles trees (bottom to top) into dir, an existing empty directory (normally a
@@ -87,17 +87,17 @@ const (
 )
 
 func all(ctx context.Context, dir string, trees []Tree, mode fileMode) error {
-	a, err := start(ctx, dir, mode)
+	a, err := start(dir, mode)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	for _, t := range trees {
-		if err := a.Add(t); err != nil {
+		if err := a.Add(ctx, t); err != nil {
 			return err
 		}
 	}
-	return a.Finish()
+	return a.Finish(ctx)
 }
 
 // An Assembly is Hardlink or Copy one tree at a time, so that a layer can be added as soon as
@@ -113,21 +113,19 @@ type Assembly struct {
 }
 
 // NewHardlink starts a Hardlink assembly into dir, an existing empty directory.
-func NewHardlink(ctx context.Context, dir string) (*Assembly, error) {
-	return start(ctx, dir, linkMost)
-}
+func NewHardlink(dir string) (*Assembly, error) { return start(dir, linkMost) }
 
 // NewCopy starts a Copy assembly into dir, an existing empty directory.
-func NewCopy(ctx context.Context, dir string) (*Assembly, error) { return start(ctx, dir, copyAll) }
+func NewCopy(dir string) (*Assembly, error) { return start(dir, copyAll) }
 
 // Add adds the next tree, above the ones added before. After a failure every call fails.
-func (s *Assembly) Add(t Tree) error {
+func (s *Assembly) Add(ctx context.Context, t Tree) error {
 	if s.err != nil || s.done {
 		return s.failed()
 	}
 	err := t.validate()
 	if err == nil {
-		err = s.a.addTree(&t, s.n == 0)
+		err = s.a.addTree(ctx, &t, s.n == 0)
 	}
 	if err != nil {
 		s.err = fmt.Errorf("assemble %s: layer %d (%s): %w", s.dir, s.n, t.Dir, err)
@@ -138,11 +136,11 @@ func (s *Assembly) Add(t Tree) error {
 }
 
 // Finish sets the directories' metadata, children before parents, and closes the assembly.
-func (s *Assembly) Finish() error {
+func (s *Assembly) Finish(ctx context.Context) error {
 	if s.err != nil || s.done {
 		return s.failed()
 	}
-	if err := s.a.applyMeta(); err != nil {
+	if err := s.a.applyMeta(ctx); err != nil {
 		s.err = fmt.Errorf("assemble %s: directory metadata: %w", s.dir, err)
 		return s.err
 	}

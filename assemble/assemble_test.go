@@ -3,6 +3,8 @@ package assemble
 import (
 	"context"
 	"errors"
+	caslayer "github.com/rootsdev/roots/cas/layer"
+	"github.com/rootsdev/roots/internal/testtree"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,19 +22,7 @@ type env struct {
 }
 
 // outsideIntact checks that the directory symlinks point at still holds only its secret.
-func outsideIntact(t *testing.T, e env) {
-	t.Helper()
-	ents, err := os.ReadDir(e.out)
-	must(t, err)
-	if len(ents) != 1 || ents[0].Name() != "secret" {
-		t.Errorf("outside directory changed: %v", ents)
-	}
-	b, err := os.ReadFile(filepath.Join(e.out, "secret"))
-	must(t, err)
-	if string(b) != "secret" {
-		t.Errorf("outside secret changed: %q", b)
-	}
-}
+func outsideIntact(t *testing.T, e env) { t.Helper(); testtree.OutsideIntact(t, e.out) }
 
 var assembleCases = []struct {
 	name    string
@@ -352,13 +342,13 @@ var assembleCases = []struct {
 			{ents: []ent{symlink("lib", "$OUT")}},
 			{links: []Link{{Name: "x", Target: "lib/secret"}}},
 		},
-		wantErr: ErrLinkTarget,
+		wantErr: caslayer.ErrLinkTargetMissing,
 		check:   outsideIntact,
 	},
 	{
 		name:    "LinkTargetMissing",
 		layers:  []layer{{links: []Link{{Name: "x", Target: "nope"}}}},
-		wantErr: ErrLinkTarget,
+		wantErr: caslayer.ErrLinkTargetMissing,
 	},
 	{
 		name: "LinkToDirectoryRefused",
@@ -366,7 +356,7 @@ var assembleCases = []struct {
 			{ents: []ent{dir("d", 0o755)}},
 			{links: []Link{{Name: "x", Target: "d"}}},
 		},
-		wantErr: ErrLinkTarget,
+		wantErr: caslayer.ErrInvalidLink,
 	},
 	{
 		name: "OwnersModesXattrs",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"os"
 	"runtime"
 	"strings"
@@ -11,14 +12,11 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
-
-	caslayer "github.com/rootsdev/roots/cas/layer"
 )
 
 // assembler is one assembly in progress: the destination, its directory metadata, and the
 // state of the tree being added.
 type assembler struct {
-	ctx      context.Context
 	root     int      // the destination's descriptor
 	top      *node    // the destination's root directory
 	rootMeta *dirMeta // the root's metadata: the topmost tree's that does not list "." implicit
@@ -44,14 +42,14 @@ type assembler struct {
 }
 
 // start opens dir for an Assembly: Hardlink (copy false) or Copy (copy true).
-func start(ctx context.Context, dir string, mode fileMode) (*Assembly, error) {
+func start(dir string, mode fileMode) (*Assembly, error) {
 	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("assemble: %w", pathErr("open", dir, err))
 	}
 	a := &assembler{
-		ctx: ctx, root: root, top: &node{}, copy: mode == copyAll, copyDirs: mode == linkMost,
-		euid: os.Geteuid(), buf: make([]byte, direntBufSize),
+		root: root, top: &node{}, copy: mode == copyAll, copyDirs: mode == linkMost,
+		euid: os.Geteuid(), buf: make([]byte, disk.BufSize),
 	}
 	return &Assembly{a: a, dir: dir}, nil
 }
@@ -63,7 +61,7 @@ func (a *assembler) close() { unix.Close(a.root) }
 // lower layers left them; (2) its whiteouts; (3) its opaque directories; (4) its Links are put
 // at their names; (5) its own entries, parents first. first says the destination is still
 // empty, so entries need no look before they are made.
-func (a *assembler) addTree(t *Tree, first bool) error {
+func (a *assembler) addTree(ctx context.Context, t *Tree, first bool) error {
 	a.tree, a.crossDev, a.copies, a.copyMu = t, new(atomic.Bool), map[fileID]string{}, new(sync.Mutex)
 	a.whiteouts = make(map[string]map[string]bool)
 	for _, p := range t.Whiteouts {
@@ -111,21 +109,21 @@ func (a *assembler) addTree(t *Tree, first bool) error {
 			return pathErr("stat", t.Dir, err)
 		}
 	}
-	if err := a.walkTree(tfd, first && len(t.Links) == 0); err != nil {
+	if err := a.walkTree(ctx, tfd, first && len(t.Links) == 0); err != nil {
 		return err
 	}
-	return a.addFollowed(tfd)
+	return a.addFollowed(ctx, tfd)
 }
 
 // walkTree adds the entries of the tree's root directory tfd to the destination's root, walking
 // directories on as many goroutines as there are CPUs: the kernel's work for a link, and the
 // reads and writes of a copy, run in parallel.
-func (a *assembler) walkTree(tfd int, fresh bool) error {
+func (a *assembler) walkTree(ctx context.Context, tfd int, fresh bool) error {
 	workers := runtime.GOMAXPROCS(0)
 	if workers < 2 {
-		return a.walkDir(tfd, a.root, ".", ".", a.top, fresh)
+		return a.walkDir(ctx, tfd, a.root, ".", ".", a.top, fresh)
 	}
-	ctx, cancel := context.WithCancelCause(a.ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	p := &walkPool{tasks: make(chan walkTask, 4*workers), cancel: cancel}
 	p.pending.Add(1)
@@ -136,12 +134,12 @@ func (a *assembler) walkTree(tfd int, fresh bool) error {
 		go func() {
 			defer wg.Done()
 			w := *a
-			w.ctx, w.pool, w.buf, w.copyBuf = ctx, p, make([]byte, direntBufSize), nil
+			w.pool, w.buf, w.copyBuf = p, make([]byte, disk.BufSize), nil
 			for t := range p.tasks {
 				if t.tfd < 0 {
-					p.done(w.walkDir(tfd, a.root, ".", ".", a.top, t.fresh))
+					p.done(w.walkDir(ctx, tfd, a.root, ".", ".", a.top, t.fresh))
 				} else {
-					p.done(w.walkDir(t.tfd, t.dfd, t.rel, t.drel, t.n, t.fresh))
+					p.done(w.walkDir(ctx, t.tfd, t.dfd, t.rel, t.drel, t.n, t.fresh))
 					unix.Close(t.tfd)
 					unix.Close(t.dfd)
 				}
@@ -195,35 +193,35 @@ func (p *walkPool) hand(t walkTask) bool {
 // walkDir adds the entries of the tree directory tfd (at rel in the tree) to the destination
 // directory dfd (at drel, which is rel unless a symlink was followed on the way), whose node is n.
 // fresh says dfd was just made, so its entries are created without looking first.
-func (a *assembler) walkDir(tfd, dfd int, rel, drel string, n *node, fresh bool) error {
-	if err := a.ctx.Err(); err != nil {
+func (a *assembler) walkDir(ctx context.Context, tfd, dfd int, rel, drel string, n *node, fresh bool) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ents, err := readDir(tfd, a.buf)
+	ents, err := disk.ReadDir(tfd, a.buf)
 	if err != nil {
 		return pathErr("read", rel, err)
 	}
 	wh := a.whiteouts[rel]
 	for _, e := range ents {
-		if wh[e.name] {
-			skip, err := isWhiteoutDevice(tfd, e.name)
+		if wh[e.Name] {
+			skip, err := isWhiteoutDevice(tfd, e.Name)
 			if err != nil {
-				return pathErr("stat", joinPath(rel, e.name), err)
+				return pathErr("stat", joinPath(rel, e.Name), err)
 			}
 			if skip {
 				continue
 			}
 		}
-		typ := e.typ
+		typ := e.Type
 		if typ == unix.DT_UNKNOWN {
-			if typ, err = statType(tfd, e.name); err != nil {
-				return pathErr("stat", joinPath(rel, e.name), err)
+			if typ, err = statType(tfd, e.Name); err != nil {
+				return pathErr("stat", joinPath(rel, e.Name), err)
 			}
 		}
 		if typ == unix.DT_DIR {
-			err = a.addDir(tfd, dfd, e.name, joinPath(rel, e.name), joinPath(drel, e.name), n, fresh)
+			err = a.addDir(ctx, tfd, dfd, e.Name, joinPath(rel, e.Name), joinPath(drel, e.Name), n, fresh)
 		} else {
-			err = a.addFile(tfd, dfd, e.name, typ, drel, n)
+			err = a.addFile(tfd, dfd, e.Name, typ, drel, n)
 		}
 		if err != nil {
 			return err
@@ -240,7 +238,7 @@ func (a *assembler) walkDir(tfd, dfd int, rel, drel string, n *node, fresh bool)
 // implicit and a lower layer made it (a directory made new on the way to one of this tree's
 // Links takes the tree's, which is 0755 root:root too when the tree marks it implicit, with
 // times that do not depend on when assembly ran).
-func (a *assembler) addDir(tfd, dfd int, name, rel, drel string, parent *node, fresh bool) error {
+func (a *assembler) addDir(ctx context.Context, tfd, dfd int, name, rel, drel string, parent *node, fresh bool) error {
 	follow := a.implicit[rel] && !a.linkDirs[drel]
 	cdfd, created, err := destDir(dfd, name, fresh, follow)
 	if err == errFollow {
@@ -250,7 +248,7 @@ func (a *assembler) addDir(tfd, dfd int, name, rel, drel string, parent *node, f
 	if err != nil {
 		return pathErr("mkdir", drel, err)
 	}
-	ctfd, err := openDir(tfd, name)
+	ctfd, err := disk.OpenDir(tfd, name)
 	if err != nil {
 		unix.Close(cdfd)
 		return pathErr("open", rel, err)
@@ -273,7 +271,7 @@ func (a *assembler) addDir(tfd, dfd int, name, rel, drel string, parent *node, f
 	}
 	defer unix.Close(ctfd)
 	defer unix.Close(cdfd)
-	return a.walkDir(ctfd, cdfd, rel, drel, n, created)
+	return a.walkDir(ctx, ctfd, cdfd, rel, drel, n, created)
 }
 
 // destDir opens the directory name in dfd, making it first if it is missing and replacing a
@@ -281,7 +279,7 @@ func (a *assembler) addDir(tfd, dfd int, name, rel, drel string, parent *node, f
 // set. It reports whether it made the directory.
 func destDir(dfd int, name string, fresh, follow bool) (fd int, created bool, err error) {
 	if !fresh {
-		fd, err = openDir(dfd, name)
+		fd, err = disk.OpenDir(dfd, name)
 		switch {
 		case err == nil:
 			return fd, false, nil
@@ -305,7 +303,7 @@ func destDir(dfd int, name string, fresh, follow bool) (fd int, created bool, er
 	if err != nil {
 		return -1, false, err
 	}
-	fd, err = openDir(dfd, name)
+	fd, err = disk.OpenDir(dfd, name)
 	return fd, true, err
 }
 
@@ -338,7 +336,7 @@ func (a *assembler) clear(dfd int, name string, n *node) error {
 	err := unix.Unlinkat(dfd, name, 0)
 	if errors.Is(err, unix.EISDIR) {
 		n.forget(name)
-		err = removeEntry(dfd, name, unix.DT_DIR, a.buf)
+		err = disk.RemoveAt(dfd, name, unix.DT_DIR, a.buf)
 	}
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return err
@@ -352,7 +350,7 @@ func isWhiteoutDevice(dirfd int, name string) (bool, error) {
 	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return false, err
 	}
-	return caslayer.IsWhiteout(&st), nil
+	return disk.IsWhiteout(&st), nil
 }
 
 // splitLast splits a checked path into its parent directory ("." at the top) and last component.

@@ -2,6 +2,7 @@ package assemble
 
 import (
 	"errors"
+	"github.com/rootsdev/roots/internal/disk"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,11 +64,11 @@ func (a *assembler) copySpecial(sfd int, sname string, dfd int, dname string, st
 			return err
 		}
 	}
-	xs, err := linkXattrs(procPath(sfd, sname))
+	xs, err := linkXattrs(disk.ProcPath(sfd, sname))
 	if err != nil {
 		return err
 	}
-	dst := procPath(dfd, dname)
+	dst := disk.ProcPath(dfd, dname)
 	if err := a.setXattrs(xs, func(name string, v []byte) error { return unix.Lsetxattr(dst, name, v, 0) }); err != nil {
 		return err
 	}

@@ -1,6 +1,10 @@
 package assemble
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/rootsdev/roots/internal/disk"
+)
 
 var (
 	// ErrExists reports a destination that already exists when replacing it was not asked for.
@@ -13,11 +17,7 @@ var (
 	// ErrMountPoint reports a directory that a removal would have entered, but that is another
 	// mount than its parent (a bind mount, a tmpfs, a chroot's /dev): roots never removes
 	// anything on a filesystem it did not make.
-	ErrMountPoint = errors.New("is a mount point")
-
-	// ErrLinkTarget reports a Link whose target is not a non-directory in the destination, or is
-	// reachable only through a symlink.
-	ErrLinkTarget = errors.New("hardlink target not in the destination")
+	ErrMountPoint = disk.ErrMountPoint
 )
 
 // errFinished reports a use of an Assembly after Finish or Close.

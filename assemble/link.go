@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	caslayer "github.com/rootsdev/roots/cas/layer"
+	"github.com/rootsdev/roots/internal/disk"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -22,8 +24,8 @@ const heldPrefix = ".roots-links-"
 
 // holdLinks links the Target of each of links (but those naming themselves) into a new private
 // directory, whose name it sets in a.held. A symlink among the Target's parents is followed
-// inside the destination; a Target that is missing, a directory, or behind a non-directory is
-// ErrLinkTarget.
+// inside the destination; a Target that is missing or behind a non-directory wraps
+// caslayer.ErrLinkTargetMissing, a directory caslayer.ErrInvalidLink.
 func (a *assembler) holdLinks(links []Link) (fd int, err error) {
 	if len(links) == 0 {
 		return -1, nil
@@ -39,7 +41,7 @@ func (a *assembler) holdLinks(links []Link) (fd int, err error) {
 		a.held = ""
 		return -1, pathErr("mkdir", heldPrefix+"*", err)
 	}
-	if fd, err = openDir(a.root, a.held); err != nil {
+	if fd, err = disk.OpenDir(a.root, a.held); err != nil {
 		a.releaseLinks(-1)
 		return -1, pathErr("open", a.held, err)
 	}
@@ -60,7 +62,7 @@ func (a *assembler) holdLink(hfd int, key string, l Link) error {
 	dir, tname := splitLast(l.Target)
 	tdir, _, _, err := a.resolveDir(dir, false, false)
 	if absent(err) {
-		return fmt.Errorf("link %s to %s: %w", l.Name, l.Target, ErrLinkTarget)
+		return fmt.Errorf("link %s to %s: %w", l.Name, l.Target, caslayer.ErrLinkTargetMissing)
 	}
 	if err != nil {
 		return fmt.Errorf("link %s to %s: %w", l.Name, l.Target, err)
@@ -71,10 +73,10 @@ func (a *assembler) holdLink(hfd int, key string, l Link) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.ENOENT):
-		return fmt.Errorf("link %s to %s: %w", l.Name, l.Target, ErrLinkTarget)
+		return fmt.Errorf("link %s to %s: %w", l.Name, l.Target, caslayer.ErrLinkTargetMissing)
 	case errors.Is(err, unix.EPERM):
 		if typ, serr := statType(tdir, tname); serr == nil && typ == unix.DT_DIR {
-			return fmt.Errorf("link %s to %s: directory: %w", l.Name, l.Target, ErrLinkTarget)
+			return fmt.Errorf("link %s to %s: a directory: %w", l.Name, l.Target, caslayer.ErrInvalidLink)
 		}
 	case errors.Is(err, unix.EMLINK), errors.Is(err, unix.EXDEV):
 		return a.copyEntry(tdir, tname, hfd, key, unix.DT_UNKNOWN, a.held, nil)
@@ -128,7 +130,7 @@ func (a *assembler) releaseLinks(hfd int) {
 		return
 	}
 	if err := unix.Unlinkat(a.root, a.held, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
-		removeEntry(a.root, a.held, unix.DT_DIR, a.buf)
+		disk.RemoveAt(a.root, a.held, unix.DT_DIR, a.buf)
 	}
 	a.held = ""
 }

@@ -1,6 +1,8 @@
 package assemble
 
 import (
+	"context"
+	"github.com/rootsdev/roots/internal/disk"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,8 +75,8 @@ func readMeta(fd int) (*dirMeta, error) {
 // applyMeta sets the metadata of every directory of the destination, children before parents,
 // then the root's: that of the topmost tree whose root is not implicit (a layer's entry for "./"
 // gave it), else 0755 with the owner and times the root has.
-func (a *assembler) applyMeta() error {
-	if err := a.applyChildren(a.root, a.top, "."); err != nil {
+func (a *assembler) applyMeta(ctx context.Context) error {
+	if err := a.applyChildren(ctx, a.root, a.top, "."); err != nil {
 		return err
 	}
 	m := a.rootMeta
@@ -94,17 +96,17 @@ func (a *assembler) applyMeta() error {
 }
 
 // applyChildren sets the metadata below the destination directory fd (at rel), deepest first.
-func (a *assembler) applyChildren(fd int, n *node, rel string) error {
-	if err := a.ctx.Err(); err != nil {
+func (a *assembler) applyChildren(ctx context.Context, fd int, n *node, rel string) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	for name, c := range n.children {
 		crel := joinPath(rel, name)
-		cfd, err := openDir(fd, name)
+		cfd, err := disk.OpenDir(fd, name)
 		if err != nil {
 			return pathErr("open", crel, err)
 		}
-		err = a.applyChildren(cfd, c, crel)
+		err = a.applyChildren(ctx, cfd, c, crel)
 		if err == nil && c.meta != nil {
 			err = a.setMeta(cfd, c.meta, crel)
 		}

@@ -10,12 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
-
-	caslayer "github.com/rootsdev/roots/cas/layer"
 )
 
 // OverlayFixup builds in dir (an existing empty directory on the trees' filesystem) the layer
@@ -153,7 +152,7 @@ func ovlPrune(ctx context.Context, hfd, ofd int, rel string) (bool, error) {
 				return false, pathErr("mknod whiteout", crel, err)
 			}
 			keep = true
-		case caslayer.IsWhiteout(&hst):
+		case disk.IsWhiteout(&hst):
 			return false, fmt.Errorf("%w: %s is a 0:0 character device, which overlayfs takes for a whiteout", ErrOverlayCannotShow, crel)
 		case oerr != nil: // the overlay lacks it: keep it, and all below
 			keep = true
@@ -180,12 +179,12 @@ func ovlPrune(ctx context.Context, hfd, ofd int, rel string) (bool, error) {
 
 // ovlPruneDir prunes the directory name of both sides and compares their metadata.
 func ovlPruneDir(ctx context.Context, hfd, ofd int, name, rel string, hst, ost *unix.Stat_t) (sub, same bool, err error) {
-	ch, err := openDir(hfd, name)
+	ch, err := disk.OpenDir(hfd, name)
 	if err != nil {
 		return false, false, pathErr("open", rel, err)
 	}
 	defer unix.Close(ch)
-	co, err := openDir(ofd, name)
+	co, err := disk.OpenDir(ofd, name)
 	if err != nil {
 		return false, false, pathErr("open overlay", rel, err)
 	}

@@ -96,28 +96,6 @@ func UnmountOverlay(dest string) error {
 	return nil
 }
 
-// OverlayMounted reports whether dest is the root of an overlay mount.
-func OverlayMounted(dest string) (bool, error) {
-	var fs unix.Statfs_t
-	if err := unix.Statfs(dest, &fs); err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-			return false, nil
-		}
-		return false, pathErr("statfs", dest, err)
-	}
-	if fs.Type != unix.OVERLAYFS_SUPER_MAGIC {
-		return false, nil
-	}
-	var st, pst unix.Stat_t
-	if err := unix.Lstat(dest, &st); err != nil {
-		return false, pathErr("stat", dest, err)
-	}
-	if err := unix.Stat(filepath.Dir(dest), &pst); err != nil {
-		return false, pathErr("stat", filepath.Dir(dest), err)
-	}
-	return st.Dev != pst.Dev, nil
-}
-
 // errOvlNoMountAPI means the kernel lacks fsopen(2) or overlayfs's "lowerdir+" (before 6.8).
 var errOvlNoMountAPI = errors.New("no overlay lowerdir+ mount API")
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,7 +149,7 @@ func TestOverlayMountManyLongLayers(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer unix.Unmount(dest, unix.MNT_DETACH)
-			if ok, err := assemble.OverlayMounted(dest); !ok || err != nil {
+			if ok, err := disk.OverlayMounted(dest); !ok || err != nil {
 				t.Fatalf("OverlayMounted: %v, %v", ok, err)
 			}
 			ents, _ := os.ReadDir(dest)
@@ -170,7 +171,7 @@ func TestOverlayMountManyLongLayers(t *testing.T) {
 			if err := assemble.UnmountOverlay(dest); err != nil {
 				t.Fatal(err)
 			}
-			if ok, _ := assemble.OverlayMounted(dest); ok {
+			if ok, _ := disk.OverlayMounted(dest); ok {
 				t.Fatal("still mounted")
 			}
 		})

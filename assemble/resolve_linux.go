@@ -1,8 +1,10 @@
 package assemble
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"strings"
 	"sync"
 
@@ -66,7 +68,7 @@ func (a *assembler) resolveDir(p string, create, links bool) (fd int, real strin
 			continue
 		}
 		rel := strings.Join(append(done[:len(done):len(done)], c), "/")
-		next, err := openDir(cur(), c)
+		next, err := disk.OpenDir(cur(), c)
 		created := false
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
 			var st unix.Stat_t
@@ -101,7 +103,7 @@ func (a *assembler) resolveDir(p string, create, links bool) (fd int, real strin
 		if errors.Is(err, unix.ENOENT) && create {
 			if err = unix.Mkdirat(cur(), c, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
 				created = err == nil
-				next, err = openDir(cur(), c)
+				next, err = disk.OpenDir(cur(), c)
 			}
 		}
 		if err != nil {
@@ -125,7 +127,7 @@ func (a *assembler) resolveDir(p string, create, links bool) (fd int, real strin
 	}
 	fd = cur()
 	if len(fds) == 0 {
-		if fd, err = openDir(a.root, "."); err != nil {
+		if fd, err = disk.OpenDir(a.root, "."); err != nil {
 			return -1, "", nil, pathErr("open", ".", err)
 		}
 	}
@@ -169,7 +171,7 @@ func (f *follows) next() (followed, bool) {
 // addFollowed adds the entries of every followed directory of the tree (root descriptor tfd)
 // below the symlink's resolution, one at a time (two may resolve to the same directory), and
 // the directories followed on the way below them.
-func (a *assembler) addFollowed(tfd int) error {
+func (a *assembler) addFollowed(ctx context.Context, tfd int) error {
 	a.pool = nil
 	for {
 		x, ok := a.follows.next()
@@ -185,7 +187,7 @@ func (a *assembler) addFollowed(tfd int) error {
 			unix.Close(ctfd)
 			return err
 		}
-		err = a.walkDir(ctfd, dfd, x.rel, real, n, false)
+		err = a.walkDir(ctx, ctfd, dfd, x.rel, real, n, false)
 		unix.Close(ctfd)
 		unix.Close(dfd)
 		if err != nil {

@@ -3,13 +3,14 @@ package assemble
 import (
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/rootsdev/roots/assemble/mountinfo"
+	"github.com/rootsdev/roots/internal/mountinfo"
 )
 
 // Staging is a destination being built beside its final path, so that the final path only ever
@@ -99,7 +100,7 @@ func RemoveStale(dest string) {
 		}
 		dir := filepath.Join(parent, e.Name())
 		if release, err := hold(dir); err == nil {
-			RemoveAll(dir)
+			disk.RemoveAll(dir)
 			release()
 		}
 	}
@@ -142,7 +143,7 @@ func (s *Staging) Commit() error {
 	if err == nil {
 		s.done = true
 		s.release()
-		return syncDir(filepath.Dir(s.dest))
+		return disk.SyncDir(filepath.Dir(s.dest))
 	}
 	if !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("commit %s: %w", s.dest, err)
@@ -166,8 +167,8 @@ func (s *Staging) Commit() error {
 		return fmt.Errorf("commit %s: replace: %w", s.dest, err)
 	}
 	s.done = true
-	serr := syncDir(filepath.Dir(s.dest))
-	err = RemoveAll(s.Dir)
+	serr := disk.SyncDir(filepath.Dir(s.dest))
+	err = disk.RemoveAll(s.Dir)
 	s.release()
 	if err != nil {
 		return fmt.Errorf("commit %s: the new tree is in place, but the replaced one could not be removed and is left at %s: %w", Quote(s.dest), Quote(s.Dir), err)
@@ -213,7 +214,7 @@ func (s *Staging) Abort() error {
 	if s.done {
 		return nil
 	}
-	err := RemoveAll(s.Dir)
+	err := disk.RemoveAll(s.Dir)
 	s.release()
 	if err != nil {
 		return fmt.Errorf("abort %s: %w", s.dest, err)

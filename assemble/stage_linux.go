@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,19 +45,6 @@ func exchange(old, new string) error {
 		return err
 	}
 	return os.Rename(aside, old)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Fsync(fd); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("sync %s: %w", filepath.Clean(dir), err)
-	}
-	return nil
 }
 
 // hold takes a non-blocking exclusive flock on the directory dir, kept until release is called

@@ -2,6 +2,7 @@ package assemble
 
 import (
 	"errors"
+	"github.com/rootsdev/roots/internal/testtree"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,7 +126,7 @@ func TestCommit(t *testing.T) {
 			before: func(t *testing.T, dest, out string) {
 				must(t, os.Mkdir(dest, 0o755))
 				must(t, os.WriteFile(filepath.Join(dest, "marker"), []byte("old"), 0o644))
-				makeHostile(t, filepath.Join(dest, "hostile"), out, 0)
+				testtree.Hostile(t, filepath.Join(dest, "hostile"), out, 0)
 			},
 			force:    true,
 			wantDest: "new",
@@ -183,7 +184,7 @@ func TestCommit(t *testing.T) {
 			if names := entries(t, parent); len(names) != 1 || names[0] != "dest" {
 				t.Errorf("parent holds %v, want only dest (staging or old tree left behind)", names)
 			}
-			outsideIntact(t, env{out: out})
+			testtree.OutsideIntact(t, out)
 			must(t, s.Abort()) // after Commit (or its failure): nothing left to do
 			if err := s.Commit(); err == nil {
 				t.Errorf("second Commit succeeded")
@@ -201,7 +202,7 @@ func TestAbortRemovesHostile(t *testing.T) {
 	dest := filepath.Join(base, "dest")
 	s, err := Stage(dest, false)
 	must(t, err)
-	makeHostile(t, filepath.Join(s.Dir, "rootfs"), out, 0)
+	testtree.Hostile(t, filepath.Join(s.Dir, "rootfs"), out, 0)
 	must(t, s.Abort())
 	if _, err := os.Lstat(s.Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("staging dir still there: %v", err)
@@ -209,6 +210,6 @@ func TestAbortRemovesHostile(t *testing.T) {
 	if names := entries(t, base); len(names) != 1 || names[0] != "outside" {
 		t.Errorf("left behind: %v", names)
 	}
-	outsideIntact(t, env{out: out})
+	testtree.OutsideIntact(t, out)
 	must(t, s.Abort()) // twice: no-op
 }

@@ -2,6 +2,7 @@ package assemble
 
 import (
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,7 +50,7 @@ func (a *assembler) opaque(p string) error {
 	if real == "." {
 		keep = a.held
 	}
-	if err := removeContents(fd, a.buf, keep); err != nil {
+	if err := disk.RemoveContents(fd, a.buf, keep); err != nil {
 		return pathErr("opaque", p, err)
 	}
 	return nil

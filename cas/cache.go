@@ -24,6 +24,7 @@ package cas
 import (
 	"context"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"os"
 	"path/filepath"
 
@@ -188,7 +189,7 @@ func cleanTmp(dir string, live []Lease) error {
 		if d, ok := retiredDigest(e.Name()); ok && leased(live, d) {
 			continue
 		}
-		if err := removeAll(filepath.Join(dir, e.Name())); err != nil {
+		if err := disk.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			return err
 		}
 	}

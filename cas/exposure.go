@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"io/fs"
 	"os"
 
@@ -103,7 +104,7 @@ func (x *Exposure) sync() error {
 	if !x.unsynced {
 		return nil
 	}
-	if err := syncDir(x.c.path("linked")); err != nil {
+	if err := disk.SyncDir(x.c.path("linked")); err != nil {
 		return fmt.Errorf("mark trees linked: %w", err)
 	}
 	x.unsynced = false
@@ -166,14 +167,4 @@ func (c *Cache) checkExposed(ctx context.Context, d digest.Digest, dir, want str
 		os.Remove(c.linkedPath(d))
 	}
 	return true, nil
-}
-
-// syncDir fsyncs the directory dir.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

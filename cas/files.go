@@ -5,8 +5,6 @@ package cas
 import (
 	"os"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 func touch(path string) {
@@ -38,15 +36,4 @@ func (c *Cache) writeFile(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
-}
-
-// syncfs flushes the filesystem that holds path: one call for a whole tree
-// instead of an fsync per file.
-func syncfs(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Syncfs(fd)
 }

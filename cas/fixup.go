@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"os"
 	"strings"
 
@@ -71,7 +72,7 @@ func (c *Cache) Fixup(ctx context.Context, trees []digest.Digest, build func(ctx
 	if err != nil {
 		return "", err
 	}
-	defer removeAll(tmp)
+	defer disk.RemoveAll(tmp)
 	dir := tmp + "/fixup"
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
@@ -89,7 +90,7 @@ func (c *Cache) Fixup(ctx context.Context, trees []digest.Digest, build func(ctx
 	if err := c.writeFile(final+".json", b); err != nil {
 		return "", fmt.Errorf("overlay fix-up %s: %w", key, err)
 	}
-	if err := syncfs(dir); err != nil {
+	if err := disk.Syncfs(dir); err != nil {
 		return "", fmt.Errorf("overlay fix-up %s: sync: %w", key, err)
 	}
 	if err := os.Rename(dir, final); err != nil {

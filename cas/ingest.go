@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"io"
 	"os"
 	"sync"
@@ -99,7 +100,7 @@ func (t *Tree) Abort() {
 	p.once.Do(func() {
 		p.cancel()
 		<-p.synced
-		removeAll(p.tmp)
+		disk.RemoveAll(p.tmp)
 		p.release()
 		p.err = errAborted
 	})
@@ -112,7 +113,7 @@ var errAborted = errors.New("tree aborted before it was published")
 // publish is Publish, once.
 func (p *pending) publish(ctx context.Context) error {
 	defer p.release()
-	defer removeAll(p.tmp)
+	defer disk.RemoveAll(p.tmp)
 	var err error
 	select {
 	case err = <-p.synced:
@@ -170,7 +171,7 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Loc
 	p := &pending{c: c, l: l, tmp: tmp, lock: lk, synced: make(chan error, 1)}
 	defer func() {
 		if err != nil {
-			removeAll(tmp)
+			disk.RemoveAll(tmp)
 			p.release()
 		}
 	}()
@@ -196,7 +197,7 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Loc
 		} else {
 			// Whatever went wrong, the next try starts from the registry.
 			os.Remove(blob)
-			if err := removeAll(dir); err != nil {
+			if err := disk.RemoveAll(dir); err != nil {
 				return Tree{}, err
 			}
 			fetched, err = c.fetch(ctx, l, open, tmp, unpack)
@@ -236,7 +237,7 @@ func (c *Cache) seal(ctx context.Context, tmp string, l Layer, rec layer.Record)
 		return fmt.Errorf("tree %s: %w", l.DiffID, err)
 	}
 	markFormat(tmp + "/record.json")
-	if err := syncfs(dir); err != nil {
+	if err := disk.Syncfs(dir); err != nil {
 		return fmt.Errorf("tree %s: sync: %w", l.DiffID, err)
 	}
 	return nil

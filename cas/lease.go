@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"io/fs"
 	"os"
 	"slices"
@@ -103,13 +104,9 @@ func (c *Cache) Leases() ([]Lease, error) {
 }
 
 // Live reports whether the lease's mount is still there: an overlay mounted at
-// its destination, as /proc/self/mountinfo of this mount namespace sees it.
+// its destination (disk.OverlayMounted).
 func (l Lease) Live() (bool, error) {
-	mounts, err := overlayMounts()
-	if err != nil {
-		return false, err
-	}
-	return mounts[l.Dest], nil
+	return disk.OverlayMounted(l.Dest)
 }
 
 // releaseStale releases the leases whose mount is gone, and returns the live
@@ -120,12 +117,8 @@ func (c *Cache) releaseStale() (live, released []Lease, err error) {
 	if err != nil || len(all) == 0 {
 		return nil, nil, err
 	}
-	mounts, err := overlayMounts()
-	if err != nil {
-		return nil, nil, err
-	}
 	for _, l := range all {
-		if mounts[l.Dest] {
+		if ok, err := l.Live(); ok || err != nil { // a mount it cannot tell is kept as live
 			live = append(live, l)
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -145,13 +146,9 @@ func (c *Cache) liveLeases() ([]Lease, error) {
 	if err != nil || len(all) == 0 {
 		return nil, err
 	}
-	mounts, err := overlayMounts()
-	if err != nil {
-		return nil, err
-	}
 	var live []Lease
 	for _, l := range all {
-		if mounts[l.Dest] {
+		if ok, err := l.Live(); ok || err != nil { // a mount it cannot tell is kept as live
 			live = append(live, l)
 		}
 	}
@@ -197,7 +194,7 @@ func (c *Cache) remove(o Object) error {
 			return err
 		}
 	}
-	return removeAll(doomed)
+	return disk.RemoveAll(doomed)
 }
 
 // removeEmptyParents removes dir and its parents up to (not including) top

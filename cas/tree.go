@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -195,7 +196,7 @@ func (c *Cache) retireDir(dir string, d digest.Digest) (bool, error) {
 	os.Remove(dir + ".json")
 	live, err := c.Leases()
 	if err == nil && !leased(live, d) {
-		err = removeAll(aside)
+		err = disk.RemoveAll(aside)
 	}
 	return true, err
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/rootsdev/roots/fetch/auth"
+	"github.com/rootsdev/roots/internal/verify"
 )
 
 // Sentinel errors. Callers tell failures apart with errors.Is; the messages
@@ -29,8 +30,9 @@ var (
 	ErrInvalidManifest = errors.New("invalid manifest")
 	// ErrNoMatchingPlatform: the image has no manifest for the platform asked for.
 	ErrNoMatchingPlatform = errors.New("no matching platform")
-	// ErrDigestMismatch: content does not hash to the digest it was asked by.
-	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrDigestMismatch: content does not hash to the digest it was asked by. It is
+	// cas.ErrDigestMismatch: one error wherever the content came from.
+	ErrDigestMismatch = verify.ErrDigestMismatch
 	// ErrTooLarge: a manifest, config or blob is larger than allowed or announced.
 	ErrTooLarge = errors.New("too large")
 	// ErrPlainHTTP: a registry answered plain HTTP where HTTPS was asked for, and plain HTTP is

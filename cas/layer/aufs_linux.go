@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"path"
 	"strings"
 
@@ -71,9 +72,5 @@ func (w *writer) aufsTarget(rel string) (fd int, name string, ok bool, err error
 
 // endAUFS removes the layer's kept .wh..wh.plnk/ files: only the hardlinks that named them stay.
 func (w *writer) endAUFS() error {
-	err := removeAll(w.root, aufsPlnk)
-	if err == unix.ENOENT {
-		return nil
-	}
-	return err
+	return disk.RemoveAt(w.root, aufsPlnk, unix.DT_UNKNOWN, make([]byte, disk.BufSize))
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package layer turns one OCI layer — a tar stream, possibly compressed — into files on disk.
 //
 // It exists because a layer is untrusted input that roots writes as root: every entry name,

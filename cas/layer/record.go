@@ -1,3 +1,5 @@
+//go:build linux
+
 package layer
 
 // Record is what a tree cannot hold itself; cas stores it as trees/sha256/<hex>.json. Paths are

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"github.com/rootsdev/roots/internal/disk"
 	"os"
 	"sort"
 
@@ -8,12 +9,12 @@ import (
 )
 
 // remove removes what is at name in dirfd (rel): a file, a symlink (never followed), or a
-// directory with its whole subtree. Nothing there is no error.
+// directory with its whole subtree (disk.RemoveAt). Nothing there is no error.
 func (w *writer) remove(dirfd int, rel, name string) error {
 	err := unix.Unlinkat(dirfd, name, 0)
 	isDir := err == unix.EISDIR
 	if isDir {
-		err = removeAll(dirfd, name)
+		err = disk.RemoveAt(dirfd, name, unix.DT_DIR, make([]byte, disk.BufSize))
 	}
 	if err == unix.ENOENT {
 		return nil
@@ -25,42 +26,14 @@ func (w *writer) remove(dirfd int, rel, name string) error {
 	return nil
 }
 
-// removeAll removes the directory name in dirfd and everything below it, working from
-// descriptors only: a symlink inside is removed, never followed.
-func removeAll(dirfd int, name string) error {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	names, err := readNames(fd)
-	if err == nil {
-		for _, child := range names {
-			err = unix.Unlinkat(fd, child, 0)
-			if err == unix.EISDIR {
-				err = removeAll(fd, child)
-			}
-			if err != nil && err != unix.ENOENT {
-				break
-			}
-			err = nil
-		}
-	}
-	unix.Close(fd)
-	if err != nil {
-		return err
-	}
-	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
-}
-
 // readNames lists the directory fd (O_RDONLY) without closing it.
 func readNames(fd int) ([]string, error) {
-	dup, err := unix.Dup(fd)
-	if err != nil {
-		return nil, err
+	ents, err := disk.ReadDir(fd, make([]byte, 16<<10))
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name
 	}
-	f := os.NewFile(uintptr(dup), "")
-	defer f.Close()
-	return f.Readdirnames(-1)
+	return names, err
 }
 
 // prune removes everything below the directory dir (dirfd, O_PATH) that the current layer did

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"github.com/rootsdev/roots/internal/disk"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,7 +85,7 @@ func (w *writer) layerHas(dirfd int, rel, name string) (has, isDir bool, err err
 	default:
 		return false, false, err
 	}
-	if w.tree && n != nil && n.whiteout && IsWhiteout(&st) {
+	if w.tree && n != nil && n.whiteout && disk.IsWhiteout(&st) {
 		return false, false, nil
 	}
 	return true, st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
@@ -120,10 +121,4 @@ func (w *writer) opaqueDir(rel string) error {
 	}
 	n.opaque = true
 	return w.markOpaque(fd)
-}
-
-// IsWhiteout reports whether st is an overlay whiteout: a 0/0 character device, the form a tree
-// made as root holds its whiteouts in, and what overlayfs takes for one.
-func IsWhiteout(st *unix.Stat_t) bool {
-	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"slices"
 
 	"golang.org/x/sys/unix"
@@ -288,5 +289,5 @@ func (w *writer) isWhiteoutDevice(rel string) bool {
 		defer unix.Close(fd)
 	}
 	var st unix.Stat_t
-	return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && IsWhiteout(&st)
+	return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && disk.IsWhiteout(&st)
 }

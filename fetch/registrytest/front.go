@@ -63,13 +63,7 @@ func (l *requestLog) add(r Request) {
 }
 
 func (l *requestLog) list() []Request {
-	for deadline := time.Now().Add(settleTimeout); ; time.Sleep(5 * time.Millisecond) {
-		l.mu.Lock()
-		if l.pending == 0 || time.Now().After(deadline) {
-			break
-		}
-		l.mu.Unlock()
-	}
+	l.settle()
 	defer l.mu.Unlock()
 	out := make([]Request, len(l.reqs))
 	for i, r := range l.reqs {
@@ -79,10 +73,23 @@ func (l *requestLog) list() []Request {
 	return out
 }
 
+// reset forgets the requests so far, the ones in flight too: a request whose
+// answer the client has read is never logged after a reset.
 func (l *requestLog) reset() {
-	l.mu.Lock()
+	l.settle()
 	defer l.mu.Unlock()
 	l.reqs = nil
+}
+
+// settle waits (briefly) until no request is in flight and returns with l.mu held.
+func (l *requestLog) settle() {
+	for deadline := time.Now().Add(settleTimeout); ; time.Sleep(5 * time.Millisecond) {
+		l.mu.Lock()
+		if l.pending == 0 || time.Now().After(deadline) {
+			return
+		}
+		l.mu.Unlock()
+	}
 }
 
 // front is an in-process server on 127.0.0.1 that logs each request and

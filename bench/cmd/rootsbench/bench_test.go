@@ -135,19 +135,6 @@ func TestSummarizeTakesMedianAndPeak(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountPath(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"/var/tmp/a", "/var/tmp/a"},
-		{`/mnt/with\040space`, "/mnt/with space"},
-		{`/mnt/tab\011end\`, "/mnt/tab\tend\\"},
-	}
-	for _, tt := range tests {
-		if got := unescapeMountPath(tt.in); got != tt.want {
-			t.Errorf("unescapeMountPath(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestTargetsReadTheLargeImage(t *testing.T) {
 	ms := time.Millisecond
 	row := func(key, group string, wall time.Duration, rss int64) *result {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/rootsdev/roots/internal/mountinfo"
 	"os"
 	"runtime"
 	"strings"
@@ -99,23 +100,15 @@ func loadAverage() string {
 
 // mountOf finds the filesystem type and source of the mount holding dir.
 func mountOf(dir string) (fstype, source string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.Read()
 	if err != nil {
 		return "?", "?"
 	}
 	best := -1
-	for _, line := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 2 {
-			continue
-		}
-		p := unescapeMountPath(f[4])
+	for _, m := range mounts {
+		p := m.Point
 		if (dir == p || strings.HasPrefix(dir, strings.TrimSuffix(p, "/")+"/")) && len(p) > best {
-			best, fstype, source = len(p), g[0], g[1]
+			best, fstype, source = len(p), m.FSType, m.Source
 		}
 	}
 	if best < 0 {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command rootsbench is `make bench`: it measures how fast roots turns a
 // registry image into a root filesystem, against the tools users would pick
 // instead (skopeo + umoci, crane, podman) and against what this machine

@@ -16,6 +16,7 @@ import (
 type Mount struct {
 	Point  string // where it is mounted, octal escapes undone
 	FSType string // "overlay", "tmpfs", "ext4", ...
+	Source string // "/dev/sda1", "tmpfs", "overlay", ...
 }
 
 // Read returns this mount namespace's mounts, in the kernel's order.
@@ -41,7 +42,11 @@ func Read() ([]Mount, error) {
 		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
 			continue
 		}
-		mounts = append(mounts, Mount{Point: Unescape(fields[4]), FSType: fields[sep+1]})
+		m := Mount{Point: Unescape(fields[4]), FSType: fields[sep+1]}
+		if sep+2 < len(fields) {
+			m.Source = Unescape(fields[sep+2])
+		}
+		mounts = append(mounts, m)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("list mounts: %w", err)

@@ -1,4 +1,4 @@
-package assemble
+package disk
 
 import (
 	"errors"
@@ -11,11 +11,13 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // removeAllEnv makes the test binary a small RemoveAll tool, run without privileges by
 // TestRemoveAll's unprivileged case.
-const removeAllEnv = "ROOTS_ASSEMBLE_TEST_REMOVEALL"
+const removeAllEnv = "ROOTS_DISK_TEST_REMOVEALL"
 
 func TestMain(m *testing.M) {
 	if p := os.Getenv(removeAllEnv); p != "" {
@@ -28,39 +30,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// makeHostile fills dir with what a hostile image can leave in a rootfs: directories their owner
-// cannot read, enter or write, symlinks out of the tree, unreadable files, fifos. Everything is
-// owned by uid.
-func makeHostile(t *testing.T, dir, out string, uid int) {
-	t.Helper()
-	for _, d := range []string{"locked/inner", "readonly/sub", "noexec", "deep/a/b/c"} {
-		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
-	}
-	for _, f := range []string{"locked/f", "locked/inner/g", "readonly/h", "readonly/sub/i", "noexec/j", "deep/a/b/c/k", "file0000"} {
-		must(t, os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644))
-	}
-	must(t, os.Symlink(out, filepath.Join(dir, "escape")))
-	must(t, os.Symlink("/", filepath.Join(dir, "root")))
-	must(t, os.Symlink(out, filepath.Join(dir, "readonly/sub/escape")))
-	must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600))
-	must(t, filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, uid)
-	}))
-	// Deepest first, so that making a parent unreadable does not stop the chmod of its children.
-	for _, pm := range []struct {
-		p    string
-		mode uint32
-	}{
-		{"file0000", 0}, {"locked/inner", 0}, {"locked", 0}, {"readonly/sub", 0o500}, {"readonly", 0o500},
-		{"noexec", 0o600}, {"deep/a/b/c", 0o555}, {"deep/a", 0o100}, {".", 0o500},
-	} {
-		must(t, unix.Chmod(filepath.Join(dir, pm.p), pm.mode))
-	}
-}
-
 func TestRemoveAll(t *testing.T) {
 	requireRoot(t)
 	tests := []struct {
@@ -71,11 +40,11 @@ func TestRemoveAll(t *testing.T) {
 	}{
 		{
 			name:   "HostileTreeAsRoot",
-			target: func(t *testing.T, dir, out string) string { makeHostile(t, dir, out, 0); return dir },
+			target: func(t *testing.T, dir, out string) string { testtree.Hostile(t, dir, out, 0); return dir },
 		},
 		{
 			name: "HostileTreeUnprivileged", uid: 65534, asUser: true,
-			target: func(t *testing.T, dir, out string) string { makeHostile(t, dir, out, 65534); return dir },
+			target: func(t *testing.T, dir, out string) string { testtree.Hostile(t, dir, out, 65534); return dir },
 		},
 		{
 			name: "SymlinkToDirRemovesOnlyTheLink",
@@ -114,7 +83,7 @@ func TestRemoveAll(t *testing.T) {
 			if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("%s still there: %v", target, err)
 			}
-			outsideIntact(t, env{out: out})
+			testtree.OutsideIntact(t, out)
 		})
 	}
 }
@@ -176,5 +145,19 @@ func TestRemoveAllStopsAtMounts(t *testing.T) {
 				t.Fatalf("RemoveAll after unmounting: %v", err)
 			}
 		})
+	}
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (owners, mounts); CI runs as root")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,15 +1,18 @@
-package assemble
+package disk
 
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
 
-// direntBufSize is the getdents buffer of one walk.
-const direntBufSize = 64 << 10
+// ErrMountPoint reports a directory that a removal would have entered, but that is another
+// mount than its parent (a bind mount, a tmpfs, a chroot's /dev): roots never removes anything
+// on a filesystem it did not make.
+var ErrMountPoint = errors.New("is a mount point")
 
 // RemoveAll removes path and everything below it, like os.RemoveAll, but robust against hostile
 // trees: it never follows a symlink (only path's parent is resolved normally), never enters
@@ -27,18 +30,19 @@ func RemoveAll(path string) error {
 		return nil
 	}
 	if err != nil {
-		return pathErr("remove", path, err)
+		return &os.PathError{Op: "remove", Path: path, Err: err}
 	}
 	defer unix.Close(pfd)
-	if err := removeEntry(pfd, name, unix.DT_UNKNOWN, make([]byte, direntBufSize)); err != nil {
+	if err := RemoveAt(pfd, name, unix.DT_UNKNOWN, make([]byte, BufSize)); err != nil {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	return nil
 }
 
-// removeEntry removes name from the directory dirfd, with everything below it if it is a
-// directory. typ is its DT_ type if known, DT_UNKNOWN otherwise. A missing entry is not an error.
-func removeEntry(dirfd int, name string, typ uint8, buf []byte) error {
+// RemoveAt removes name from the directory dirfd, with everything below it if it is a
+// directory, as RemoveAll does. typ is its DT_ type if known, DT_UNKNOWN otherwise; buf is
+// ReadDir's buffer. A missing entry is not an error.
+func RemoveAt(dirfd int, name string, typ uint8, buf []byte) error {
 	if typ != unix.DT_DIR {
 		err := unix.Unlinkat(dirfd, name, 0)
 		if err == nil || errors.Is(err, unix.ENOENT) {
@@ -59,7 +63,7 @@ func removeEntry(dirfd int, name string, typ uint8, buf []byte) error {
 		unix.Close(fd)
 		return err
 	}
-	err = removeContents(fd, buf, "")
+	err = RemoveContents(fd, buf, "")
 	unix.Close(fd)
 	if err != nil {
 		return err
@@ -70,27 +74,28 @@ func removeEntry(dirfd int, name string, typ uint8, buf []byte) error {
 	return nil
 }
 
-// removeContents empties the directory fd, but for the entry keep ("": none). When an entry
-// cannot be removed for lack of permission on fd, fd is made u+rwx once and the removal retried.
-func removeContents(fd int, buf []byte, keep string) error {
-	ents, err := readDir(fd, buf)
+// RemoveContents empties the directory fd, but for the entry keep ("": none), as RemoveAll
+// does. When an entry cannot be removed for lack of permission on fd, fd is made u+rwx once and
+// the removal retried.
+func RemoveContents(fd int, buf []byte, keep string) error {
+	ents, err := ReadDir(fd, buf)
 	if err != nil {
 		return err
 	}
 	opened := false
 	for _, e := range ents {
-		if e.name == keep {
+		if e.Name == keep {
 			continue
 		}
-		err := removeEntry(fd, e.name, e.typ, buf)
+		err := RemoveAt(fd, e.Name, e.Type, buf)
 		if errors.Is(err, unix.EACCES) && !opened {
 			opened = true
 			if unix.Fchmod(fd, 0o700) == nil {
-				err = removeEntry(fd, e.name, e.typ, buf)
+				err = RemoveAt(fd, e.Name, e.Type, buf)
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", e.name, err)
+			return fmt.Errorf("%s: %w", e.Name, err)
 		}
 	}
 	return nil
@@ -99,7 +104,7 @@ func removeContents(fd int, buf []byte, keep string) error {
 // openForRemoval opens the directory name in dirfd for reading; when its mode denies that, it is
 // first made u+rwx through an O_PATH descriptor (which cannot be a symlink's target).
 func openForRemoval(dirfd int, name string) (int, error) {
-	fd, err := openDir(dirfd, name)
+	fd, err := OpenDir(dirfd, name)
 	if !errors.Is(err, unix.EACCES) {
 		return fd, err
 	}
@@ -107,12 +112,12 @@ func openForRemoval(dirfd int, name string) (int, error) {
 	if perr != nil {
 		return -1, err
 	}
-	cerr := unix.Chmod(procPath(pfd, ""), 0o700)
+	cerr := unix.Chmod(ProcPath(pfd, ""), 0o700)
 	unix.Close(pfd)
 	if cerr != nil {
 		return -1, err
 	}
-	return openDir(dirfd, name)
+	return OpenDir(dirfd, name)
 }
 
 // sameMount returns ErrMountPoint unless the directory fd is on the same mount as its parent
