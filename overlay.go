@@ -137,7 +137,7 @@ func checkOverlayDest(dest, state string, force bool) error {
 		return fmt.Errorf("%s %w", assemble.Quote(dest), ErrExists)
 	}
 	if _, err := os.Lstat(state); err == nil && !force {
-		return kindErrorf(ErrStateExists, "%s holds the changes of an earlier overlay at %s: `roots umount %s` removes them (--keep moves them aside)", state, dest, dest)
+		return kindErrorf(ErrStateExists, "%s holds the changes of an earlier overlay at %s", state, dest)
 	}
 	return nil
 }
@@ -234,7 +234,7 @@ func Unmount(ctx context.Context, dest string, keep bool) (kept string, err erro
 		if mounted {
 			return "", fmt.Errorf("umount %s: an overlay that roots did not mount (no %s): use umount(8)", dest, state)
 		}
-		return "", fmt.Errorf("umount %s: not an overlay destination of roots pull --mode overlay", dest)
+		return "", fmt.Errorf("umount %s: not an overlay destination that roots mounted", dest)
 	}
 	if keep {
 		kept = dest + ".upper"

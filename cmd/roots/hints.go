@@ -17,7 +17,7 @@ var hints = []struct {
 	hint string
 }{
 	{assemble.ErrExists, "use --force to replace it"},
-	{roots.ErrStateExists, "or use --force to discard them"},
+	{roots.ErrStateExists, "roots umount DEST removes them (--keep moves them aside), or --force discards them"},
 	{roots.ErrOverlayCannotShow, "use --mode hardlink or --mode copy"},
 	{roots.ErrOverlayNeedsRoot, "run it as root, or use --mode hardlink"},
 	{cas.ErrUntrusted, "--cache DIR names another cache"},
