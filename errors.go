@@ -14,7 +14,7 @@ var (
 	// ErrInvalidDest: the destination is a name no pull may fill: "", "/", the current
 	// directory or one of its parents, the cache, or a directory inside or holding the cache.
 	ErrInvalidDest = errors.New("invalid destination")
-	// ErrOverlayNeedsRoot: an Overlay pull or Unmount by a user who may not mount.
+	// ErrOverlayNeedsRoot: an Overlay pull by a user who may not mount.
 	ErrOverlayNeedsRoot = errors.New("overlay mode needs root")
 	// ErrOverlayNeedsCache: an Overlay pull without a cache (its layers are the overlay's).
 	ErrOverlayNeedsCache = errors.New("overlay mode needs the cache")

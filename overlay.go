@@ -78,7 +78,7 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 	}
 
 	// Everything is ready: only now is an old DEST taken away.
-	old, err := clearOverlayDest(c, dest, state, p.opts.Force)
+	old, err := clearOverlayDest(context.WithoutCancel(ctx), c, dest, state, p.opts.Force) // past the point of no return
 	if err != nil {
 		return nil, err
 	}
@@ -155,12 +155,12 @@ func emptyUpper(state string) bool {
 // clearOverlayDest makes room for the new mount at dest (force was checked):
 // an overlay there is unmounted and its lease released, and anything else is
 // moved aside, for the caller to remove once the new mount is in place.
-func clearOverlayDest(c *cas.Cache, dest, state string, force bool) (aside string, err error) {
+func clearOverlayDest(ctx context.Context, c *cas.Cache, dest, state string, force bool) (aside string, err error) {
 	mounted, err := disk.OverlayMounted(dest)
 	if err != nil {
 		return "", err
 	}
-	if err := endOverlay(c, dest, ""); err != nil {
+	if err := endOverlay(ctx, c, dest, ""); err != nil {
 		return "", err
 	}
 	if mounted {
@@ -182,7 +182,7 @@ func clearOverlayDest(c *cas.Cache, dest, state string, force bool) (aside strin
 
 // releaseRecorded releases the lease that state's lease.json names, in the
 // cache it names (c when it is that cache).
-func releaseRecorded(state string, c *cas.Cache) error {
+func releaseRecorded(ctx context.Context, state string, c *cas.Cache) error {
 	b, err := os.ReadFile(filepath.Join(state, "lease.json"))
 	if err != nil {
 		return nil // not ours, or already gone: nothing to release
@@ -197,7 +197,7 @@ func releaseRecorded(state string, c *cas.Cache) error {
 	if _, err := os.Stat(info.Cache); err != nil {
 		return nil // the cache is gone, and its leases with it
 	}
-	oc, err := cas.Open(context.Background(), info.Cache)
+	oc, err := cas.Open(ctx, info.Cache)
 	if err != nil {
 		return err
 	}
@@ -208,12 +208,12 @@ func releaseRecorded(state string, c *cas.Cache) error {
 // replaceOverlay ends the overlay destination dest, if it is one, before
 // another mode's pull replaces it: unmounted, lease released, state removed,
 // the empty mount point left for the staging directory to take its place.
-func replaceOverlay(dest string) error {
+func replaceOverlay(ctx context.Context, dest string) error {
 	mounted, err := disk.OverlayMounted(dest)
 	if err != nil || !mounted {
 		return err
 	}
-	return endOverlay(nil, dest, "")
+	return endOverlay(context.WithoutCancel(ctx), nil, dest, "") // past the point of no return
 }
 
 // Unmount ends the overlay destination dest that an Overlay pull mounted: it unmounts it,
@@ -242,7 +242,7 @@ func Unmount(ctx context.Context, dest string, keep bool) (kept string, err erro
 			return "", fmt.Errorf("umount %s, keeping its changes: %s exists: move it away first", dest, kept)
 		}
 	}
-	if err := endOverlay(nil, dest, kept); err != nil {
+	if err := endOverlay(ctx, nil, dest, kept); err != nil {
 		return "", fmt.Errorf("umount %s: %w", dest, err)
 	}
 	// The mount point goes, if it is the empty directory roots made.
@@ -256,7 +256,7 @@ func Unmount(ctx context.Context, dest string, keep bool) (kept string, err erro
 // its lease (through c when that is its cache) and removes its state
 // directory, after moving the upper layer to keep if keep is not "". It leaves
 // the mount point.
-func endOverlay(c *cas.Cache, dest, keep string) error {
+func endOverlay(ctx context.Context, c *cas.Cache, dest, keep string) error {
 	state := statePath(dest)
 	mounted, err := disk.OverlayMounted(dest)
 	if err != nil {
@@ -270,7 +270,7 @@ func endOverlay(c *cas.Cache, dest, keep string) error {
 			return err
 		}
 	}
-	if err := releaseRecorded(state, c); err != nil {
+	if err := releaseRecorded(ctx, state, c); err != nil {
 		return fmt.Errorf("release its lease: %w", err)
 	}
 	if keep != "" {

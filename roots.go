@@ -197,7 +197,7 @@ func (p *puller) pull(ctx context.Context) (*fetch.Image, []layer.Unapplied, err
 	}
 	if p.opts.Force {
 		// An overlay destination is unmounted (its changes discarded) to be replaced.
-		if err := replaceOverlay(p.dest); err != nil {
+		if err := replaceOverlay(ctx, p.dest); err != nil {
 			return nil, nil, fmt.Errorf("replace %s: %w", p.dest, err)
 		}
 	}
