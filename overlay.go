@@ -55,7 +55,7 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 	defer c.Close()
 	// The trees' records are needed only to make the fix-up, which is
 	// cached too: a warm pull reads none of them.
-	trees, err := p.trees(ctx, c, cas.DirOnly, img, nil)
+	trees, err := p.trees(ctx, c, cas.DirOnly, img, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", p.ref, diskFull(err, p.opts.Cache, dest, img))
 	}

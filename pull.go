@@ -29,20 +29,29 @@ func (p *puller) assemble(ctx context.Context, img *fetch.Image, dir string) ([]
 	defer c.Close()
 	var asm *assemble.Assembly
 	var x *cas.Exposure
+	var first layer.Observer // links the bottom layer into dir while it unpacks
 	if p.opts.Mode == Copy {
 		asm, err = assemble.NewCopy(dir)
 	} else {
-		// dir will share the trees' inodes: from now on their reuse checks them.
-		if x, err = c.Expose(ctx, nil); err != nil {
+		// dir will share the trees' inodes: from now on their reuse checks them. The bottom
+		// tree is exposed now, as the stream links it before it is made.
+		if x, err = c.Expose(ctx, img.DiffIDs[:min(1, len(img.DiffIDs))]); err != nil {
 			return nil, err
 		}
-		asm, err = assemble.NewHardlink(dir)
+		if asm, err = assemble.NewHardlink(dir); err == nil {
+			if st := asm.Stream(); st != nil {
+				first = st
+			}
+		}
 	}
 	if err != nil {
+		if x != nil {
+			x.Release()
+		}
 		return nil, err
 	}
 	defer asm.Close()
-	trees, err := p.trees(ctx, c, cas.WithRecord, img, func(i int, t cas.Tree) error {
+	trees, err := p.trees(ctx, c, cas.WithRecord, img, first, func(i int, t cas.Tree) error {
 		if x != nil {
 			if t, err = x.Take(ctx, t); err != nil {
 				return err
@@ -75,8 +84,9 @@ const lookupJobs = 16
 // trees makes (or checks and reuses, reading what want says) every layer's tree in the
 // cache, in parallel, and records the image. When use is not nil it gets each
 // tree, in layer order, as soon as that tree and the ones below it are ready;
-// its error stops the pull.
-func (p *puller) trees(ctx context.Context, c *cas.Cache, want cas.Want, img *fetch.Image, use func(int, cas.Tree) error) ([]cas.Tree, error) {
+// its error stops the pull. first, if not nil, observes the making of the
+// bottom layer's tree (see assemble.Stream).
+func (p *puller) trees(ctx context.Context, c *cas.Cache, want cas.Want, img *fetch.Image, first layer.Observer, use func(int, cas.Tree) error) ([]cas.Tree, error) {
 	if err := c.PutBlob(img.ConfigDesc.Digest, img.Config); err != nil {
 		return nil, err
 	}
@@ -94,12 +104,12 @@ func (p *puller) trees(ctx context.Context, c *cas.Cache, want cas.Want, img *fe
 	// that another position of the same pull holds.
 	owner := make([]int, n)
 	last := make(map[int]int, n)
-	first := make(map[digest.Digest]int, n)
+	firstAt := make(map[digest.Digest]int, n)
 	for i, l := range layers {
-		o, ok := first[l.DiffID]
+		o, ok := firstAt[l.DiffID]
 		if !ok {
 			o = i
-			first[l.DiffID] = i
+			firstAt[l.DiffID] = i
 		}
 		owner[i], last[o] = o, i
 	}
@@ -113,7 +123,7 @@ func (p *puller) trees(ctx context.Context, c *cas.Cache, want cas.Want, img *fe
 	defer cancel(nil)
 	made := make(chan error, 1)
 	go func() {
-		err := p.makeTrees(ctx, c, want, img, layers, owner, trees, ready)
+		err := p.makeTrees(ctx, c, want, img, first, layers, owner, trees, ready)
 		if err != nil {
 			cancel(err)
 		}
@@ -185,7 +195,7 @@ func (p *puller) trees(ctx context.Context, c *cas.Cache, want cas.Want, img *fe
 // makeTrees fills trees: first the cached ones, looked up many at once, then
 // the others, fetched and unpacked Jobs at once (and left unpublished, see
 // cas.StartTree). It closes ready[i] once trees[i] is set.
-func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, want cas.Want, img *fetch.Image, layers []cas.Layer, owner []int, trees []cas.Tree, ready []chan struct{}) error {
+func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, want cas.Want, img *fetch.Image, first layer.Observer, layers []cas.Layer, owner []int, trees []cas.Tree, ready []chan struct{}) error {
 	places := make(map[int][]int, len(layers)) // owner → every position of its layer
 	for i, o := range owner {
 		places[o] = append(places[o], i)
@@ -230,13 +240,17 @@ func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, want cas.Want, img
 	return parallel(ctx, p.opts.Jobs, len(missing), func(ctx context.Context, k int) error {
 		i := missing[k]
 		d := img.Layers[i]
+		var obs layer.Observer
+		if i == 0 {
+			obs = first
+		}
 		t, err := c.StartTree(ctx, layers[i], func(ctx context.Context) (io.ReadCloser, error) {
 			rc, err := p.client.OpenBlob(ctx, img.Ref, d)
 			if err != nil {
 				return nil, err
 			}
 			return p.rep.reader(i, rc), nil
-		})
+		}, obs)
 		if err != nil {
 			return err
 		}

@@ -105,11 +105,12 @@ func all(ctx context.Context, dir string, trees []Tree, mode fileMode) error {
 // (which sets directory metadata); Close releases an assembly that is not finished. An Assembly
 // is used by one goroutine.
 type Assembly struct {
-	a    *assembler
-	dir  string
-	n    int   // trees added
-	err  error // the first failure: the destination is incomplete
-	done bool
+	a      *assembler
+	stream *Stream // following the first tree as it unpacks (see Stream)
+	dir    string
+	n      int   // trees added
+	err    error // the first failure: the destination is incomplete
+	done   bool
 }
 
 // NewHardlink starts a Hardlink assembly into dir, an existing empty directory.
@@ -125,7 +126,12 @@ func (s *Assembly) Add(ctx context.Context, t Tree) error {
 	}
 	err := t.validate()
 	if err == nil {
-		err = s.a.addTree(ctx, &t, s.n == 0)
+		if st := s.stream; st != nil && s.n == 0 {
+			s.stream = nil
+			err = s.a.addStreamed(ctx, &t, st)
+		} else {
+			err = s.a.addTree(ctx, &t, s.n == 0)
+		}
 	}
 	if err != nil {
 		s.err = fmt.Errorf("assemble %s: layer %d (%s): %w", s.dir, s.n, t.Dir, err)
@@ -152,6 +158,9 @@ func (s *Assembly) Finish(ctx context.Context) error {
 func (s *Assembly) Close() {
 	if !s.done {
 		s.done = true
+		if s.stream != nil {
+			s.stream.close()
+		}
 		s.a.close()
 	}
 }

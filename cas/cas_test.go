@@ -267,7 +267,7 @@ func TestStartTreePublishes(t *testing.T) {
 	l, blob := testLayer(t, map[string]string{"etc/hostname": "box"})
 	var calls atomic.Int32
 	ctx := context.Background()
-	tr, err := c.StartTree(ctx, l, serve(blob, &calls))
+	tr, err := c.StartTree(ctx, l, serve(blob, &calls), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestStartTreePublishes(t *testing.T) {
 
 	// A Publish cut short publishes nothing, and the next caller makes the tree.
 	l2, blob2 := testLayer(t, map[string]string{"a": "2"})
-	tr2, err := c.StartTree(ctx, l2, serve(blob2, &calls))
+	tr2, err := c.StartTree(ctx, l2, serve(blob2, &calls), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestStartTreePublishOnceAbort(t *testing.T) {
 	ctx := context.Background()
 	var calls atomic.Int32
 	l, blob := testLayer(t, map[string]string{"a": "1"})
-	tr, err := c.StartTree(ctx, l, serve(blob, &calls))
+	tr, err := c.StartTree(ctx, l, serve(blob, &calls), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestStartTreePublishOnceAbort(t *testing.T) {
 	}
 
 	l2, blob2 := testLayer(t, map[string]string{"b": "2"})
-	tr2, err := c.StartTree(ctx, l2, serve(blob2, &calls))
+	tr2, err := c.StartTree(ctx, l2, serve(blob2, &calls), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,7 @@ func Check(ctx context.Context, root string) (CheckReport, error) {
 		noFetch := func(context.Context) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("blob %s is not cached", l.Digest)
 		}
-		t, err := c.makeTree(ctx, l, noFetch, nil) // the cache is ours alone: no tree lock
+		t, err := c.makeTree(ctx, l, noFetch, nil, nil) // the cache is ours alone: no tree lock
 		if err == nil {
 			err = t.Publish(ctx)
 		}

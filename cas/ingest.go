@@ -30,7 +30,7 @@ type Opener func(ctx context.Context) (io.ReadCloser, error)
 // checked against the fingerprint recorded when it was made (see
 // fingerprint): one that was changed since is retired and made again.
 func (c *Cache) Tree(ctx context.Context, l Layer, open Opener) (Tree, error) {
-	t, err := c.StartTree(ctx, l, open)
+	t, err := c.StartTree(ctx, l, open, nil)
 	if err != nil {
 		return t, err
 	}
@@ -44,8 +44,9 @@ func (c *Cache) Tree(ctx context.Context, l Layer, open Opener) (Tree, error) {
 // the caller links or copies its files. Publish must follow, always, once the
 // caller is done with Dir as it is: it waits for that work, renames the tree
 // into place and releases its lock. (A cached tree needs no Publish; it is
-// harmless.)
-func (c *Cache) StartTree(ctx context.Context, l Layer, open Opener) (Tree, error) {
+// harmless.) A tree it makes is unpacked under the eyes of obs (nil: nobody),
+// which is told every change (layer.Observer); a tree it finds tells obs nothing.
+func (c *Cache) StartTree(ctx context.Context, l Layer, open Opener, obs layer.Observer) (Tree, error) {
 	if err := l.check(); err != nil {
 		return Tree{}, err
 	}
@@ -65,7 +66,7 @@ func (c *Cache) StartTree(ctx context.Context, l Layer, open Opener) (Tree, erro
 		lk.Release()
 		return Tree{}, err
 	}
-	t, err := c.makeTree(ctx, l, open, lk)
+	t, err := c.makeTree(ctx, l, open, lk, obs)
 	t.Repaired = repaired
 	return t, err
 }
@@ -160,7 +161,7 @@ func (p *pending) release() {
 // means complete. The fingerprint and the sync run on a goroutine of their own
 // while the caller links the tree: linking changes link counts and ctimes,
 // which the fingerprint leaves out.
-func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Lock) (_ Tree, err error) {
+func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Lock, obs layer.Observer) (_ Tree, err error) {
 	tmp, err := os.MkdirTemp(c.path("tmp"), "tree-"+l.DiffID.Encoded()[:12]+"-")
 	if err != nil {
 		if lk != nil {
@@ -182,7 +183,7 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Loc
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return err
 		}
-		rec, err = layer.Unpack(ctx, tar, dir)
+		rec, err = layer.UnpackObserved(ctx, tar, dir, obs)
 		return err
 	}
 	blob := c.blobPath(l.Digest)
@@ -199,6 +200,9 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Loc
 			os.Remove(blob)
 			if err := disk.RemoveAll(dir); err != nil {
 				return Tree{}, err
+			}
+			if obs != nil {
+				obs.Reset()
 			}
 			fetched, err = c.fetch(ctx, l, open, tmp, unpack)
 		}

@@ -36,7 +36,7 @@ func (w *writer) file(ctx context.Context, dirfd int, rel, name string, tr *tar.
 	if err != nil {
 		return err
 	}
-	w.wroteNonDir(rel)
+	w.wroteNonDir(dirfd, name, rel)
 	return nil
 }
 
@@ -54,7 +54,7 @@ func (w *writer) symlink(dirfd int, rel, name, target string, m *metadata) error
 	if err := w.setMeta(object{fd: -1, dirfd: dirfd, name: name, rel: rel, kind: "symlink"}, m, false); err != nil {
 		return err
 	}
-	w.wroteNonDir(rel)
+	w.wroteNonDir(dirfd, name, rel)
 	return nil
 }
 
@@ -93,7 +93,7 @@ func (w *writer) mknod(dirfd int, rel, name string, hdr *tar.Header, m *metadata
 	if err := w.setMeta(object{fd: -1, dirfd: dirfd, name: name, rel: rel, kind: kind}, m, !w.createdExact(m.perm)); err != nil {
 		return err
 	}
-	w.wroteNonDir(rel)
+	w.wroteNonDir(dirfd, name, rel)
 	return nil
 }
 
@@ -153,7 +153,7 @@ func (w *writer) hardlink(dirfd int, rel, name, linkname string) error {
 			return fmt.Errorf("%s: %w", display(target), ErrLinkTargetMissing)
 		}
 		if err == nil {
-			w.wroteNonDir(rel)
+			w.wroteNonDir(dirfd, name, rel)
 		}
 		return err
 	}
@@ -214,7 +214,7 @@ func (w *writer) hardlink(dirfd int, rel, name, linkname string) error {
 	}
 	switch err {
 	case nil:
-		w.wroteNonDir(rel)
+		w.wroteNonDir(dirfd, name, rel)
 		return nil
 	case unix.ENOENT, unix.ENOTDIR, unix.ELOOP:
 	default:

@@ -45,6 +45,8 @@ type writer struct {
 	// created) and false for a lower directory it only walked through; and its opaque directories.
 	written *pathSet
 	opaque  []string
+
+	obs Observer // told of the tree's changes as they are made (Unpack only; nil: none)
 }
 
 func newWriter(dir string, tree bool) (*writer, error) {
@@ -252,6 +254,9 @@ func (w *writer) newDir(n *node, fd int) error {
 // replaces now): its lower contents stay hidden, and a whiteout there is no Whiteout any more
 // (the layer has something at rel; a whiteout re-made at rel sets it again).
 func (w *writer) removed(rel string, isDir bool) {
+	if w.obs != nil {
+		w.obs.Removed(rel, isDir)
+	}
 	if isDir {
 		w.dirs.cut(rel)
 		w.walk.stale = true
@@ -263,8 +268,12 @@ func (w *writer) removed(rel string, isDir bool) {
 	}
 }
 
-// wroteNonDir is called after a file, symlink, device or hardlink was written at rel.
-func (w *writer) wroteNonDir(rel string) {
+// wroteNonDir is called after a file, symlink, device or hardlink was written at rel (name in
+// the directory dirfd).
+func (w *writer) wroteNonDir(dirfd int, name, rel string) {
+	if w.obs != nil && !isAUFSMeta(rel) {
+		w.obs.Wrote(dirfd, name, rel)
+	}
 	w.made(rel)
 	if n := w.dirs.get(rel); n != nil {
 		// A non-directory hides the lower path entirely: the layer's whiteout of it is moot, and

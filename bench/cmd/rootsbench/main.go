@@ -80,7 +80,7 @@ func main() {
 	flag.IntVar(&o.slowRuns, "slow-runs", 0, "timed runs for the slowest peers (skopeo + umoci, podman cold); 0 means -runs")
 	flag.DurationVar(&o.timeout, "timeout", 4*time.Minute, "limit for any one run (or setup step)")
 	flag.StringVar(&only, "only", "", "run only the rows whose key matches this regexp (roots-cold, crane, tar-x, ...)")
-	flag.StringVar(&images, "images", "large,small,double", "images to measure: large, small, double (flat1 and flat100 are added when roots has --mode overlay)")
+	flag.StringVar(&images, "images", "large,small,double,many,big", "images to measure: large, small, double, many (210 k small files), big (1.2 GB; flat1 and flat100 are added when roots has --mode overlay)")
 	flag.StringVar(&o.tree, "tree", "/usr/local/go", "the directory tree the large image is made of")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new one under /var/tmp, removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
@@ -322,6 +322,18 @@ func (b *bench) buildImages(ctx context.Context) ([]*image, error) {
 				return nil, err
 			}
 			return splitLayers(append(one, two...), 4), nil
+		}})
+	}
+	if b.opts.images["many"] {
+		specs = append(specs, spec{"many", "bench/many", "3layers", func() ([][]item, error) { return manyFilesLayers(210_000), nil }})
+	}
+	if b.opts.images["big"] {
+		specs = append(specs, spec{"big", "bench/big", "4layers", func() ([][]item, error) {
+			items, err := treeItems(b.opts.tree, tree)
+			if err != nil {
+				return nil, err
+			}
+			return bigLayers(splitLayers(items, 1)[0], 480<<20), nil
 		}})
 	}
 	if b.opts.images["small"] {
