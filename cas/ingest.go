@@ -265,6 +265,11 @@ func (c *Cache) publish(tmp, fetched string, l Layer) error {
 	return nil
 }
 
+// writeBehind is how many bytes of a blob being fetched are written before their writeback
+// starts (see disk.WriteBehind): publishing syncs the filesystem, which then has little left
+// to write.
+const writeBehind = 8 << 20
+
 // fetch streams l from open into use, and keeps the blob as the file it
 // returns, in dir: verified, not yet synced.
 func (c *Cache) fetch(ctx context.Context, l Layer, open Opener, dir string, use func(io.Reader) error) (string, error) {
@@ -278,7 +283,7 @@ func (c *Cache) fetch(ctx context.Context, l Layer, open Opener, dir string, use
 	if err != nil {
 		return "", err
 	}
-	err = Stream(ctx, l, rc, f, use)
+	err = Stream(ctx, l, rc, &disk.WriteBehind{F: f, Every: writeBehind}, use)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

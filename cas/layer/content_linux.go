@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rootsdev/roots/internal/disk"
 	"io"
 	"reflect"
 	"strings"
@@ -37,10 +38,19 @@ func (w *writer) content(ctx context.Context, fd int, tr *tar.Reader, hdr *tar.H
 		return err
 	}
 	if f.end < hdr.Size {
-		return unix.Ftruncate(fd, hdr.Size)
+		if err := unix.Ftruncate(fd, hdr.Size); err != nil {
+			return err
+		}
+	}
+	if w.tree && hdr.Size >= writeBehindMin {
+		disk.StartWriteback(fd, 0, 0) // the cache syncs the tree when it is published
 	}
 	return nil
 }
+
+// writeBehindMin is the smallest file of a tree whose writeback starts as soon as it is
+// written (see disk.StartWriteback), so that the sync before publishing waits less.
+const writeBehindMin = 1 << 20
 
 // fileWriter writes a new file (created empty) at the offsets it is given, never backwards: an
 // io.WriteSeeker whose Seek moves over what is left unwritten, which reads back as zeros (a hole,
