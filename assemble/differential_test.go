@@ -4,21 +4,17 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas/layer"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // The differential test holds assembly to the layer.Record contract by its consequence: for
@@ -443,12 +439,8 @@ var differentialCases = []struct {
 // linkChain is symlinks l0 -> l1 -> ... -> d and the directory d: l0 takes n links to resolve.
 func linkChain(n int) []te {
 	out := []te{dir("d")}
-	for i := range n {
-		to := fmt.Sprintf("l%d", i+1)
-		if i == n-1 {
-			to = "d"
-		}
-		out = append(out, sym(fmt.Sprintf("l%d", i), to))
+	for _, l := range testtree.Chain(n) {
+		out = append(out, sym(l.Name, l.Target))
 	}
 	return out
 }
@@ -564,13 +556,12 @@ func mkSentinel(t *testing.T, out string) {
 	}
 }
 
-// tarOf builds an uncompressed layer.
+// tarOf builds an uncompressed layer, every header PAX.
 func tarOf(t *testing.T, out string, ents []te) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	a := testtree.NewTar(t)
 	for _, e := range ents {
-		hdr := &tar.Header{
+		h := tar.Header{
 			Name:     strings.ReplaceAll(e.name, "$OUT", out),
 			Linkname: strings.ReplaceAll(e.link, "$OUT", out),
 			Typeflag: e.typ,
@@ -582,29 +573,21 @@ func tarOf(t *testing.T, out string, ents []te) []byte {
 			Devminor: e.minor,
 			Format:   tar.FormatPAX,
 		}
-		if hdr.ModTime.IsZero() {
-			hdr.ModTime = d0
+		if h.Mode == 0 {
+			h.Mode = testtree.ZeroMode
 		}
-		if e.typ == tar.TypeReg {
-			hdr.Size = int64(len(e.body))
+		if h.ModTime.IsZero() {
+			h.ModTime = d0
 		}
 		for k, v := range e.xattrs {
-			if hdr.PAXRecords == nil {
-				hdr.PAXRecords = map[string]string{}
+			if h.PAXRecords == nil {
+				h.PAXRecords = map[string]string{}
 			}
-			hdr.PAXRecords["SCHILY.xattr."+k] = v
+			h.PAXRecords["SCHILY.xattr."+k] = v
 		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("%q: %v", e.name, err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatal(err)
-		}
+		a.Add(h, e.body)
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return a.Bytes()
 }
 
 // applyAll applies the layers onto dir with a layer.Applier (roots pull --cache=no).
@@ -649,223 +632,15 @@ func treeOf(dir string, rec layer.Record) assemble.Tree {
 	return assemble.Tree{Dir: dir, Record: rec}
 }
 
-// fileInfo is what the comparison sees of one entry.
-type fileInfo struct {
-	typ, mode, uid, gid uint32
-	size                int64
-	sum, link           string
-	rdev                uint64
-	mtime               time.Time
-	xattrs              string
-	group               string // the other names of a non-directory's inode, within the scan
-	ino                 [2]uint64
-}
-
-// scan reads every entry below root ("." included) through directory descriptors, never
-// following a symlink and whatever the length of the paths.
-func scan(t *testing.T, root string) map[string]*fileInfo {
-	t.Helper()
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("scan %s: %v", root, err)
-	}
-	defer unix.Close(fd)
-	m := map[string]*fileInfo{}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		t.Fatal(err)
-	}
-	m["."] = infoOf(&st)
-	m["."].xattrs = xattrsOf(t, "/proc/self/fd/"+strconv.Itoa(fd))
-	scanDir(t, m, fd, ".")
-	groups := map[[2]uint64][]string{}
-	for p, fi := range m {
-		if fi.typ != unix.S_IFDIR {
-			groups[fi.ino] = append(groups[fi.ino], p)
-		}
-	}
-	for _, g := range groups {
-		if len(g) > 1 {
-			sort.Strings(g)
-			for _, p := range g {
-				m[p].group = fmt.Sprintf("%q", g)
-			}
-		}
-	}
-	return m
-}
-
-func scanDir(t *testing.T, m map[string]*fileInfo, fd int, rel string) {
-	t.Helper()
-	dup, err := unix.Dup(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(dup), rel)
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		t.Fatalf("read %s: %v", rel, err)
-	}
-	for _, name := range names {
-		p := name
-		if rel != "." {
-			p = rel + "/" + name
-		}
-		var st unix.Stat_t
-		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			t.Fatalf("stat %s: %v", p, err)
-		}
-		fi := infoOf(&st)
-		fi.xattrs = xattrsOf(t, "/proc/self/fd/"+strconv.Itoa(fd)+"/"+name)
-		m[p] = fi
-		switch fi.typ {
-		case unix.S_IFREG:
-			fi.sum = hashAt(t, fd, name)
-		case unix.S_IFLNK:
-			buf := make([]byte, 8192)
-			n, err := unix.Readlinkat(fd, name, buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fi.link = string(buf[:n])
-		case unix.S_IFDIR:
-			cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err != nil {
-				t.Fatalf("open %s: %v", p, err)
-			}
-			scanDir(t, m, cfd, p)
-			unix.Close(cfd)
-		}
-	}
-}
-
-func infoOf(st *unix.Stat_t) *fileInfo {
-	fi := &fileInfo{
-		typ: st.Mode & unix.S_IFMT, mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
-		mtime: time.Unix(st.Mtim.Unix()).UTC(), ino: [2]uint64{uint64(st.Dev), uint64(st.Ino)},
-	}
-	if fi.typ != unix.S_IFDIR {
-		fi.size = st.Size
-	}
-	if fi.typ == unix.S_IFCHR || fi.typ == unix.S_IFBLK {
-		fi.rdev = uint64(st.Rdev)
-	}
-	return fi
-}
-
-func hashAt(t *testing.T, dirfd int, name string) string {
-	t.Helper()
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
-	h := sha256.New()
-	if _, err := f.WriteTo(h); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// xattrsOf lists the xattrs of p (not followed), overlayfs bookkeeping (trusted.overlay.*)
+// scan reads every entry below root, "." included, overlayfs bookkeeping (trusted.overlay.*)
 // aside: a tree keeps its opaque markers there, and assembly must not copy them.
-func xattrsOf(t *testing.T, p string) string {
+func scan(t *testing.T, root string) map[string]testtree.Entry {
 	t.Helper()
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(p, buf)
-	if err != nil {
-		t.Fatalf("listxattr %s: %v", p, err)
-	}
-	var out []string
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
-			continue
-		}
-		v := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(p, name, v)
-		if err != nil {
-			t.Fatalf("getxattr %s %s: %v", p, name, err)
-		}
-		out = append(out, fmt.Sprintf("%s=%q", name, v[:m]))
-	}
-	sort.Strings(out)
-	return strings.Join(out, " ")
+	return testtree.Scan(t, root, testtree.WithRoot(), testtree.SkipXattrs("trusted.overlay."))
 }
 
 // diffScans lists how got differs from want. A directory's mtime is compared when one side
 // has a time from a tar header; two run-time mtimes are those of directories made only as parents.
-func diffScans(want, got map[string]*fileInfo) []string {
-	var out []string
-	paths := map[string]bool{}
-	for p := range want {
-		paths[p] = true
-	}
-	for p := range got {
-		paths[p] = true
-	}
-	sorted := make([]string, 0, len(paths))
-	for p := range paths {
-		sorted = append(sorted, p)
-	}
-	sort.Strings(sorted)
-	for _, p := range sorted {
-		w, g := want[p], got[p]
-		name := fmt.Sprintf("%.120q", p)
-		switch {
-		case g == nil:
-			out = append(out, fmt.Sprintf("  %s: missing, want %s", name, describe(w)))
-			continue
-		case w == nil:
-			out = append(out, fmt.Sprintf("  %s: unexpected %s", name, describe(g)))
-			continue
-		}
-		wc, gc := *w, *g
-		wc.ino, gc.ino = [2]uint64{}, [2]uint64{}
-		if wc.typ == unix.S_IFDIR && wc.mtime.After(fromTar) && gc.mtime.After(fromTar) {
-			wc.mtime, gc.mtime = time.Time{}, time.Time{}
-		}
-		if wc != gc {
-			out = append(out, fmt.Sprintf("  %s: %s, want %s", name, describe(g), describe(w)))
-		}
-	}
-	return out
-}
-
-func describe(fi *fileInfo) string {
-	s := fmt.Sprintf("%s %04o %d:%d mtime %s", typeName(fi.typ), fi.mode, fi.uid, fi.gid, fi.mtime.Format(time.RFC3339Nano))
-	switch fi.typ {
-	case unix.S_IFREG:
-		s += fmt.Sprintf(" size %d sha %s", fi.size, fi.sum)
-	case unix.S_IFLNK:
-		s += " -> " + fi.link
-	case unix.S_IFCHR, unix.S_IFBLK:
-		s += fmt.Sprintf(" dev %d:%d", unix.Major(fi.rdev), unix.Minor(fi.rdev))
-	}
-	if fi.xattrs != "" {
-		s += " xattrs " + fi.xattrs
-	}
-	if fi.group != "" {
-		s += " links " + fi.group
-	}
-	return s
-}
-
-func typeName(typ uint32) string {
-	switch typ {
-	case unix.S_IFDIR:
-		return "dir"
-	case unix.S_IFREG:
-		return "file"
-	case unix.S_IFLNK:
-		return "symlink"
-	case unix.S_IFCHR:
-		return "char"
-	case unix.S_IFBLK:
-		return "block"
-	case unix.S_IFIFO:
-		return "fifo"
-	}
-	return fmt.Sprintf("type %o", typ)
+func diffScans(want, got map[string]testtree.Entry) []string {
+	return testtree.Diff(want, got, testtree.DirMtimesFrom(fromTar.Add(time.Nanosecond)))
 }

@@ -1,9 +1,7 @@
 package cas
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	_ "crypto/sha512"
 	"errors"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/rootsdev/roots/fetch/registrytest"
 )
 
 const gzipType = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -24,23 +24,21 @@ const gzipType = "application/vnd.oci.image.layer.v1.tar+gzip"
 // testLayer builds a gzip layer holding files (name → body).
 func testLayer(t *testing.T, files map[string]string) (Layer, []byte) {
 	t.Helper()
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
+	var entries []registrytest.Entry
 	for name, body := range files {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
-		tw.Write([]byte(body))
+		entries = append(entries, registrytest.Entry{Name: name, Body: []byte(body)})
 	}
-	tw.Close()
-	var blob bytes.Buffer
-	zw := gzip.NewWriter(&blob)
-	zw.Write(raw.Bytes())
-	zw.Close()
+	raw := registrytest.TarBytes(entries)
+	blob, err := registrytest.Compress(raw, registrytest.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return Layer{
-		Digest:    digest.FromBytes(blob.Bytes()),
-		Size:      int64(blob.Len()),
+		Digest:    digest.FromBytes(blob),
+		Size:      int64(len(blob)),
 		MediaType: gzipType,
-		DiffID:    digest.FromBytes(raw.Bytes()),
-	}, blob.Bytes()
+		DiffID:    digest.FromBytes(raw),
+	}, blob
 }
 
 // serve is an Opener over b that counts its calls.

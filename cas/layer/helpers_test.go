@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // t0 is the mtime of every test entry unless it says otherwise.
@@ -69,17 +71,13 @@ func (e ent) x(name, v string) ent {
 // tarOf builds an uncompressed layer.
 func tarOf(t testing.TB, out string, ents []ent) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	a := testtree.NewTar(t)
 	for _, e := range ents {
 		if e.raw != nil {
-			if err := tw.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			buf.Write(e.raw)
+			a.Raw(e.raw)
 			continue
 		}
-		hdr := &tar.Header{
+		h := tar.Header{
 			Name:     strings.ReplaceAll(e.name, "$OUT", out),
 			Linkname: strings.ReplaceAll(e.link, "$OUT", out),
 			Typeflag: e.typ,
@@ -91,122 +89,28 @@ func tarOf(t testing.TB, out string, ents []ent) []byte {
 			Devminor: e.minor,
 			Format:   e.format,
 		}
-		if hdr.ModTime.IsZero() {
-			hdr.ModTime = t0
+		if h.Mode == 0 {
+			h.Mode = testtree.ZeroMode
 		}
-		if e.typ == tar.TypeReg || e.typ == tar.TypeCont {
-			hdr.Size = int64(len(e.body))
+		if h.ModTime.IsZero() {
+			h.ModTime = t0
+		}
+		if len(e.xattrs)+len(e.pax) > 0 {
+			h.PAXRecords = map[string]string{}
 		}
 		for k, v := range e.xattrs {
-			if hdr.PAXRecords == nil {
-				hdr.PAXRecords = map[string]string{}
-			}
-			hdr.PAXRecords["SCHILY.xattr."+k] = v
+			h.PAXRecords["SCHILY.xattr."+k] = v
 		}
 		for k, v := range e.pax {
-			if hdr.PAXRecords == nil {
-				hdr.PAXRecords = map[string]string{}
-			}
-			hdr.PAXRecords[k] = v
+			h.PAXRecords[k] = v
 		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("%q: %v", e.name, err)
-		}
-		if hdr.Size > 0 {
-			if _, err := tw.Write([]byte(e.body)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		a.Add(h, e.body)
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return a.Bytes()
 }
 
-// rawHeader encodes one ustar (or old GNU) header block by hand, for what archive/tar will not
-// write: PAX headers with GNU sparse records, old GNU sparse files, unknown types.
-func rawHeader(name string, typ byte, size int64, gnu bool, fill func(b []byte)) []byte {
-	b := make([]byte, 512)
-	copy(b[0:100], name)
-	copy(b[100:108], "0000644\x00")
-	copy(b[108:116], "0000000\x00")
-	copy(b[116:124], "0000000\x00")
-	copy(b[124:136], fmt.Sprintf("%011o\x00", size))
-	copy(b[136:148], fmt.Sprintf("%011o\x00", t0.Unix()))
-	b[156] = typ
-	if gnu {
-		copy(b[257:265], "ustar  \x00")
-	} else {
-		copy(b[257:265], "ustar\x0000")
-	}
-	if fill != nil {
-		fill(b)
-	}
-	copy(b[148:156], "        ")
-	sum := 0
-	for _, c := range b {
-		sum += int(c)
-	}
-	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
-	return b
-}
-
-func padBlock(b []byte) []byte {
-	if n := len(b) % 512; n != 0 {
-		b = append(b, make([]byte, 512-n)...)
-	}
-	return b
-}
-
-// paxHeader is a raw PAX extended header ('x', or 'g' for a global one) with records in order.
-func paxHeader(typ byte, recs ...[2]string) []byte {
-	var data []byte
-	for _, kv := range recs {
-		rec := " " + kv[0] + "=" + kv[1] + "\n"
-		n := len(rec) + 1
-		for len(fmt.Sprint(n))+len(rec) != n {
-			n++
-		}
-		data = append(data, fmt.Sprintf("%d%s", n, rec)...)
-	}
-	return append(rawHeader("PaxHeader", typ, int64(len(data)), false, nil), padBlock(data)...)
-}
-
-type frag struct {
-	off  int64
-	data string
-}
-
-// paxSparse is a GNU PAX 1.0 sparse file of realSize bytes holding frags, zeros elsewhere.
-func paxSparse(name string, realSize int64, frags ...frag) []byte {
-	m := fmt.Sprintf("%d\n", len(frags))
-	var data string
-	for _, f := range frags {
-		m += fmt.Sprintf("%d\n%d\n", f.off, len(f.data))
-		data += f.data
-	}
-	body := append(padBlock([]byte(m)), data...)
-	out := paxHeader('x', [2]string{"GNU.sparse.major", "1"}, [2]string{"GNU.sparse.minor", "0"},
-		[2]string{"GNU.sparse.name", name}, [2]string{"GNU.sparse.realsize", fmt.Sprint(realSize)})
-	out = append(out, rawHeader("GNUSparseFile.0/x", tar.TypeReg, int64(len(body)), false, nil)...)
-	return append(out, padBlock(body)...)
-}
-
-// gnuSparse is an old-GNU sparse file ('S') with at most four fragments in its header.
-func gnuSparse(name string, realSize int64, frags ...frag) []byte {
-	var data string
-	for _, f := range frags {
-		data += f.data
-	}
-	h := rawHeader(name, tar.TypeGNUSparse, int64(len(data)), true, func(b []byte) {
-		for i, f := range frags {
-			copy(b[386+i*24:], fmt.Sprintf("%011o\x00%011o\x00", f.off, len(f.data)))
-		}
-		copy(b[483:495], fmt.Sprintf("%011o\x00", realSize))
-	})
-	return append(h, padBlock([]byte(data))...)
-}
+// frag is a piece of data at an offset of a sparse file.
+type frag = testtree.Frag
 
 // env holds target directories and sentinels around them: files, a directory and symlinks
 // beside and above the targets, which no layer may touch. Layout:

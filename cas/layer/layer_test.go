@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // layerCase is a stack of layers (bottom to top) and what must come of them.
@@ -570,12 +572,12 @@ func layerCases() []layerCase {
 		},
 		{
 			name:   "PaxGlobalHeaderIgnored",
-			layers: [][]ent{{rawEnt(paxHeader('g', [2]string{"comment", "hi"}, [2]string{"path", "evil"})), reg("a", "a")}},
+			layers: [][]ent{{rawEnt(testtree.PAX('g', [2]string{"comment", "hi"}, [2]string{"path", "evil"})), reg("a", "a")}},
 			want:   []string{`a file 0644 0:0 "a"`},
 		},
 		{
 			name:   "UnknownEntryType",
-			layers: [][]ent{{rawEnt(rawHeader("vol", 'V', 0, true, nil))}},
+			layers: [][]ent{{rawEnt(testtree.Header("vol", 'V', 0o644, 0, true, nil))}},
 			err:    ErrUnsupportedEntry,
 		},
 		{
@@ -682,12 +684,8 @@ func TestUserXattrNotSupportedRecorded(t *testing.T) {
 // chain is symlinks l0 -> l1 -> ... -> l(n-1) -> d, and the directory d: l0 takes n links.
 func chain(n int) []ent {
 	out := []ent{dir("d")}
-	for i := range n {
-		to := fmt.Sprintf("l%d", i+1)
-		if i == n-1 {
-			to = "d"
-		}
-		out = append(out, sym(fmt.Sprintf("l%d", i), to))
+	for _, l := range testtree.Chain(n) {
+		out = append(out, sym(l.Name, l.Target))
 	}
 	return out
 }

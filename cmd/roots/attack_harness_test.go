@@ -1,26 +1,22 @@
 package main
 
-// The harness of TestAttacks (attack_test.go): scans of the tree around DEST, hostile tar
-// builders, pushes, pulls under a deadline, and the checks that nothing outside DEST and the
-// cache changed.
+// The harness of TestAttacks (attack_test.go): scans of the tree around DEST, pushes, pulls
+// under a deadline, and the checks that nothing outside DEST and the cache changed.
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,332 +24,21 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
-
-// atkState is one entry as the scans see it.
-type atkState struct {
-	Type     string // "f", "d", "l", "c", "b", "p"
-	Mode     fs.FileMode
-	UID, GID int
-	Size     int64
-	Hash     string // regular files: sha256 of the content (atkBigFile and over: of its non-zero runs)
-	Link     string
-	Rdev     string // "major:minor" of devices
-	Xattrs   string
-	Mtime    int64 // ns
-	Ctime    int64 // ns
-	Ino      uint64
-	Nlink    uint64
-	Blocks   int64
-}
-
-// atkBigFile: regular files this large are hashed by their non-zero runs
-// (read through SEEK_DATA/SEEK_HOLE), so that a 1 GiB sparse file costs nothing.
-const atkBigFile = 8 << 20
-
-// atkScan reads every entry below root, keyed by slash path relative to root.
-// skip returns true for (absolute) paths to leave out with everything below.
-func atkScan(t testing.TB, root string, skip func(p string) bool) map[string]atkState {
-	t.Helper()
-	out := map[string]atkState{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p != root && skip != nil && skip(p) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		if rel == "." {
-			return nil
-		}
-		s, err := atkStat(p)
-		if err != nil {
-			return err
-		}
-		out[filepath.ToSlash(rel)] = s
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("scan %s: %v", root, err)
-	}
-	return out
-}
-
-// atkStat reads one entry without following it.
-func atkStat(p string) (atkState, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		return atkState{}, &os.PathError{Op: "lstat", Path: p, Err: err}
-	}
-	s := atkState{
-		Mode:   fs.FileMode(st.Mode & 0o777),
-		UID:    int(st.Uid),
-		GID:    int(st.Gid),
-		Mtime:  st.Mtim.Nano(),
-		Ctime:  st.Ctim.Nano(),
-		Ino:    st.Ino,
-		Nlink:  uint64(st.Nlink),
-		Blocks: st.Blocks,
-	}
-	if st.Mode&unix.S_ISUID != 0 {
-		s.Mode |= fs.ModeSetuid
-	}
-	if st.Mode&unix.S_ISGID != 0 {
-		s.Mode |= fs.ModeSetgid
-	}
-	if st.Mode&unix.S_ISVTX != 0 {
-		s.Mode |= fs.ModeSticky
-	}
-	var err error
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		s.Type, s.Size = "f", st.Size
-		s.Hash, err = atkHashFile(p, st.Size)
-	case unix.S_IFDIR:
-		s.Type = "d"
-	case unix.S_IFLNK:
-		s.Type, s.Mode = "l", 0
-		s.Link, err = os.Readlink(p)
-	case unix.S_IFCHR, unix.S_IFBLK:
-		s.Type = "c"
-		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-			s.Type = "b"
-		}
-		s.Rdev = fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
-	case unix.S_IFIFO:
-		s.Type = "p"
-	default:
-		s.Type = "?"
-	}
-	if err != nil {
-		return s, err
-	}
-	s.Xattrs, err = atkXattrs(p)
-	return s, err
-}
-
-// atkXattrs lists an entry's extended attributes as `name="value"` pairs, sorted.
-func atkXattrs(p string) (string, error) {
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(p, buf)
-	if err == unix.ENOTSUP {
-		return "", nil
-	}
-	if err != nil {
-		return "", &os.PathError{Op: "llistxattr", Path: p, Err: err}
-	}
-	var pairs []string
-	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name == "" {
-			continue
-		}
-		v := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(p, name, v)
-		if err != nil {
-			return "", &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
-		}
-		pairs = append(pairs, fmt.Sprintf("%s=%q", name, v[:m]))
-	}
-	sort.Strings(pairs)
-	return strings.Join(pairs, " "), nil
-}
-
-// atkHashFile hashes a regular file's content; see atkBigFile.
-func atkHashFile(p string, size int64) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	if size < atkBigFile {
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return "", err
-		}
-		return hex.EncodeToString(h.Sum(nil)), nil
-	}
-	var rh atkRuns
-	fd := int(f.Fd())
-	buf := make([]byte, 1<<20)
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if err == unix.ENXIO {
-			break // a hole to the end
-		}
-		if err != nil {
-			return "", err
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return "", err
-		}
-		for o := data; o < hole; {
-			n, err := f.ReadAt(buf[:min(int64(len(buf)), hole-o)], o)
-			if n > 0 {
-				rh.feed(o, buf[:n])
-				o += int64(n)
-			}
-			if err != nil && err != io.EOF {
-				return "", err
-			}
-			if n == 0 {
-				break
-			}
-		}
-		off = hole
-	}
-	return rh.sum(size), nil
-}
-
-// atkRuns hashes a file by its maximal runs of non-zero bytes (offset, length,
-// bytes): two files of the same size are equal exactly when their hashes are.
-// feed must be called with increasing offsets.
-type atkRuns struct {
-	buf      bytes.Buffer // the current run
-	start    int64        // its offset
-	h        []string     // finished runs, hashed
-	sumBytes int64
-}
-
-func (r *atkRuns) feed(off int64, b []byte) {
-	if r.buf.Len() > 0 && off != r.start+int64(r.buf.Len()) {
-		r.end()
-	}
-	for i := 0; i < len(b); {
-		if b[i] == 0 {
-			r.end()
-			i++
-			continue
-		}
-		j := i
-		for j < len(b) && b[j] != 0 {
-			j++
-		}
-		if r.buf.Len() == 0 {
-			r.start = off + int64(i)
-		}
-		r.buf.Write(b[i:j])
-		i = j
-	}
-}
-
-func (r *atkRuns) end() {
-	if r.buf.Len() == 0 {
-		return
-	}
-	s := sha256.Sum256(r.buf.Bytes())
-	r.h = append(r.h, fmt.Sprintf("%d+%d:%x", r.start, r.buf.Len(), s[:8]))
-	r.buf.Reset()
-}
-
-func (r *atkRuns) sum(size int64) string {
-	r.end()
-	s := sha256.Sum256([]byte(strings.Join(r.h, ",")))
-	return fmt.Sprintf("runs:%d:%x", size, s[:12])
-}
-
-// atkFrag is a piece of data at an offset of a (sparse) file.
-type atkFrag struct {
-	Off  int64
-	Data string
-}
-
-// atkSparseEntry is the expected entry of a regular file of size bytes that
-// holds frags and zeros elsewhere.
-func atkSparseEntry(mode fs.FileMode, size int64, frags ...atkFrag) entry {
-	e := entry{Type: "f", Mode: mode, Size: size}
-	if size < atkBigFile {
-		b := make([]byte, size)
-		for _, f := range frags {
-			copy(b[f.Off:], f.Data)
-		}
-		s := sha256.Sum256(b)
-		e.SHA256 = hex.EncodeToString(s[:])
-		return e
-	}
-	sort.Slice(frags, func(i, j int) bool { return frags[i].Off < frags[j].Off })
-	var rh atkRuns
-	for _, f := range frags {
-		rh.feed(f.Off, []byte(f.Data))
-	}
-	e.SHA256 = rh.sum(size)
-	return e
-}
-
-// atkEntries turns a scan into the e2e entries that sameTree compares.
-func atkEntries(m map[string]atkState) map[string]entry {
-	out := make(map[string]entry, len(m))
-	for p, s := range m {
-		out[p] = entry{Type: s.Type, Mode: s.Mode, UID: s.UID, GID: s.GID, Size: s.Size, SHA256: s.Hash, Link: s.Link}
-	}
-	return out
-}
 
 // atkSameFS fails unless two rootfs scans agree on everything an image
 // defines: type, mode, owner, content, link target, device numbers, xattrs,
 // mtimes (of directories only when one side has a time set from the image,
 // i.e. before since: an implicit directory's time is when it was made), and
 // hardlink groups.
-func atkSameFS(t testing.TB, what string, a, b map[string]atkState, since time.Time) {
+func atkSameFS(t testing.TB, what string, a, b map[string]entry, since time.Time) {
 	t.Helper()
-	var diffs []string
-	for p, x := range a {
-		y, ok := b[p]
-		if !ok {
-			diffs = append(diffs, fmt.Sprintf("only in the first: %s %s", p, atkShow(x)))
-			continue
-		}
-		if x.Type == "d" && x.Mtime >= since.UnixNano() && y.Mtime >= since.UnixNano() {
-			y.Mtime = x.Mtime
-		}
-		if atkShow(x) != atkShow(y) {
-			diffs = append(diffs, fmt.Sprintf("%s:\n\t%s\n\t%s", p, atkShow(x), atkShow(y)))
-		}
+	if diffs := testtree.Diff(a, b, testtree.DirMtimesFrom(since)); len(diffs) > 0 {
+		t.Errorf("%s differ (want the first):\n%s", what, strings.Join(diffs, "\n"))
 	}
-	for p, y := range b {
-		if _, ok := a[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("only in the second: %s %s", p, atkShow(y)))
-		}
-	}
-	if ga, gb := atkLinkGroups(a), atkLinkGroups(b); ga != gb {
-		diffs = append(diffs, fmt.Sprintf("hardlink groups differ:\n\t%s\n\t%s", ga, gb))
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 0 {
-		t.Errorf("%s differ:\n%s", what, strings.Join(diffs, "\n"))
-	}
-}
-
-// atkShow is what atkSameFS compares.
-func atkShow(s atkState) string {
-	return fmt.Sprintf("%s %v %d:%d size=%d hash=%.20s link=%q dev=%s mtime=%s xattrs={%s}",
-		s.Type, s.Mode, s.UID, s.GID, s.Size, s.Hash, s.Link, s.Rdev, time.Unix(0, s.Mtime).UTC().Format(time.RFC3339Nano), s.Xattrs)
-}
-
-// atkLinkGroups lists the sets of names that share an inode (hardlinks).
-func atkLinkGroups(m map[string]atkState) string {
-	byIno := map[uint64][]string{}
-	for p, s := range m {
-		if s.Type != "d" {
-			byIno[s.Ino] = append(byIno[s.Ino], p)
-		}
-	}
-	var groups []string
-	for _, names := range byIno {
-		if len(names) > 1 {
-			sort.Strings(names)
-			groups = append(groups, strings.Join(names, "="))
-		}
-	}
-	sort.Strings(groups)
-	return strings.Join(groups, " ")
 }
 
 // atkTree is an expected rootfs: sameTree entries, with parents added as
@@ -381,194 +66,6 @@ func (w atkTree) f(p string, mode fs.FileMode, body string) atkTree {
 func (w atkTree) d(p string, mode fs.FileMode) atkTree { return w.add(p, dir(mode)) }
 
 func (w atkTree) l(p, target string) atkTree { return w.add(p, link(target)) }
-
-// atkMode turns the octal bits 0o4000, 0o2000, 0o1000 into Go's mode bits.
-func atkMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
-}
-
-// atkTar builds an uncompressed tar with archive/tar: add entries, raw
-// blocks, and bytes after the end.
-type atkTar struct {
-	t   testing.TB
-	buf bytes.Buffer
-	tw  *tar.Writer
-}
-
-// atkZeroMode asks atkTar.add for mode 0000.
-const atkZeroMode = 1 << 40
-
-func atkNewTar(t testing.TB) *atkTar {
-	a := &atkTar{t: t}
-	a.tw = tar.NewWriter(&a.buf)
-	return a
-}
-
-// add writes one entry. Zero mode means 0644 (0755 for directories, 0777 for
-// symlinks; atkZeroMode is mode 0), zero time means registrytest.EntryTime.
-func (a *atkTar) add(h tar.Header, body string) *atkTar {
-	a.t.Helper()
-	if h.Typeflag == tar.TypeXGlobalHeader {
-		if err := a.tw.WriteHeader(&h); err != nil {
-			a.t.Fatalf("tar global header: %v", err)
-		}
-		return a
-	}
-	if h.Typeflag == 0 {
-		h.Typeflag = tar.TypeReg
-	}
-	if h.Mode == atkZeroMode {
-		h.Mode = 0
-	} else if h.Mode == 0 {
-		switch h.Typeflag {
-		case tar.TypeDir:
-			h.Mode = 0o755
-		case tar.TypeSymlink:
-			h.Mode = 0o777
-		default:
-			h.Mode = 0o644
-		}
-	}
-	if h.ModTime.IsZero() {
-		h.ModTime = registrytest.EntryTime
-	}
-	if h.Typeflag == tar.TypeReg {
-		h.Size = int64(len(body))
-	}
-	if err := a.tw.WriteHeader(&h); err != nil {
-		a.t.Fatalf("tar header %q: %v", h.Name, err)
-	}
-	if body != "" {
-		if _, err := a.tw.Write([]byte(body)); err != nil {
-			a.t.Fatalf("tar body %q: %v", h.Name, err)
-		}
-	}
-	return a
-}
-
-// raw appends blocks written by hand (a header and its padded data).
-func (a *atkTar) raw(b []byte) *atkTar {
-	a.t.Helper()
-	if err := a.tw.Flush(); err != nil {
-		a.t.Fatal(err)
-	}
-	a.buf.Write(b)
-	return a
-}
-
-// bytes ends the archive (two zero blocks) and returns it.
-func (a *atkTar) bytes() []byte {
-	a.t.Helper()
-	if err := a.tw.Close(); err != nil {
-		a.t.Fatal(err)
-	}
-	return a.buf.Bytes()
-}
-
-// atkHeader encodes one ustar (gnu: old GNU) header block by hand, for what
-// archive/tar will not write. fill may change the block before the checksum.
-func atkHeader(name string, typ byte, mode, size int64, gnu bool, fill func(b []byte)) []byte {
-	b := make([]byte, 512)
-	copy(b[0:100], name)
-	copy(b[100:108], fmt.Sprintf("%07o\x00", mode))
-	copy(b[108:116], "0000000\x00")
-	copy(b[116:124], "0000000\x00")
-	copy(b[124:136], fmt.Sprintf("%011o\x00", size))
-	copy(b[136:148], fmt.Sprintf("%011o\x00", registrytest.EntryTime.Unix()))
-	b[156] = typ
-	if gnu {
-		copy(b[257:265], "ustar  \x00")
-	} else {
-		copy(b[257:265], "ustar\x0000")
-	}
-	if fill != nil {
-		fill(b)
-	}
-	copy(b[148:156], "        ")
-	sum := 0
-	for _, c := range b {
-		sum += int(c)
-	}
-	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
-	return b
-}
-
-func atkPad(b []byte) []byte {
-	if n := len(b) % 512; n != 0 {
-		b = append(b, make([]byte, 512-n)...)
-	}
-	return b
-}
-
-// atkPAX is a raw PAX extended header ('x', or 'g' for a global one) with
-// records in order, values written as given (NUL bytes too).
-func atkPAX(typ byte, recs ...[2]string) []byte {
-	var data []byte
-	for _, kv := range recs {
-		rec := " " + kv[0] + "=" + kv[1] + "\n"
-		n := len(rec) + 1
-		for len(strconv.Itoa(n))+len(rec) != n {
-			n++
-		}
-		data = append(data, strconv.Itoa(n)+rec...)
-	}
-	return append(atkHeader("PaxHeader", typ, 0o644, int64(len(data)), false, nil), atkPad(data)...)
-}
-
-// atkPAXSparse is a GNU PAX 1.0 sparse file of realSize bytes holding frags.
-func atkPAXSparse(name string, realSize int64, frags ...atkFrag) []byte {
-	m := fmt.Sprintf("%d\n", len(frags))
-	var data string
-	for _, f := range frags {
-		m += fmt.Sprintf("%d\n%d\n", f.Off, len(f.Data))
-		data += f.Data
-	}
-	body := append(atkPad([]byte(m)), data...)
-	out := atkPAX('x', [2]string{"GNU.sparse.major", "1"}, [2]string{"GNU.sparse.minor", "0"},
-		[2]string{"GNU.sparse.name", name}, [2]string{"GNU.sparse.realsize", strconv.FormatInt(realSize, 10)})
-	out = append(out, atkHeader("GNUSparseFile.0/"+path.Base(name), tar.TypeReg, 0o644, int64(len(body)), false, nil)...)
-	return append(out, atkPad(body)...)
-}
-
-// atkPAXSparse01 is a GNU PAX 0.1 sparse file (the map in GNU.sparse.map).
-func atkPAXSparse01(name string, realSize int64, frags ...atkFrag) []byte {
-	var m []string
-	var data string
-	for _, f := range frags {
-		m = append(m, strconv.FormatInt(f.Off, 10), strconv.Itoa(len(f.Data)))
-		data += f.Data
-	}
-	out := atkPAX('x', [2]string{"GNU.sparse.size", strconv.FormatInt(realSize, 10)},
-		[2]string{"GNU.sparse.numblocks", strconv.Itoa(len(frags))},
-		[2]string{"GNU.sparse.map", strings.Join(m, ",")}, [2]string{"GNU.sparse.name", name})
-	out = append(out, atkHeader("GNUSparseFile.0/"+path.Base(name), tar.TypeReg, 0o644, int64(len(data)), false, nil)...)
-	return append(out, atkPad([]byte(data))...)
-}
-
-// atkGNUSparse is an old-GNU sparse file ('S'), at most four fragments.
-func atkGNUSparse(name string, realSize int64, frags ...atkFrag) []byte {
-	var data string
-	for _, f := range frags {
-		data += f.Data
-	}
-	h := atkHeader(name, tar.TypeGNUSparse, 0o644, int64(len(data)), true, func(b []byte) {
-		for i, f := range frags {
-			copy(b[386+i*24:], fmt.Sprintf("%011o\x00%011o\x00", f.Off, len(f.Data)))
-		}
-		copy(b[483:495], fmt.Sprintf("%011o\x00", realSize))
-	})
-	return append(h, atkPad([]byte(data))...)
-}
 
 // atkLayer is a layer blob as pushed: for images registrytest.Image cannot
 // describe (media types that lie, multi-member gzip, ...).
@@ -771,19 +268,12 @@ func atkNewEnv(t testing.TB, base string) atkEnv {
 // scan is everything below Base but the cache and the given DESTs. DEST's
 // parent itself changes (DEST is made in it): its times and link count are
 // left out.
-func (e atkEnv) scan(t testing.TB, dests ...string) map[string]atkState {
+func (e atkEnv) scan(t testing.TB, dests ...string) map[string]entry {
 	t.Helper()
-	m := atkScan(t, e.Base, func(p string) bool {
-		if p == e.Cache {
-			return true
-		}
-		for _, d := range dests {
-			if p == d {
-				return true
-			}
-		}
-		return false
-	})
+	m := testtree.Scan(t, e.Base, testtree.Skip(func(rel string) bool {
+		p := e.Base + "/" + rel
+		return p == e.Cache || slices.Contains(dests, p)
+	}))
 	if s, ok := m["parent"]; ok {
 		s.Mtime, s.Ctime, s.Nlink = 0, 0, 0
 		m["parent"] = s
@@ -791,26 +281,11 @@ func (e atkEnv) scan(t testing.TB, dests ...string) map[string]atkState {
 	return m
 }
 
-// unchanged fails the test unless two sentinel scans are identical.
-func atkUnchanged(t testing.TB, before, after map[string]atkState) {
+// atkUnchanged fails the test unless two sentinel scans are identical.
+func atkUnchanged(t testing.TB, before, after map[string]entry) {
 	t.Helper()
-	var diffs []string
-	for p, b := range before {
-		a, ok := after[p]
-		if !ok {
-			diffs = append(diffs, "removed: "+p)
-		} else if a != b {
-			diffs = append(diffs, fmt.Sprintf("changed: %s\n\tbefore %+v\n\tafter  %+v", p, b, a))
-		}
-	}
-	for p, a := range after {
-		if _, ok := before[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("created: %s %+v", p, a))
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 0 {
-		t.Errorf("OUTSIDE DEST AND THE CACHE CHANGED:\n%s", strings.Join(diffs, "\n"))
+	if diffs := testtree.Diff(before, after, testtree.Only(testtree.All...)); len(diffs) > 0 {
+		t.Errorf("OUTSIDE DEST AND THE CACHE CHANGED (want = before):\n%s", strings.Join(diffs, "\n"))
 	}
 }
 
@@ -836,7 +311,7 @@ func atkRun(t *testing.T, tc atkCase, e atkEnv, ref string, p registrytest.Pushe
 	if tc.fail == "" {
 		want = tc.want(e)
 	}
-	got := map[string]map[string]atkState{}
+	got := map[string]map[string]entry{}
 	for _, mode := range []string{"cache", "no"} {
 		dest := e.Parent + "/rootfs-" + mode
 		cache := e.Cache
@@ -884,9 +359,9 @@ func atkRun(t *testing.T, tc atkCase, e atkEnv, ref string, p registrytest.Pushe
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want a silent success", mode, res.code, res.stdout, res.stderr)
 			continue
 		}
-		got[mode] = atkScan(t, dest, nil)
+		got[mode] = testtree.Scan(t, dest)
 		t.Run(mode, func(t *testing.T) {
-			sameTree(t, atkEntries(got[mode]), want)
+			sameTree(t, got[mode], want)
 		})
 		if tc.check != nil {
 			tc.check(t, dest, e)
@@ -901,17 +376,17 @@ func atkRun(t *testing.T, tc atkCase, e atkEnv, ref string, p registrytest.Pushe
 			if res.code != 0 {
 				t.Errorf("warm pull: exit %d: %s", res.code, res.stderr)
 			} else {
-				atkSameFS(t, "cold and warm cache pulls", got[mode], atkScan(t, warm, nil), since)
+				atkSameFS(t, "cold and warm cache pulls", got[mode], testtree.Scan(t, warm), since)
 			}
 		}
 	}
 	if got["cache"] != nil && got["no"] != nil {
 		atkSameFS(t, "--cache and --cache=no trees", got["cache"], got["no"], since)
-		a, _ := atkStat(e.Parent + "/rootfs-cache")
-		b, _ := atkStat(e.Parent + "/rootfs-no")
+		a := testtree.Stat(t, e.Parent+"/rootfs-cache")
+		b := testtree.Stat(t, e.Parent+"/rootfs-no")
 		a.Mtime, b.Mtime = 0, 0
-		if atkShow(a) != atkShow(b) {
-			t.Errorf("DEST roots differ:\n\t%s\n\t%s", atkShow(a), atkShow(b))
+		if diffs := testtree.Diff(map[string]entry{".": a}, map[string]entry{".": b}); len(diffs) > 0 {
+			t.Errorf("DEST roots differ (want --cache):\n%s", strings.Join(diffs, "\n"))
 		}
 	}
 }

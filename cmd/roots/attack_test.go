@@ -27,6 +27,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 type atkCase struct {
@@ -92,17 +93,17 @@ func atkCases() []atkCase {
 		}},
 		{name: "GNULongNameDotDot", layers: func(e atkEnv) []registrytest.Layer {
 			name := strings.Repeat("../", 100) + "outside/pwned"
-			return []registrytest.Layer{atkRaw(atkNewTar(atkMust()).add(tar.Header{Name: name, Format: tar.FormatGNU}, pwned).bytes())}
+			return []registrytest.Layer{atkRaw(testtree.NewTar(atkMust()).Add(tar.Header{Name: name, Format: tar.FormatGNU}, pwned).Bytes())}
 		}, want: func(e atkEnv) atkTree { return atkTree{}.f("outside/pwned", 0o644, pwned) }},
 		{name: "NulInName", layers: func(e atkEnv) []registrytest.Layer {
-			b := atkHeader("nul\x00/../../outside/pwned", tar.TypeReg, 0o644, 5, false, nil)
-			b = append(b, atkPad([]byte(pwned))...)
+			b := testtree.Header("nul\x00/../../outside/pwned", tar.TypeReg, 0o644, 5, false, nil)
+			b = append(b, testtree.Pad([]byte(pwned))...)
 			return []registrytest.Layer{atkRaw(append(b, make([]byte, 1024)...))}
 		}, want: func(e atkEnv) atkTree { return atkTree{}.f("nul", 0o644, pwned) }},
 		{name: "NulInPaxPath", layers: func(e atkEnv) []registrytest.Layer {
-			b := atkPAX('x', [2]string{"path", "ok\x00/../../outside/pwned"})
-			b = append(b, atkHeader("ok", tar.TypeReg, 0o644, 5, false, nil)...)
-			b = append(b, atkPad([]byte(pwned))...)
+			b := testtree.PAX('x', [2]string{"path", "ok\x00/../../outside/pwned"})
+			b = append(b, testtree.Header("ok", tar.TypeReg, 0o644, 5, false, nil)...)
+			b = append(b, testtree.Pad([]byte(pwned))...)
 			return []registrytest.Layer{atkRaw(append(b, make([]byte, 1024)...))}
 		}, fail: "invalid tar header"},
 		{name: "LongNameOverflow", layers: func(e atkEnv) []registrytest.Layer {
@@ -121,9 +122,8 @@ func atkCases() []atkCase {
 		}, want: func(e atkEnv) atkTree { return atkTree{}.f("a", 0o644, "a").f("b", 0o644, "b") },
 			check: func(t *testing.T, dest string, e atkEnv) {
 				// "../", the top layer's last entry for the root, has 0777 root:root.
-				s, err := atkStat(dest)
-				if err != nil || s.Type != "d" || s.Mode != 0o777 || s.UID != 0 || s.GID != 0 || s.Xattrs != "" {
-					t.Errorf("DEST itself: %+v, %v; want a plain 0777 root:root directory", s, err)
+				if s := testtree.Stat(t, dest); s.Type != "d" || s.Mode != 0o777 || s.UID != 0 || s.GID != 0 || s.Xattrs != "" {
+					t.Errorf("DEST itself: %v; want a plain 0777 root:root directory", s)
 				}
 			}},
 
@@ -242,7 +242,7 @@ func atkCases() []atkCase {
 				atkL(reg{Name: "bin/su", Body: []byte("su"), Mode: 0o4755}, atkH("sl", "bin/su"), atkH("sa", "bin/su")),
 			}
 		}, want: func(e atkEnv) atkTree {
-			su := file(atkMode(0o4755), "su")
+			su := file(testtree.OctalMode(0o4755), "su")
 			return atkTree{}.add("bin/su", su).add("sl", su).add("sa", su)
 		}, check: func(t *testing.T, dest string, e atkEnv) {
 			if !sameInode(t, dest+"/bin/su", dest+"/sl") || !sameInode(t, dest+"/bin/su", dest+"/sa") {
@@ -306,7 +306,7 @@ func atkCases() []atkCase {
 			return []registrytest.Layer{atkL(atkS("s", "../outside"), atkS("t", "../outside/mode644"), atkS("u", e.Abs)),
 				atkL(atkD("s/", 0o777), atkD("u/", 0o1777), reg{Name: "t", Type: tar.TypeSymlink, Linkname: "../outside/mode644", Mode: 0o4777})}
 		}, want: func(e atkEnv) atkTree {
-			return atkTree{}.d("s", 0o777).add("u", dir(atkMode(0o1777))).l("t", "../outside/mode644")
+			return atkTree{}.d("s", 0o777).add("u", dir(testtree.OctalMode(0o1777))).l("t", "../outside/mode644")
 		}},
 		{name: "ChownThroughSymlink", layers: func(e atkEnv) []registrytest.Layer {
 			return []registrytest.Layer{atkL(atkS("s", "../outside"), atkS("t", "../outside/secret")),
@@ -324,8 +324,8 @@ func atkCases() []atkCase {
 		}, want: func(e atkEnv) atkTree { return atkTree{}.d("s", 0o755).l("t", "../outside/secret") },
 			check: func(t *testing.T, dest string, e atkEnv) {
 				for p, want := range map[string]string{"s": `user.pwned="1"`, "t": `trusted.pwned="1"`} {
-					if got, err := atkXattrs(dest + "/" + p); err != nil || got != want {
-						t.Errorf("xattrs of %s: %q, %v; want %s", p, got, err, want)
+					if got := testtree.Stat(t, dest+"/"+p).Xattrs; got != want {
+						t.Errorf("xattrs of %s: %q; want %s", p, got, want)
 					}
 				}
 			}},
@@ -383,33 +383,33 @@ func atkCases() []atkCase {
 
 		// Malformed tars and lying blobs.
 		{name: "UidWrapsToRoot", layers: func(e atkEnv) []registrytest.Layer {
-			return []registrytest.Layer{atkRaw(atkNewTar(atkMust()).add(tar.Header{Name: "f", Uid: 1 << 32, Gid: 1 << 32, Format: tar.FormatPAX, Mode: 0o4755}, "x").bytes())}
+			return []registrytest.Layer{atkRaw(testtree.NewTar(atkMust()).Add(tar.Header{Name: "f", Uid: 1 << 32, Gid: 1 << 32, Format: tar.FormatPAX, Mode: 0o4755}, "x").Bytes())}
 		}, fail: "invalid tar header field"},
 		{name: "UnknownEntryType", layers: func(e atkEnv) []registrytest.Layer {
-			b := atkHeader("odd", 'Z', 0o644, 0, false, nil)
+			b := testtree.Header("odd", 'Z', 0o644, 0, false, nil)
 			return []registrytest.Layer{atkRaw(append(b, make([]byte, 1024)...))}
 		}, fail: "unsupported tar entry type"},
 		{name: "SymlinkTargetTooLong", layers: func(e atkEnv) []registrytest.Layer {
-			return []registrytest.Layer{atkRaw(atkNewTar(atkMust()).add(tar.Header{Name: "s", Typeflag: tar.TypeSymlink,
-				Linkname: strings.Repeat("../", 2000) + "outside", Format: tar.FormatPAX}, "").bytes())}
+			return []registrytest.Layer{atkRaw(testtree.NewTar(atkMust()).Add(tar.Header{Name: "s", Typeflag: tar.TypeSymlink,
+				Linkname: strings.Repeat("../", 2000) + "outside", Format: tar.FormatPAX}, "").Bytes())}
 		}, fail: "s: "},
 		{name: "HugeSparseHeader", limit: 8 * time.Second, orFail: "huge", layers: func(e atkEnv) []registrytest.Layer {
 			// 1 TiB declared, 4 bytes of data at its end.
-			raw := atkNewTar(atkMust()).raw(atkPAXSparse("huge", 1<<40, atkFrag{1<<40 - 4, "tail"})).bytes()
+			raw := testtree.NewTar(atkMust()).Raw(testtree.PAXSparse("huge", 1<<40, testtree.Frag{Off: 1<<40 - 4, Data: "tail"})).Bytes()
 			return []registrytest.Layer{atkRaw(raw)}
 		}, want: func(e atkEnv) atkTree {
-			return atkTree{}.add("huge", atkSparseEntry(0o644, 1<<40, atkFrag{1<<40 - 4, "tail"}))
+			return atkTree{}.add("huge", testtree.Sparse(0o644, 1<<40, testtree.Frag{Off: 1<<40 - 4, Data: "tail"}))
 		}, check: func(t *testing.T, dest string, e atkEnv) {
-			if s, _ := atkStat(dest + "/huge"); s.Blocks*512 > 1<<20 {
+			if s := testtree.Stat(t, dest+"/huge"); s.Blocks*512 > 1<<20 {
 				t.Errorf("huge takes %d bytes on disk; want holes", s.Blocks*512)
 			}
 		}},
 		{name: "TruncatedTar", layers: func(e atkEnv) []registrytest.Layer {
-			raw := atkNewTar(atkMust()).add(tar.Header{Name: "big"}, strings.Repeat("x", 10000)).bytes()
+			raw := testtree.NewTar(atkMust()).Add(tar.Header{Name: "big"}, strings.Repeat("x", 10000)).Bytes()
 			return []registrytest.Layer{atkL(atkF("ok", "ok")), atkRaw(raw[:512+100])}
 		}, fail: "unexpected EOF"},
 		{name: "GarbageAfterTar", layers: func(e atkEnv) []registrytest.Layer {
-			raw := atkNewTar(atkMust()).add(tar.Header{Name: "f"}, "f").bytes()
+			raw := testtree.NewTar(atkMust()).Add(tar.Header{Name: "f"}, "f").Bytes()
 			garbage := make([]byte, 4096)
 			rnd := rand.New(rand.NewPCG(1, 2))
 			for i := range garbage {
@@ -453,11 +453,11 @@ func atkCases() []atkCase {
 		}, fail: "unsupported layer media type"},
 		{name: "ZipBomb", layers: func(e atkEnv) []registrytest.Layer {
 			// 128 MiB of zeros in about 130 KiB of gzip.
-			raw := atkNewTar(atkMust()).add(tar.Header{Name: "zeros"}, string(make([]byte, 128<<20))).bytes()
+			raw := testtree.NewTar(atkMust()).Add(tar.Header{Name: "zeros"}, string(make([]byte, 128<<20))).Bytes()
 			return []registrytest.Layer{atkRaw(raw)}
-		}, want: func(e atkEnv) atkTree { return atkTree{}.add("zeros", atkSparseEntry(0o644, 128<<20)) },
+		}, want: func(e atkEnv) atkTree { return atkTree{}.add("zeros", testtree.Sparse(0o644, 128<<20)) },
 			check: func(t *testing.T, dest string, e atkEnv) {
-				if s, _ := atkStat(dest + "/zeros"); s.Blocks*512 > 1<<20 {
+				if s := testtree.Stat(t, dest+"/zeros"); s.Blocks*512 > 1<<20 {
 					t.Errorf("128 MiB of zeros take %d bytes on disk; want holes", s.Blocks*512)
 				}
 			}},
@@ -509,7 +509,7 @@ func TestAttacks(t *testing.T) {
 			atkUnchanged(t, before, e.scan(t, dest))
 			t.Logf("%s: exit %d %s", mode, res.code, strings.TrimSpace(res.stderr))
 			if res.code == 0 {
-				sameTree(t, atkEntries(atkScan(t, dest, nil)), atkTree{}.f("secret", 0o644, "pwned"))
+				sameTree(t, testtree.Scan(t, dest), atkTree{}.f("secret", 0o644, "pwned"))
 			} else if res.code != 1 || strings.Count(res.stderr, "\n") != 1 {
 				t.Errorf("%s: exit %d, %q", mode, res.code, res.stderr)
 			}

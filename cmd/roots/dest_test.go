@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // TestDestinationsRefused: a DEST that names the current directory, one of its parents, the
@@ -50,12 +51,12 @@ func TestDestinationsRefused(t *testing.T) {
 	for _, tt := range tests {
 		for _, mode := range []string{"hardlink", "copy", "overlay"} {
 			t.Run(tt.name+"/"+mode, func(t *testing.T) {
-				before := atkScan(t, base, nil)
+				before := testtree.Scan(t, base)
 				res := rootsIn(t, work, runDeadline, nil, "pull", "--cache", cache, "--mode", mode, "--force", ref, tt.dest)
 				if res.code != 2 || !strings.HasPrefix(res.stderr, "roots: ") || !strings.Contains(res.stderr, tt.want) || strings.Count(res.stderr, "\n") != 1 {
 					t.Errorf("exit %d, stderr %q; want exit 2 and one line with %q", res.code, res.stderr, tt.want)
 				}
-				atkUnchanged(t, before, atkScan(t, base, nil))
+				atkUnchanged(t, before, testtree.Scan(t, base))
 			})
 		}
 	}

@@ -5,20 +5,17 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 var rootsBin string
@@ -110,95 +107,24 @@ func mustPull(t *testing.T, env []string, args ...string) {
 	}
 }
 
-// entry is one file of a root filesystem as the tests compare it.
-type entry struct {
-	Type     string // "f", "d", "l", "c", "b", "p"
-	Mode     fs.FileMode
-	UID, GID int
-	Size     int64
-	SHA256   string // regular files
-	Link     string // symlink target
-}
+// entry is one file of a root filesystem as the tests compare it; file, dir and link build
+// expected ones.
+type entry = testtree.Entry
 
-func (e entry) String() string {
-	return fmt.Sprintf("%s %v %d:%d size=%d sha=%.12s link=%q", e.Type, e.Mode, e.UID, e.GID, e.Size, e.SHA256, e.Link)
-}
+var (
+	file = testtree.File
+	dir  = testtree.Dir
+	link = testtree.Symlink
+)
 
 // scan reads every entry under dir, keyed by slash path relative to dir.
-func scan(t *testing.T, dir string) map[string]entry {
-	t.Helper()
-	out := map[string]entry{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if rel == "." {
-			return nil
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		e := entry{Mode: fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), UID: int(st.Uid), GID: int(st.Gid)}
-		switch m := fi.Mode(); {
-		case m.IsRegular():
-			e.Type, e.Size = "f", fi.Size()
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(b)
-			e.SHA256 = hex.EncodeToString(sum[:])
-		case m.IsDir():
-			e.Type = "d"
-		case m&fs.ModeSymlink != 0:
-			e.Type, e.Mode = "l", 0
-			e.Link, _ = os.Readlink(p)
-		case m&fs.ModeCharDevice != 0:
-			e.Type = "c"
-		case m&fs.ModeDevice != 0:
-			e.Type = "b"
-		case m&fs.ModeNamedPipe != 0:
-			e.Type = "p"
-		}
-		out[filepath.ToSlash(rel)] = e
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+func scan(t testing.TB, dir string) map[string]entry { return testtree.Scan(t, dir) }
 
-// file, dir and link build expected entries.
-func file(mode fs.FileMode, body string) entry {
-	sum := sha256.Sum256([]byte(body))
-	return entry{Type: "f", Mode: mode, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
-}
-func dir(mode fs.FileMode) entry { return entry{Type: "d", Mode: mode} }
-func link(target string) entry   { return entry{Type: "l", Link: target} }
-
-// sameTree fails the test unless got has exactly the want entries.
-func sameTree(t *testing.T, got, want map[string]entry) {
+// sameTree fails the test unless got has exactly the want entries: type, mode, owner, content,
+// link target.
+func sameTree(t testing.TB, got, want map[string]entry) {
 	t.Helper()
-	var diffs []string
-	for p, w := range want {
-		g, ok := got[p]
-		if !ok {
-			diffs = append(diffs, fmt.Sprintf("missing %s (want %v)", p, w))
-		} else if g != w {
-			diffs = append(diffs, fmt.Sprintf("%s: got %v, want %v", p, g, w))
-		}
-	}
-	for p, g := range got {
-		if _, ok := want[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("unexpected %s (%v)", p, g))
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 0 {
+	if diffs := testtree.Diff(want, got, testtree.Only(testtree.Basic...)); len(diffs) > 0 {
 		t.Fatalf("destination differs:\n%s", strings.Join(diffs, "\n"))
 	}
 }

@@ -22,22 +22,25 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
-// fidWant is one expected entry.
-type fidWant struct {
-	e      entry
-	mtime  time.Time // zero: not checked (an implicit directory's time is when it was made)
-	xattrs string    // as atkXattrs prints them; "" = none
-	dev    string    // "major:minor" of devices
+// fidWant is one expected entry; a zero Mtime is not checked (an implicit directory's time is
+// when it was made).
+type fidWant testtree.Entry
+
+func fidW(e entry) fidWant {
+	e.Mtime = registrytest.EntryTime.UnixNano()
+	return fidWant(e)
 }
 
-func fidW(e entry) fidWant { return fidWant{e: e, mtime: registrytest.EntryTime} }
-
-func (w fidWant) own(uid, gid int) fidWant      { w.e.UID, w.e.GID = uid, gid; return w }
-func (w fidWant) at(t time.Time) fidWant        { w.mtime = t; return w }
-func (w fidWant) x(xattrs string) fidWant       { w.xattrs = xattrs; return w }
-func (w fidWant) devn(major, minor int) fidWant { w.dev = fmt.Sprintf("%d:%d", major, minor); return w }
+func (w fidWant) own(uid, gid int) fidWant { w.UID, w.GID = uid, gid; return w }
+func (w fidWant) at(t time.Time) fidWant   { w.Mtime = t.UnixNano(); return w }
+func (w fidWant) x(xattrs string) fidWant  { w.Xattrs = xattrs; return w }
+func (w fidWant) devn(major, minor int) fidWant {
+	w.Rdev = fmt.Sprintf("%d:%d", major, minor)
+	return w
+}
 
 // fidTree is an expected rootfs; parents not added explicitly are implicit
 // directories (0755 root:root, any mtime).
@@ -46,53 +49,51 @@ type fidTree map[string]fidWant
 func (t fidTree) add(p string, w fidWant) fidTree {
 	for d := path.Dir(p); d != "."; d = path.Dir(d) {
 		if _, ok := t[d]; !ok {
-			t[d] = fidWant{e: dir(0o755)}
+			t[d] = fidWant(dir(0o755))
 		}
 	}
 	t[p] = w
 	return t
 }
 func (t fidTree) f(p string, mode uint32, body string) fidTree {
-	return t.add(p, fidW(file(atkMode(mode), body)))
+	return t.add(p, fidW(file(testtree.OctalMode(mode), body)))
 }
-func (t fidTree) d(p string, mode uint32) fidTree { return t.add(p, fidW(dir(atkMode(mode)))) }
-func (t fidTree) l(p, target string) fidTree      { return t.add(p, fidW(link(target))) }
-func (t fidTree) imp(p string) fidTree            { return t.add(p, fidWant{e: dir(0o755)}) }
+func (t fidTree) d(p string, mode uint32) fidTree {
+	return t.add(p, fidW(dir(testtree.OctalMode(mode))))
+}
+func (t fidTree) l(p, target string) fidTree { return t.add(p, fidW(link(target))) }
+func (t fidTree) imp(p string) fidTree       { return t.add(p, fidWant(dir(0o755))) }
 
-// fidCompare fails unless the scan got has exactly the entries of want.
-func fidCompare(t testing.TB, got map[string]atkState, want fidTree) {
+// fidCompare fails unless the scan got has exactly the entries of want: everything an image
+// defines but hardlinks (see fidLinkGroups).
+func fidCompare(t testing.TB, got map[string]entry, want fidTree) {
 	t.Helper()
-	var diffs []string
-	for p, w := range want {
-		g, ok := got[p]
-		if !ok {
-			diffs = append(diffs, fmt.Sprintf("missing %q (want %v)", p, w.e))
-			continue
-		}
-		ge := entry{Type: g.Type, Mode: g.Mode, UID: g.UID, GID: g.GID, Size: g.Size, SHA256: g.Hash, Link: g.Link}
-		if ge != w.e {
-			diffs = append(diffs, fmt.Sprintf("%q: got %v, want %v", p, ge, w.e))
-		}
-		if g.Xattrs != w.xattrs {
-			diffs = append(diffs, fmt.Sprintf("%q: xattrs {%s}, want {%s}", p, g.Xattrs, w.xattrs))
-		}
-		if g.Rdev != w.dev {
-			diffs = append(diffs, fmt.Sprintf("%q: device %s, want %s", p, g.Rdev, w.dev))
-		}
-		if !w.mtime.IsZero() && g.Mtime != w.mtime.UnixNano() {
-			diffs = append(diffs, fmt.Sprintf("%q: mtime %s, want %s", p,
-				time.Unix(0, g.Mtime).UTC().Format(time.RFC3339Nano), w.mtime.UTC().Format(time.RFC3339Nano)))
+	w := map[string]entry{}
+	opts := []testtree.DiffOption{testtree.Only(testtree.Type, testtree.Mode, testtree.Owner, testtree.Size,
+		testtree.Content, testtree.Target, testtree.Device, testtree.Mtime, testtree.Xattrs)}
+	for p, e := range want {
+		w[p] = entry(e)
+		if e.Mtime == 0 {
+			opts = append(opts, testtree.Excuse(p, testtree.Mtime))
 		}
 	}
-	for p, g := range got {
-		if _, ok := want[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("unexpected %q (%s)", p, atkShow(g)))
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 0 {
+	if diffs := testtree.Diff(w, got, opts...); len(diffs) > 0 {
 		t.Errorf("rootfs differs:\n%s", strings.Join(diffs, "\n"))
 	}
+}
+
+// fidLinkGroups lists the sets of names that share an inode, "="-joined, space-separated.
+func fidLinkGroups(m map[string]entry) string {
+	seen := map[string]bool{}
+	var groups []string
+	for _, e := range m {
+		if e.Hardlinks != "" && !seen[e.Hardlinks] {
+			seen[e.Hardlinks] = true
+			groups = append(groups, strings.ReplaceAll(e.Hardlinks, "|", "="))
+		}
+	}
+	sort.Strings(groups)
+	return strings.Join(groups, " ")
 }
 
 // fidCapNetRaw is a VFS_CAP_REVISION_2 security.capability value granting
@@ -104,7 +105,7 @@ var fidCapNetRaw = func() string {
 	return string(b)
 }()
 
-// fidX formats xattrs as atkXattrs does.
+// fidX formats xattrs as testtree.Scan does.
 func fidX(kv ...string) string {
 	var pairs []string
 	for i := 0; i < len(kv); i += 2 {
@@ -159,7 +160,7 @@ func fidCases() []fidCase {
 	t4 := time.Date(2010, 1, 1, 12, 0, 0, 500, time.UTC)
 	long := func(c byte, n int) string { return strings.Repeat(string(c), n) }
 	pax := func(t testing.TB, hs ...tar.Header) registrytest.Layer {
-		a := atkNewTar(t)
+		a := testtree.NewTar(t)
 		for _, h := range hs {
 			body := ""
 			if h.Typeflag == 0 || h.Typeflag == tar.TypeReg {
@@ -168,9 +169,9 @@ func fidCases() []fidCase {
 			if h.Format == 0 {
 				h.Format = tar.FormatPAX
 			}
-			a.add(h, body)
+			a.Add(h, body)
 		}
-		return atkRaw(a.bytes())
+		return atkRaw(a.Bytes())
 	}
 	body := func(name string) string { return name + " body" }
 
@@ -182,9 +183,9 @@ func fidCases() []fidCase {
 			}
 			ents = append(ents, reg{Name: "od/", Type: tar.TypeDir, Uid: 3000000, Gid: 3000001},
 				reg{Name: "ol", Type: tar.TypeSymlink, Linkname: "o/0", Uid: 1 << 22, Gid: 1<<22 + 1})
-			gnu := atkNewTar(t).add(tar.Header{Name: "g/big", Uid: 1<<21 + 5, Gid: 1<<30 + 7, Format: tar.FormatGNU}, "g").
-				add(tar.Header{Name: "g/dir/", Typeflag: tar.TypeDir, Uid: 1 << 25, Gid: 1 << 26, Format: tar.FormatGNU}, "")
-			return []registrytest.Layer{atkL(ents...), atkRaw(gnu.bytes())}
+			gnu := testtree.NewTar(t).Add(tar.Header{Name: "g/big", Uid: 1<<21 + 5, Gid: 1<<30 + 7, Format: tar.FormatGNU}, "g").
+				Add(tar.Header{Name: "g/dir/", Typeflag: tar.TypeDir, Uid: 1 << 25, Gid: 1 << 26, Format: tar.FormatGNU}, "")
+			return []registrytest.Layer{atkL(ents...), atkRaw(gnu.Bytes())}
 		}, want: func() fidTree {
 			w := fidTree{}
 			for _, id := range []int{0, 1, 1000, 65534, 1<<21 - 1, 1 << 21, 1 << 31, 1<<32 - 2} {
@@ -208,29 +209,29 @@ func fidCases() []fidCase {
 				reg{Name: "shared/file", Body: []byte("f")},
 				reg{Name: "shared/sub/", Type: tar.TypeDir, Mode: 0o755},
 				reg{Name: "shared/impl/f", Body: []byte("f")},
-			), atkRaw(atkNewTar(t).add(tar.Header{Name: "bin/none", Mode: atkZeroMode}, "s").bytes())}
+			), atkRaw(testtree.NewTar(t).Add(tar.Header{Name: "bin/none", Mode: testtree.ZeroMode}, "s").Bytes())}
 		}, want: fidTree{}.
-			add("bin/suid", fidW(file(atkMode(0o4755), "s"))).
-			add("bin/suid-user", fidW(file(atkMode(0o4755), "s")).own(1000, 1000)).
-			add("bin/sgid", fidW(file(atkMode(0o2755), "s")).own(0, 50)).
-			add("bin/both", fidW(file(atkMode(0o6755), "s")).own(1000, 50)).
-			add("bin/suid-only", fidW(file(atkMode(0o4000), "s"))).
+			add("bin/suid", fidW(file(testtree.OctalMode(0o4755), "s"))).
+			add("bin/suid-user", fidW(file(testtree.OctalMode(0o4755), "s")).own(1000, 1000)).
+			add("bin/sgid", fidW(file(testtree.OctalMode(0o2755), "s")).own(0, 50)).
+			add("bin/both", fidW(file(testtree.OctalMode(0o6755), "s")).own(1000, 50)).
+			add("bin/suid-only", fidW(file(testtree.OctalMode(0o4000), "s"))).
 			add("bin/none", fidW(file(0, "s"))).
-			add("bin/sticky-file", fidW(file(atkMode(0o1644), "s"))).
+			add("bin/sticky-file", fidW(file(testtree.OctalMode(0o1644), "s"))).
 			d("tmp", 0o1777).
-			add("shared", fidW(dir(atkMode(0o2775))).own(0, 50)).
+			add("shared", fidW(dir(testtree.OctalMode(0o2775))).own(0, 50)).
 			f("shared/file", 0o644, "f").d("shared/sub", 0o755).f("shared/impl/f", 0o644, "f")},
 
 		{name: "ReadOnlyDirsWithChildren", layers: func(t testing.TB) []registrytest.Layer {
 			d := func(name string, mode int64) tar.Header {
 				return tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: mode}
 			}
-			lower := atkNewTar(t).add(d("ro/", 0o500), "").add(tar.Header{Name: "ro/f", Mode: 0o444}, "f").
-				add(d("ro/sub/", atkZeroMode), "").add(tar.Header{Name: "ro/sub/g"}, "g").
-				add(d("none/", atkZeroMode), "").add(tar.Header{Name: "none/x"}, "x").
-				add(d("wo/", 0o200), "").add(tar.Header{Name: "wo/y"}, "y")
+			lower := testtree.NewTar(t).Add(d("ro/", 0o500), "").Add(tar.Header{Name: "ro/f", Mode: 0o444}, "f").
+				Add(d("ro/sub/", testtree.ZeroMode), "").Add(tar.Header{Name: "ro/sub/g"}, "g").
+				Add(d("none/", testtree.ZeroMode), "").Add(tar.Header{Name: "none/x"}, "x").
+				Add(d("wo/", 0o200), "").Add(tar.Header{Name: "wo/y"}, "y")
 			return []registrytest.Layer{
-				atkRaw(lower.bytes()),
+				atkRaw(lower.Bytes()),
 				atkL(atkF("ro/added", "a"), atkF("none/y", "y"), atkF("ro/sub/deeper/z", "z")),
 			}
 		}, want: fidTree{}.d("ro", 0o500).f("ro/f", 0o444, "f").d("ro/sub", 0).f("ro/sub/g", 0o644, "g").
@@ -305,7 +306,7 @@ func fidCases() []fidCase {
 			add("dev/loop0", fidW(entry{Type: "b", Mode: 0o660, GID: 6}).devn(7, 0)).
 			add("dev/sdb", fidW(entry{Type: "b", Mode: 0o660}).devn(8, 16)).
 			add("run/fifo", fidW(entry{Type: "p", Mode: 0o600, UID: 1000, GID: 1000})).
-			add("run/fifo-sticky", fidW(entry{Type: "p", Mode: atkMode(0o1666)}))},
+			add("run/fifo-sticky", fidW(entry{Type: "p", Mode: testtree.OctalMode(0o1666)}))},
 
 		{name: "Hardlinks", layers: func(t testing.TB) []registrytest.Layer {
 			return []registrytest.Layer{
@@ -317,10 +318,10 @@ func fidCases() []fidCase {
 				atkL(atkF("lower2", "new")),
 			}
 		}, want: fidTree{}.
-			add("lower", fidW(file(atkMode(0o4755), "l"))).add("up", fidW(file(atkMode(0o4755), "l"))).
+			add("lower", fidW(file(testtree.OctalMode(0o4755), "l"))).add("up", fidW(file(testtree.OctalMode(0o4755), "l"))).
 			f("lower2", 0o644, "new").f("sub/up2", 0o644, "l2").
 			f("a", 0o644, "a").f("b", 0o644, "a").f("c/d", 0o644, "a").f("c/e", 0o644, "a").
-			add("s", fidW(file(atkMode(0o4750), "s")).own(1000, 1000)).add("s2", fidW(file(atkMode(0o4750), "s")).own(1000, 1000)),
+			add("s", fidW(file(testtree.OctalMode(0o4750), "s")).own(1000, 1000)).add("s2", fidW(file(testtree.OctalMode(0o4750), "s")).own(1000, 1000)),
 			links: "a=b=c/d=c/e lower=up s=s2"},
 
 		{name: "SymlinksAsWritten", layers: func(t testing.TB) []registrytest.Layer {
@@ -338,13 +339,13 @@ func fidCases() []fidCase {
 		{name: "LongNames", layers: func(t testing.TB) []registrytest.Layer {
 			var ls []registrytest.Layer
 			for p, f := range map[string]tar.Format{"PAX": tar.FormatPAX, "GNU": tar.FormatGNU} {
-				a := atkNewTar(t).
-					add(tar.Header{Name: p + "/" + long('a', 200) + "/" + long('b', 200), Format: f}, "long path").
-					add(tar.Header{Name: p + "/" + long('n', 255), Format: f}, "255").
-					add(tar.Header{Name: p + "/" + strings.Repeat(long('c', 200)+"/", 6) + "deep", Format: f}, "deep").
-					add(tar.Header{Name: p + "/sym", Typeflag: tar.TypeSymlink, Linkname: strings.Repeat("../", 300) + long('t', 100), Format: f}, "").
-					add(tar.Header{Name: p + "/" + long('h', 250) + "/hard", Typeflag: tar.TypeLink, Linkname: p + "/" + long('a', 200) + "/" + long('b', 200), Format: f}, "")
-				ls = append(ls, atkRaw(a.bytes()))
+				a := testtree.NewTar(t).
+					Add(tar.Header{Name: p + "/" + long('a', 200) + "/" + long('b', 200), Format: f}, "long path").
+					Add(tar.Header{Name: p + "/" + long('n', 255), Format: f}, "255").
+					Add(tar.Header{Name: p + "/" + strings.Repeat(long('c', 200)+"/", 6) + "deep", Format: f}, "deep").
+					Add(tar.Header{Name: p + "/sym", Typeflag: tar.TypeSymlink, Linkname: strings.Repeat("../", 300) + long('t', 100), Format: f}, "").
+					Add(tar.Header{Name: p + "/" + long('h', 250) + "/hard", Typeflag: tar.TypeLink, Linkname: p + "/" + long('a', 200) + "/" + long('b', 200), Format: f}, "")
+				ls = append(ls, atkRaw(a.Bytes()))
 			}
 			return ls
 		}, want: func() fidTree {
@@ -366,11 +367,11 @@ func fidCases() []fidCase {
 			for _, n := range names {
 				ents = append(ents, atkF("pax/"+n, n))
 			}
-			gnu := atkNewTar(t)
+			gnu := testtree.NewTar(t)
 			for _, n := range names {
-				gnu.add(tar.Header{Name: "gnu/" + n, Format: tar.FormatGNU}, n)
+				gnu.Add(tar.Header{Name: "gnu/" + n, Format: tar.FormatGNU}, n)
 			}
-			return []registrytest.Layer{atkL(ents...), atkRaw(gnu.bytes())}
+			return []registrytest.Layer{atkL(ents...), atkRaw(gnu.Bytes())}
 		}, want: func() fidTree {
 			w := fidTree{}
 			for _, n := range []string{"sp ace", "new\nline", "tab\tx", "\xff\xfe-bin", "é-utf8", "back\\slash", "-dash", "...", ".hidden", "#*?[]", "bin\xc3(/inner"} {
@@ -380,36 +381,35 @@ func fidCases() []fidCase {
 		}()},
 
 		{name: "PaxGlobalHeader", layers: func(t testing.TB) []registrytest.Layer {
-			a := atkNewTar(t)
-			a.add(tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": "0123456789abcdef"}}, "")
-			a.add(tar.Header{Name: "a", Format: tar.FormatPAX}, "a")
-			a.add(tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": "again"}}, "")
-			a.add(tar.Header{Name: "b/", Typeflag: tar.TypeDir, Format: tar.FormatPAX}, "")
-			return []registrytest.Layer{atkRaw(a.bytes())}
+			a := testtree.NewTar(t)
+			a.Add(tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": "0123456789abcdef"}}, "")
+			a.Add(tar.Header{Name: "a", Format: tar.FormatPAX}, "a")
+			a.Add(tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": "again"}}, "")
+			a.Add(tar.Header{Name: "b/", Typeflag: tar.TypeDir, Format: tar.FormatPAX}, "")
+			return []registrytest.Layer{atkRaw(a.Bytes())}
 		}, want: fidTree{}.f("a", 0o644, "a").d("b", 0o755)},
 
 		{name: "SparseFiles", layers: func(t testing.TB) []registrytest.Layer {
 			const gib = 1 << 30
-			frags := []atkFrag{{0, "head"}, {gib / 2, "middle"}, {gib - 4, "tail"}}
-			raw := atkNewTar(t).
-				raw(atkGNUSparse("sparse/gnu", gib, frags...)).
-				raw(atkPAXSparse("sparse/pax", gib, frags...)).
-				raw(atkPAXSparse01("sparse/pax01", 64<<20, atkFrag{4096, "x"}, atkFrag{32 << 20, "y"})).
-				raw(atkPAXSparse("sparse/small", 10000, atkFrag{3000, "in\x00the\x00middle"}, atkFrag{9990, "0123456789"})).
-				raw(atkPAXSparse("sparse/allhole", 5<<20)).
-				bytes()
+			frags := []testtree.Frag{{Off: 0, Data: "head"}, {Off: gib / 2, Data: "middle"}, {Off: gib - 4, Data: "tail"}}
+			raw := testtree.NewTar(t).
+				Raw(testtree.GNUSparse("sparse/gnu", gib, frags...)).
+				Raw(testtree.PAXSparse("sparse/pax", gib, frags...)).
+				Raw(testtree.PAXSparse01("sparse/pax01", 64<<20, testtree.Frag{Off: 4096, Data: "x"}, testtree.Frag{Off: 32 << 20, Data: "y"})).
+				Raw(testtree.PAXSparse("sparse/small", 10000, testtree.Frag{Off: 3000, Data: "in\x00the\x00middle"}, testtree.Frag{Off: 9990, Data: "0123456789"})).
+				Raw(testtree.PAXSparse("sparse/allhole", 5<<20)).
+				Bytes()
 			return []registrytest.Layer{atkRaw(raw)}
 		}, want: fidTree{}.
-			add("sparse/gnu", fidW(atkSparseEntry(0o644, 1<<30, atkFrag{0, "head"}, atkFrag{1 << 29, "middle"}, atkFrag{1<<30 - 4, "tail"}))).
-			add("sparse/pax", fidW(atkSparseEntry(0o644, 1<<30, atkFrag{0, "head"}, atkFrag{1 << 29, "middle"}, atkFrag{1<<30 - 4, "tail"}))).
-			add("sparse/pax01", fidW(atkSparseEntry(0o644, 64<<20, atkFrag{4096, "x"}, atkFrag{32 << 20, "y"}))).
-			add("sparse/small", fidW(atkSparseEntry(0o644, 10000, atkFrag{3000, "in\x00the\x00middle"}, atkFrag{9990, "0123456789"}))).
-			add("sparse/allhole", fidW(atkSparseEntry(0o644, 5<<20))),
+			add("sparse/gnu", fidW(testtree.Sparse(0o644, 1<<30, testtree.Frag{Off: 0, Data: "head"}, testtree.Frag{Off: 1 << 29, Data: "middle"}, testtree.Frag{Off: 1<<30 - 4, Data: "tail"}))).
+			add("sparse/pax", fidW(testtree.Sparse(0o644, 1<<30, testtree.Frag{Off: 0, Data: "head"}, testtree.Frag{Off: 1 << 29, Data: "middle"}, testtree.Frag{Off: 1<<30 - 4, Data: "tail"}))).
+			add("sparse/pax01", fidW(testtree.Sparse(0o644, 64<<20, testtree.Frag{Off: 4096, Data: "x"}, testtree.Frag{Off: 32 << 20, Data: "y"}))).
+			add("sparse/small", fidW(testtree.Sparse(0o644, 10000, testtree.Frag{Off: 3000, Data: "in\x00the\x00middle"}, testtree.Frag{Off: 9990, Data: "0123456789"}))).
+			add("sparse/allhole", fidW(testtree.Sparse(0o644, 5<<20))),
 			check: func(t *testing.T, dest string) {
 				for _, p := range []string{"sparse/gnu", "sparse/pax", "sparse/pax01", "sparse/allhole"} {
-					s, err := atkStat(dest + "/" + p)
-					if err != nil || s.Blocks*512 >= 1<<20 {
-						t.Errorf("%s takes %d bytes on disk (%v); want < 1 MiB", p, s.Blocks*512, err)
+					if s := testtree.Stat(t, dest+"/"+p); s.Blocks*512 >= 1<<20 {
+						t.Errorf("%s takes %d bytes on disk; want < 1 MiB", p, s.Blocks*512)
 					}
 				}
 			}},
@@ -463,7 +463,7 @@ func fidCases() []fidCase {
 			}
 		}, want: fidTree{}.d("tmp", 0o1777).f("tmp/x", 0o644, "x").
 			add("var", fidW(dir(0o700)).own(5, 6).at(t1.Round(time.Second))).f("var/y", 0o644, "y").
-			add("opt", fidW(dir(atkMode(0o2755))).own(0, 50).at(t2.Round(time.Second)).x(fidX("user.k", "v"))).
+			add("opt", fidW(dir(testtree.OctalMode(0o2755))).own(0, 50).at(t2.Round(time.Second)).x(fidX("user.k", "v"))).
 			f("opt/z", 0o644, "z").imp("opt/deeper").f("opt/deeper/w", 0o644, "w")},
 
 		{name: "WhiteoutOpaqueKeepsSameLayer", layers: func(t testing.TB) []registrytest.Layer {
@@ -503,7 +503,7 @@ func TestFidelity(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			base := t.TempDir()
-			got := map[string]map[string]atkState{}
+			got := map[string]map[string]entry{}
 			for _, mode := range []string{"cache", "no"} {
 				cache := base + "/cache"
 				if mode == "no" {
@@ -511,10 +511,10 @@ func TestFidelity(t *testing.T) {
 				}
 				dest := base + "/rootfs-" + mode
 				mustPull(t, nil, "--cache", cache, r.Host+"/"+repo, dest)
-				got[mode] = atkScan(t, dest, nil)
+				got[mode] = testtree.Scan(t, dest)
 				t.Run(mode, func(t *testing.T) {
 					fidCompare(t, got[mode], tc.want)
-					if g := atkLinkGroups(got[mode]); g != tc.links {
+					if g := fidLinkGroups(got[mode]); g != tc.links {
 						t.Errorf("hardlink groups: %q, want %q", g, tc.links)
 					}
 					if tc.check != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // layerModes are the ways a pull makes DEST.
@@ -35,7 +36,7 @@ var layerModes = []struct {
 // DEST's scan. It fails the test unless all of them are equal.
 func pullEveryMode(t *testing.T, ref string, limit time.Duration) map[string]entry {
 	t.Helper()
-	var first map[string]lcMeta
+	var first map[string]entry
 	var firstName string
 	for _, m := range layerModes {
 		cache := "no"
@@ -80,11 +81,7 @@ func pullEveryMode(t *testing.T, ref string, limit time.Duration) map[string]ent
 			})
 		}
 	}
-	out := make(map[string]entry, len(first))
-	for p, e := range first {
-		out[p] = e.entry
-	}
-	return out
+	return first
 }
 
 // madeRecently is later than any time an image in these tests gives.
@@ -280,27 +277,20 @@ func TestLayerRules(t *testing.T) {
 	}
 }
 
-// chainEntries is symlinks l0 -> l1 -> ... -> d and the directory d: l0 takes n links.
+// chainEntries is symlinks l0 -> l1 -> ... -> d and the directory d: l0 takes n links;
+// chainWant is the tree they make.
 func chainEntries(n int) []reg {
 	out := []reg{ld("d/", 0o755)}
-	for i := range n {
-		to := fmt.Sprintf("l%d", i+1)
-		if i == n-1 {
-			to = "d"
-		}
-		out = append(out, ls(fmt.Sprintf("l%d", i), to))
+	for _, l := range testtree.Chain(n) {
+		out = append(out, ls(l.Name, l.Target))
 	}
 	return out
 }
 
 func chainWant(n int) map[string]entry {
 	want := map[string]entry{"d": dir(0o755)}
-	for i := range n {
-		to := fmt.Sprintf("l%d", i+1)
-		if i == n-1 {
-			to = "d"
-		}
-		want[fmt.Sprintf("l%d", i)] = link(to)
+	for _, l := range testtree.Chain(n) {
+		want[l.Name] = link(l.Target)
 	}
 	return want
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,81 +22,23 @@ import (
 
 	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
-// lcMeta is one entry of a root filesystem with everything overlay and
-// hardlink assembly must agree on, mtimes and xattrs included.
-type lcMeta struct {
-	entry
-	Mtime  int64
-	Xattrs string
+// lcScan is scan with what overlay and hardlink assembly must agree on besides: mtimes and
+// xattrs (overlayfs bookkeeping, trusted.overlay.*, aside).
+func lcScan(t *testing.T, dir string) map[string]entry {
+	t.Helper()
+	return testtree.Scan(t, dir, testtree.SkipXattrs("trusted.overlay."))
 }
 
-// lcScan is scan plus mtimes (but for the root's, which the upper layer's
-// own changes move) and xattrs.
-func lcScan(t *testing.T, dir string) map[string]lcMeta {
+// lcSame fails unless two scans agree on type, mode, owner, content, link target, mtime and
+// xattrs.
+func lcSame(t *testing.T, got, want map[string]entry) {
 	t.Helper()
-	base := scan(t, dir)
-	out := make(map[string]lcMeta, len(base))
-	for p, e := range base {
-		full := filepath.Join(dir, p)
-		var st syscall.Stat_t
-		if err := syscall.Lstat(full, &st); err != nil {
-			t.Fatal(err)
-		}
-		m := lcMeta{entry: e, Mtime: st.Mtim.Nano()}
-		if e.Type != "l" {
-			m.Xattrs = lcXattrs(t, full)
-		}
-		out[p] = m
-	}
-	return out
-}
-
-func lcXattrs(t *testing.T, path string) string {
-	t.Helper()
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(path, buf)
-	if err != nil {
-		t.Fatalf("listxattr %s: %v", path, err)
-	}
-	var names []string
-	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name != "" && !strings.HasPrefix(name, "trusted.overlay.") {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, name := range names {
-		v := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(path, name, v)
-		if err != nil {
-			t.Fatalf("getxattr %s %s: %v", path, name, err)
-		}
-		fmt.Fprintf(&b, "%s=%q;", name, v[:m])
-	}
-	return b.String()
-}
-
-// lcSame fails unless two scans are equal.
-func lcSame(t *testing.T, got, want map[string]lcMeta) {
-	t.Helper()
-	var diffs []string
-	for p, w := range want {
-		if g, ok := got[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("missing %s (want %v)", p, w))
-		} else if g != w {
-			diffs = append(diffs, fmt.Sprintf("%s: got %v mtime=%d %s, want %v mtime=%d %s", p, g.entry, g.Mtime, g.Xattrs, w.entry, w.Mtime, w.Xattrs))
-		}
-	}
-	for p, g := range got {
-		if _, ok := want[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("unexpected %s (%+v)", p, g))
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 0 {
+	only := testtree.Only(testtree.Type, testtree.Mode, testtree.Owner, testtree.Size, testtree.Content, testtree.Target,
+		testtree.Mtime, testtree.Xattrs)
+	if diffs := testtree.Diff(want, got, only); len(diffs) > 0 {
 		t.Fatalf("overlay and hardlink destinations differ:\n%s", strings.Join(diffs, "\n"))
 	}
 }

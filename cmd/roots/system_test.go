@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 const (
@@ -66,7 +67,7 @@ func TestSystemDebootstrap(t *testing.T) {
 	if !strings.Contains(wantCaps, "usr/bin/ping cap_net_raw=ep") {
 		t.Fatalf("getcap -r %s: no cap_net_raw on usr/bin/ping, so the capability check would prove nothing:\n%s", tree, wantCaps)
 	}
-	want := deepScan(t, tree)
+	want := testtree.Scan(t, tree, testtree.WithRoot())
 
 	start = time.Now()
 	layers, skipped := treeLayers(t, tree)
@@ -79,14 +80,14 @@ func TestSystemDebootstrap(t *testing.T) {
 	t.Logf("image of %d entries in 3 layers (%d MB compressed) built and pushed in %v",
 		len(want), size>>20, time.Since(start).Round(time.Millisecond))
 
-	excused := map[excuse]bool{
+	excused := []testtree.DiffOption{
 		// No layer names "./" (as in images docker and buildkit make): the root's
 		// mtime is the time the destination was made.
-		{".", "mtime"}: true,
+		testtree.Excuse(".", testtree.Mtime),
 	}
 	for _, p := range skipped {
 		// A socket cannot be put in a tar; nothing else is skipped.
-		excused[excuse{p, "exists"}] = true
+		excused = append(excused, testtree.Excuse(p, testtree.Exists))
 	}
 	// Both sides are this one debootstrap tree, so nothing that debootstrap
 	// leaves varying between runs (logs, caches, timestamps) can differ.
@@ -98,7 +99,7 @@ func TestSystemDebootstrap(t *testing.T) {
 			mustPull(t, nil, "--cache", mode.cache, ref, dest)
 			t.Logf("roots pull (%s): %v", mode.name, time.Since(start).Round(time.Millisecond))
 
-			if diffs := compareTrees(deepScan(t, dest), want, excused); len(diffs) > 0 {
+			if diffs := testtree.Diff(want, testtree.Scan(t, dest, testtree.WithRoot()), excused...); len(diffs) > 0 {
 				if len(diffs) > 50 {
 					diffs = append(diffs[:50], fmt.Sprintf("... and %d more", len(diffs)-50))
 				}
@@ -422,11 +423,7 @@ func writeTreeEntry(t *testing.T, tw *tar.Writer, tree, rel string, first map[[2
 	default:
 		return false
 	}
-	xattrs, err := readXattrs(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, val := range xattrs {
+	for name, val := range testtree.XattrMap(t, p) {
 		if h.PAXRecords == nil {
 			h.PAXRecords = map[string]string{}
 		}
@@ -467,7 +464,7 @@ func TestSystemContainersWrite(t *testing.T) {
 	cache := t.TempDir()
 	other := filepath.Join(t.TempDir(), "other")
 	mustPull(t, nil, "--cache", cache, ref, other)
-	before := deepScan(t, other)
+	before := testtree.Scan(t, other, testtree.WithRoot())
 
 	run := func(t *testing.T, name string, args ...string) {
 		t.Helper()
@@ -512,7 +509,7 @@ func TestSystemContainersWrite(t *testing.T) {
 			if res.code != 0 || !strings.Contains(res.stdout, " 0 repaired") {
 				t.Errorf("roots check after %s: exit %d: %s%s", s.name, res.code, res.stdout, res.stderr)
 			}
-			if diffs := compareTrees(deepScan(t, other), before, nil); len(diffs) > 0 {
+			if diffs := testtree.Diff(before, testtree.Scan(t, other, testtree.WithRoot())); len(diffs) > 0 {
 				t.Errorf("another destination of the image changed:\n%s", strings.Join(diffs, "\n"))
 			}
 		})
