@@ -1,6 +1,6 @@
 //go:build system
 
-package main
+package e2e
 
 // System test (make test-system): a real Debian root filesystem, made by
 // debootstrap, pushed as an image and pulled by roots, must run under chroot
@@ -53,7 +53,7 @@ var debootstrapIncludes = []string{"iputils-ping", "libcap2-bin"}
 // mode, owner, size, content, link target, device numbers, xattrs (so
 // security.capability), mtime and hardlink groups.
 func TestSystemDebootstrap(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	for _, tool := range []string{"debootstrap", "getcap", "chroot"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (.ci/run installs debootstrap and libcap2-bin): %v", tool, err)
@@ -96,7 +96,7 @@ func TestSystemDebootstrap(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "rootfs")
 			start := time.Now()
-			mustPull(t, nil, "--cache", mode.cache, ref, dest)
+			MustPull(t, nil, "--cache", mode.cache, ref, dest)
 			t.Logf("roots pull (%s): %v", mode.name, time.Since(start).Round(time.Millisecond))
 
 			if diffs := testtree.Diff(want, testtree.Scan(t, dest, testtree.WithRoot()), excused...); len(diffs) > 0 {
@@ -124,7 +124,7 @@ func TestSystemDebootstrap(t *testing.T) {
 // added under chroot in every mode: the links stay, the files land in usr/, and
 // the system's own programs still find their libraries.
 func TestSystemMergedUsrLayer(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	tree := debootstrapTree(t)
 	for _, l := range []string{"bin", "lib", "sbin"} {
 		if to, err := os.Readlink(filepath.Join(tree, l)); err != nil || to != "usr/"+l {
@@ -164,7 +164,7 @@ func TestSystemMergedUsrLayer(t *testing.T) {
 			if m.overlay {
 				umountAll(t, dest)
 			}
-			mustPull(t, nil, append(append([]string{"--cache", cache}, m.args...), ref, dest)...)
+			MustPull(t, nil, append(append([]string{"--cache", cache}, m.args...), ref, dest)...)
 			for _, l := range []string{"bin", "lib", "sbin"} {
 				if to, err := os.Readlink(filepath.Join(dest, l)); err != nil || to != "usr/"+l {
 					t.Errorf("/%s: %q, %v; want the link to usr/%s kept", l, to, err, l)
@@ -188,8 +188,8 @@ func TestSystemMergedUsrLayer(t *testing.T) {
 				t.Errorf("chroot apt-get --version: exit %d:\n%s", code, out)
 			}
 			if m.overlay {
-				if res := runRoots(t, nil, "umount", dest); res.code != 0 {
-					t.Errorf("umount: exit %d: %s", res.code, res.stderr)
+				if res := Roots(t, nil, "umount", dest); res.Code != 0 {
+					t.Errorf("umount: exit %d: %s", res.Code, res.Stderr)
 				}
 			}
 		})
@@ -450,7 +450,7 @@ func writeTreeEntry(t *testing.T, tw *tar.Writer, tree, rel string, first map[[2
 // that edits etc/) and checks that the cache stays clean (roots check repairs nothing) and that
 // another destination of the same image is untouched.
 func TestSystemContainersWrite(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	for _, tool := range []string{"systemd-nspawn", "runc"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (.ci/run installs systemd-container and runc): %v", tool, err)
@@ -463,7 +463,7 @@ func TestSystemContainersWrite(t *testing.T) {
 	ref := r.Host + "/debian:" + debootstrapSuite
 	cache := t.TempDir()
 	other := filepath.Join(t.TempDir(), "other")
-	mustPull(t, nil, "--cache", cache, ref, other)
+	MustPull(t, nil, "--cache", cache, ref, other)
 	before := testtree.Scan(t, other, testtree.WithRoot())
 
 	run := func(t *testing.T, name string, args ...string) {
@@ -503,11 +503,11 @@ func TestSystemContainersWrite(t *testing.T) {
 	for _, s := range starts {
 		t.Run(s.name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "rootfs")
-			mustPull(t, nil, "--cache", cache, ref, dest)
+			MustPull(t, nil, "--cache", cache, ref, dest)
 			s.start(t, dest)
-			res := runRoots(t, nil, "check", "--cache", cache)
-			if res.code != 0 || !strings.Contains(res.stdout, " 0 repaired") {
-				t.Errorf("roots check after %s: exit %d: %s%s", s.name, res.code, res.stdout, res.stderr)
+			res := Roots(t, nil, "check", "--cache", cache)
+			if res.Code != 0 || !strings.Contains(res.Stdout, " 0 repaired") {
+				t.Errorf("roots check after %s: exit %d: %s%s", s.name, res.Code, res.Stdout, res.Stderr)
 			}
 			if diffs := testtree.Diff(before, testtree.Scan(t, other, testtree.WithRoot())); len(diffs) > 0 {
 				t.Errorf("another destination of the image changed:\n%s", strings.Join(diffs, "\n"))

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Differential test: the same images unpacked by roots and by umoci (fetched
 // with skopeo), compared file by file. umoci is an independent implementation
@@ -435,7 +435,7 @@ func umociCases(t testing.TB) []umociCase {
 // TestDifferentialUmoci unpacks every image of the table with roots (hardlink
 // assembly and --cache=no) and with skopeo + umoci, and compares the trees.
 func TestDifferentialUmoci(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	for _, tool := range []string{"umoci", "skopeo"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (Debian package %s; .ci/run installs it): %v", tool, tool, err)
@@ -455,8 +455,8 @@ func TestDifferentialUmoci(t *testing.T) {
 				for _, mode := range []struct{ name, cache string }{{"Hardlink", cache}, {"NoCache", "no"}} {
 					t.Run(mode.name, func(t *testing.T) {
 						dest := filepath.Join(t.TempDir(), "rootfs")
-						res := runRoots(t, nil, "pull", "--cache", mode.cache, ref, dest)
-						assertCleanFailure(t, res, tc.fails, dest)
+						res := Roots(t, nil, "pull", "--cache", mode.cache, ref, dest)
+						AssertCleanFailure(t, res, tc.fails, dest)
 					})
 				}
 				return
@@ -476,7 +476,7 @@ func TestDifferentialUmoci(t *testing.T) {
 			for _, mode := range []struct{ name, cache string }{{"Hardlink", cache}, {"NoCache", "no"}} {
 				t.Run(mode.name, func(t *testing.T) {
 					dest := filepath.Join(t.TempDir(), "rootfs")
-					mustPull(t, nil, "--cache", mode.cache, ref, dest)
+					MustPull(t, nil, "--cache", mode.cache, ref, dest)
 					if diffs := testtree.Diff(umoci, testtree.Scan(t, dest, testtree.WithRoot()), excused...); len(diffs) > 0 {
 						t.Errorf("roots differs from umoci:\n%s", strings.Join(diffs, "\n"))
 					}
