@@ -22,91 +22,29 @@ import (
 // t0 is the mtime of every test entry unless it says otherwise.
 var t0 = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 
-// ent is one tar entry of a test layer. "$OUT" in a name or link is replaced by the absolute
-// path of the sentinel directory outside the target.
-type ent struct {
-	name   string
-	typ    byte
-	mode   int64
-	uid    int
-	gid    int
-	body   string
-	link   string
-	xattrs map[string]string
-	pax    map[string]string
-	mtime  time.Time
-	major  int64
-	minor  int64
-	format tar.Format
-	raw    []byte // emitted verbatim (whole blocks) instead of a header built by archive/tar
-}
+// ent is one tar entry of a test layer; the constructors are testtree's.
+type ent = testtree.Ent
 
-func reg(name, body string) ent { return ent{name: name, typ: tar.TypeReg, mode: 0o644, body: body} }
-func dir(name string) ent       { return ent{name: name, typ: tar.TypeDir, mode: 0o755} }
-func sym(name, to string) ent   { return ent{name: name, typ: tar.TypeSymlink, mode: 0o777, link: to} }
-func hard(name, to string) ent  { return ent{name: name, typ: tar.TypeLink, mode: 0o644, link: to} }
-func chr(name string, major, minor int64) ent {
-	return ent{name: name, typ: tar.TypeChar, mode: 0o666, major: major, minor: minor}
-}
-func blk(name string, major, minor int64) ent {
-	return ent{name: name, typ: tar.TypeBlock, mode: 0o660, major: major, minor: minor}
-}
-func fifo(name string) ent { return ent{name: name, typ: tar.TypeFifo, mode: 0o644} }
-func rawEnt(b []byte) ent  { return ent{raw: b} }
+var (
+	reg, dir, sym, hard = testtree.TarReg, testtree.TarDir, testtree.TarSym, testtree.TarHard
+	chr, blk, fifo      = testtree.TarChr, testtree.TarBlk, testtree.TarFifo
+	rawEnt              = testtree.TarRaw
+)
 
-func (e ent) m(mode int64) ent      { e.mode = mode; return e }
-func (e ent) o(uid, gid int) ent    { e.uid, e.gid = uid, gid; return e }
-func (e ent) t(mtime time.Time) ent { e.mtime = mtime; return e }
-func (e ent) f(f tar.Format) ent    { e.format = f; return e }
-func (e ent) x(name, v string) ent {
-	m := map[string]string{}
-	for k, v := range e.xattrs {
-		m[k] = v
+// unpackOrApply unpacks layer into target as a tree (use "unpack") or applies it onto target
+// with an Applier (use "apply").
+func unpackOrApply(t testing.TB, use, target string, layer []byte) (Record, error) {
+	t.Helper()
+	if use == "unpack" {
+		return Unpack(context.Background(), bytes.NewReader(layer), target)
 	}
-	m[name] = v
-	e.xattrs = m
-	return e
+	return applyAll(t, target, [][]byte{layer})
 }
 
-// tarOf builds an uncompressed layer.
+// tarOf builds an uncompressed layer; "$OUT" stands for out.
 func tarOf(t testing.TB, out string, ents []ent) []byte {
 	t.Helper()
-	a := testtree.NewTar(t)
-	for _, e := range ents {
-		if e.raw != nil {
-			a.Raw(e.raw)
-			continue
-		}
-		h := tar.Header{
-			Name:     strings.ReplaceAll(e.name, "$OUT", out),
-			Linkname: strings.ReplaceAll(e.link, "$OUT", out),
-			Typeflag: e.typ,
-			Mode:     e.mode,
-			Uid:      e.uid,
-			Gid:      e.gid,
-			ModTime:  e.mtime,
-			Devmajor: e.major,
-			Devminor: e.minor,
-			Format:   e.format,
-		}
-		if h.Mode == 0 {
-			h.Mode = testtree.ZeroMode
-		}
-		if h.ModTime.IsZero() {
-			h.ModTime = t0
-		}
-		if len(e.xattrs)+len(e.pax) > 0 {
-			h.PAXRecords = map[string]string{}
-		}
-		for k, v := range e.xattrs {
-			h.PAXRecords["SCHILY.xattr."+k] = v
-		}
-		for k, v := range e.pax {
-			h.PAXRecords[k] = v
-		}
-		a.Add(h, e.body)
-	}
-	return a.Bytes()
+	return testtree.Layer(t, out, t0, ents)
 }
 
 // frag is a piece of data at an offset of a sparse file.
@@ -409,48 +347,30 @@ func retar(t testing.TB, tree string, rec Record) []byte {
 		if p == tree {
 			rel = "." // the root's entry, unless it is implicit
 		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		e := ent{name: rel, mode: int64(st.Mode & 0o7777), uid: int(st.Uid), gid: int(st.Gid),
-			mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec), xattrs: map[string]string{}, format: tar.FormatPAX}
-		for name, v := range xattrMap(t, p) {
-			if !strings.HasPrefix(name, "trusted.overlay.") {
-				e.xattrs[name] = v
-			}
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
+		h, _ := testtree.HeaderOf(t, p, rel, "trusted.overlay.")
+		e := ent{Name: rel, Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid, Mtime: h.ModTime, Link: h.Linkname,
+			Major: h.Devmajor, Minor: h.Devminor, PAX: h.PAXRecords, Format: tar.FormatPAX}
+		switch h.Typeflag {
+		case tar.TypeDir:
 			if implicit[rel] {
 				return nil
 			}
-			e.typ = tar.TypeDir
-		case unix.S_IFREG:
-			if f, ok := first[st.Ino]; ok {
+		case tar.TypeReg:
+			ino := testtree.Stat(t, p).Ino
+			if f, ok := first[ino]; ok {
 				ents = append(ents, hard(rel, f))
 				return nil
 			}
-			first[st.Ino] = rel
+			first[ino] = rel
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
-			e.typ, e.body = tar.TypeReg, string(b)
-		case unix.S_IFLNK:
-			e.typ = tar.TypeSymlink
-			e.link, _ = os.Readlink(p)
-		case unix.S_IFCHR, unix.S_IFBLK:
-			if wh[rel] && st.Rdev == 0 {
+			e.Body = string(b)
+		case tar.TypeChar, tar.TypeBlock:
+			if wh[rel] && h.Devmajor == 0 && h.Devminor == 0 {
 				return nil
 			}
-			e.typ = tar.TypeChar
-			if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-				e.typ = tar.TypeBlock
-			}
-			e.major, e.minor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
-		case unix.S_IFIFO:
-			e.typ = tar.TypeFifo
 		}
 		ents = append(ents, e)
 		return nil

@@ -53,11 +53,7 @@ func TestSparseFileStaysSparse(t *testing.T) {
 				target := e.target(t, use)
 				e.confined(t, target, func() {
 					var err error
-					if use == "unpack" {
-						_, err = Unpack(context.Background(), bytes.NewReader(layer), target)
-					} else {
-						_, err = applyAll(t, target, [][]byte{layer})
-					}
+					_, err = unpackOrApply(t, use, target, layer)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -113,11 +109,7 @@ func TestHugeSparseEntryIsFast(t *testing.T) {
 				target := e.target(t, use)
 				start := time.Now()
 				var err error
-				if use == "unpack" {
-					_, err = Unpack(context.Background(), bytes.NewReader(layer), target)
-				} else {
-					_, err = applyAll(t, target, [][]byte{layer})
-				}
+				_, err = unpackOrApply(t, use, target, layer)
 				if err != nil {
 					t.Fatalf("%s: %v", use, err)
 				}

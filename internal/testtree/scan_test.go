@@ -1,7 +1,6 @@
 package testtree
 
 import (
-	"archive/tar"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/rootsdev/roots/fetch/registrytest"
 )
 
 func TestScan(t *testing.T) {
@@ -118,53 +115,6 @@ func TestHashBytesMatchesSparse(t *testing.T) {
 		}
 		if got, want := Sparse(0o644, size, frags...).Hash, HashBytes(b); got != want {
 			t.Errorf("size %d: Sparse hash %s, HashBytes %s", size, got, want)
-		}
-	}
-}
-
-func TestTarAddDefaults(t *testing.T) {
-	tests := []struct {
-		name string
-		h    tar.Header
-		want tar.Header
-	}{
-		{"File", tar.Header{Name: "f"}, tar.Header{Typeflag: tar.TypeReg, Mode: 0o644}},
-		{"Dir", tar.Header{Name: "d/", Typeflag: tar.TypeDir}, tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}},
-		{"Symlink", tar.Header{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "f"}, tar.Header{Typeflag: tar.TypeSymlink, Mode: 0o777}},
-		{"ZeroMode", tar.Header{Name: "z", Mode: ZeroMode}, tar.Header{Typeflag: tar.TypeReg, Mode: 0}},
-		{"Given", tar.Header{Name: "g", Mode: 0o4711}, tar.Header{Typeflag: tar.TypeReg, Mode: 0o4711}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			b := NewTar(t).Add(tc.h, "").Bytes()
-			tr := tar.NewReader(strings.NewReader(string(b)))
-			h, err := tr.Next()
-			must(t, err)
-			if h.Typeflag != tc.want.Typeflag || h.Mode != tc.want.Mode || !h.ModTime.Equal(registrytest.EntryTime) {
-				t.Errorf("header %c %o %v, want %c %o %v", h.Typeflag, h.Mode, h.ModTime, tc.want.Typeflag, tc.want.Mode, registrytest.EntryTime)
-			}
-		})
-	}
-}
-
-func TestChain(t *testing.T) {
-	tests := []struct {
-		n    int
-		want []Link
-	}{
-		{0, []Link{}},
-		{1, []Link{{"l0", "d"}}},
-		{3, []Link{{"l0", "l1"}, {"l1", "l2"}, {"l2", "d"}}},
-	}
-	for _, tc := range tests {
-		got := Chain(tc.n)
-		if len(got) != len(tc.want) {
-			t.Fatalf("Chain(%d) = %v, want %v", tc.n, got, tc.want)
-		}
-		for i := range got {
-			if got[i] != tc.want[i] {
-				t.Errorf("Chain(%d) = %v, want %v", tc.n, got, tc.want)
-			}
 		}
 	}
 }

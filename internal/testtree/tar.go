@@ -40,6 +40,12 @@ func (a *Tar) Add(h tar.Header, body string) *Tar {
 	if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeCont {
 		h.Size = int64(len(body))
 	}
+	return a.Put(h, body)
+}
+
+// Put writes one entry as h says, Size included.
+func (a *Tar) Put(h tar.Header, body string) *Tar {
+	a.t.Helper()
 	if err := a.tw.WriteHeader(&h); err != nil {
 		a.t.Fatalf("tar header %q: %v", h.Name, err)
 	}

@@ -383,53 +383,26 @@ func treeLayers(t *testing.T, tree string) ([]registrytest.Layer, []string) {
 func writeTreeEntry(t *testing.T, tw *tar.Writer, tree, rel string, first map[[2]uint64]string) bool {
 	t.Helper()
 	p := filepath.Join(tree, rel)
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		t.Fatal(err)
+	h, ok := testtree.HeaderOf(t, p, rel)
+	if !ok {
+		return false
 	}
-	h := &tar.Header{
-		Name:    rel,
-		Mode:    int64(st.Mode & 0o7777),
-		Uid:     int(st.Uid),
-		Gid:     int(st.Gid),
-		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
-		Format:  tar.FormatPAX,
-	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		h.Typeflag, h.Size = tar.TypeReg, st.Size
+	switch h.Typeflag {
+	case tar.TypeReg:
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
 		k := [2]uint64{st.Dev, st.Ino}
 		if target, ok := first[k]; ok {
 			h.Typeflag, h.Linkname, h.Size = tar.TypeLink, target, 0
 		} else if st.Nlink > 1 {
 			first[k] = rel
 		}
-	case unix.S_IFDIR:
-		h.Typeflag, h.Name = tar.TypeDir, rel+"/"
-	case unix.S_IFLNK:
-		target, err := os.Readlink(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Typeflag, h.Linkname = tar.TypeSymlink, target
-	case unix.S_IFCHR, unix.S_IFBLK:
-		h.Typeflag = tar.TypeChar
-		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-			h.Typeflag = tar.TypeBlock
-		}
-		h.Devmajor, h.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
-	case unix.S_IFIFO:
-		h.Typeflag = tar.TypeFifo
-	default:
-		return false
+	case tar.TypeDir:
+		h.Name = rel + "/"
 	}
-	for name, val := range testtree.XattrMap(t, p) {
-		if h.PAXRecords == nil {
-			h.PAXRecords = map[string]string{}
-		}
-		h.PAXRecords["SCHILY.xattr."+name] = val
-	}
-	if err := tw.WriteHeader(h); err != nil {
+	if err := tw.WriteHeader(&h); err != nil {
 		t.Fatalf("tar %s: %v", rel, err)
 	}
 	if h.Typeflag == tar.TypeReg {

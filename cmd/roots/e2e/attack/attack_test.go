@@ -315,14 +315,14 @@ func cases() []testCase {
 				reg{Name: "../outside/dev", Type: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}),
 				registrytest.GzipLayer(reg{Name: "s", Type: tar.TypeChar, Mode: 0o600, Devmajor: 1, Devminor: 5})}
 		}, want: func(e env) rootfs {
-			return rootfs{}.add("dev/null", entry{Type: "c", Mode: 0o666}).add("dev/loop0", entry{Type: "b", Mode: 0o660}).
-				add("outside/dev", entry{Type: "c", Mode: 0o666}).add("s", entry{Type: "c", Mode: 0o600})
+			return rootfs{}.add("dev/null", testtree.Entry{Type: "c", Mode: 0o666}).add("dev/loop0", testtree.Entry{Type: "b", Mode: 0o660}).
+				add("outside/dev", testtree.Entry{Type: "c", Mode: 0o666}).add("s", testtree.Entry{Type: "c", Mode: 0o600})
 		}},
 		{name: "FifoOverSymlink", layers: func(e env) []registrytest.Layer {
 			return []registrytest.Layer{registrytest.GzipLayer(registrytest.Symlink("s", "../outside/secret"), registrytest.Symlink("d", "../outside"), registrytest.Symlink("a", e.Abs+"/file")),
 				registrytest.GzipLayer(reg{Name: "s", Type: tar.TypeFifo, Mode: 0o600}, reg{Name: "d/fifo", Type: tar.TypeFifo}, reg{Name: "a", Type: tar.TypeFifo})}
 		}, want: func(e env) rootfs {
-			return rootfs{}.add("s", entry{Type: "p", Mode: 0o600}).l("d", "../outside").add("outside/fifo", entry{Type: "p", Mode: 0o644}).add("a", entry{Type: "p", Mode: 0o644})
+			return rootfs{}.add("s", testtree.Entry{Type: "p", Mode: 0o600}).l("d", "../outside").add("outside/fifo", testtree.Entry{Type: "p", Mode: 0o644}).add("a", testtree.Entry{Type: "p", Mode: 0o644})
 		}},
 		{name: "DuplicateEntries", layers: func(e env) []registrytest.Layer {
 			return []registrytest.Layer{registrytest.GzipLayer(registrytest.File("f", "one"), reg{Name: "f", Body: []byte("two"), Mode: 0o600},

@@ -28,7 +28,7 @@ import (
 
 // rootfs is an expected rootfs: entries as e2e.SameTree compares them, with parents added as
 // implicit directories (0755 root:root).
-type rootfs map[string]entry
+type rootfs map[string]testtree.Entry
 
 func (w rootfs) parents(p string) {
 	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
@@ -38,7 +38,7 @@ func (w rootfs) parents(p string) {
 	}
 }
 
-func (w rootfs) add(p string, e entry) rootfs {
+func (w rootfs) add(p string, e testtree.Entry) rootfs {
 	w.parents(p)
 	w[p] = e
 	return w
@@ -179,7 +179,7 @@ func newEnv(t testing.TB, base string) env {
 // scan is everything below Base but the cache and the given DESTs. DEST's
 // parent itself changes (DEST is made in it): its times and link count are
 // left out.
-func (e env) scan(t testing.TB, dests ...string) map[string]entry {
+func (e env) scan(t testing.TB, dests ...string) map[string]testtree.Entry {
 	t.Helper()
 	m := testtree.Scan(t, e.Base, testtree.Skip(func(rel string) bool {
 		p := e.Base + "/" + rel
@@ -214,7 +214,7 @@ func runCase(t *testing.T, tc testCase, e env, ref string, p registrytest.Pushed
 	if tc.fail == "" {
 		want = tc.want(e)
 	}
-	got := map[string]map[string]entry{}
+	got := map[string]map[string]testtree.Entry{}
 	for _, mode := range []string{"cache", "no"} {
 		dest := e.Parent + "/rootfs-" + mode
 		cache := e.Cache
@@ -288,7 +288,7 @@ func runCase(t *testing.T, tc testCase, e env, ref string, p registrytest.Pushed
 		a := testtree.Stat(t, e.Parent+"/rootfs-cache")
 		b := testtree.Stat(t, e.Parent+"/rootfs-no")
 		a.Mtime, b.Mtime = 0, 0
-		if diffs := testtree.Diff(map[string]entry{".": a}, map[string]entry{".": b}); len(diffs) > 0 {
+		if diffs := testtree.Diff(map[string]testtree.Entry{".": a}, map[string]testtree.Entry{".": b}); len(diffs) > 0 {
 			t.Errorf("DEST roots differ (want --cache):\n%s", strings.Join(diffs, "\n"))
 		}
 	}

@@ -5,12 +5,8 @@ import (
 
 	"github.com/rootsdev/roots/cmd/roots/e2e"
 	"github.com/rootsdev/roots/fetch/registrytest"
-	"github.com/rootsdev/roots/internal/testtree"
 )
 
 func TestMain(m *testing.M) { e2e.Main(m) }
 
-type (
-	entry = testtree.Entry
-	reg   = registrytest.Entry
-)
+type reg = registrytest.Entry
