@@ -41,6 +41,23 @@ func testLayer(t *testing.T, files map[string]string) (Layer, []byte) {
 	}, blob
 }
 
+// atOnce calls fn n times concurrently and returns what each call gave; an error fails t.
+func atOnce[T any](t *testing.T, n int, fn func() (T, error)) []T {
+	out := make([]T, n)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Go(func() {
+			v, err := fn()
+			if err != nil {
+				t.Error(err)
+			}
+			out[i] = v
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // serve is an Opener over b that counts its calls.
 func serve(b []byte, calls *atomic.Int32) Opener {
 	return func(context.Context) (io.ReadCloser, error) {
@@ -63,20 +80,7 @@ func TestTreeMadeOnceAndReused(t *testing.T) {
 	c := openCache(t)
 	l, blob := testLayer(t, map[string]string{"etc/hostname": "box"})
 	var calls atomic.Int32
-	var wg sync.WaitGroup
-	trees := make([]Tree, 8)
-	for i := range trees {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tr, err := c.Tree(context.Background(), l, serve(blob, &calls))
-			if err != nil {
-				t.Error(err)
-			}
-			trees[i] = tr
-		}()
-	}
-	wg.Wait()
+	trees := atOnce(t, 8, func() (Tree, error) { return c.Tree(context.Background(), l, serve(blob, &calls)) })
 	if calls.Load() != 1 {
 		t.Fatalf("blob opened %d times by 8 concurrent callers, want 1", calls.Load())
 	}
