@@ -658,9 +658,7 @@ func TestUserXattrNotSupportedRecorded(t *testing.T) {
 	for _, use := range []string{"unpack", "apply"} {
 		t.Run(use, func(t *testing.T) {
 			target := e.target(t, use)
-			var rec Record
-			var err error
-			rec, err = unpackOrApply(t, use, target, layer)
+			rec, err := unpackOrApply(t, use, target, layer)
 			must(t, err)
 			got := append([]Unapplied(nil), rec.Unapplied...)
 			sort.Slice(got, func(i, j int) bool { return got[i].Path < got[j].Path })

@@ -52,8 +52,7 @@ func TestSparseFileStaysSparse(t *testing.T) {
 			for _, use := range []string{"unpack", "apply"} {
 				target := e.target(t, use)
 				e.confined(t, target, func() {
-					var err error
-					_, err = unpackOrApply(t, use, target, layer)
+					_, err := unpackOrApply(t, use, target, layer)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -108,8 +107,7 @@ func TestHugeSparseEntryIsFast(t *testing.T) {
 			for _, use := range []string{"unpack", "apply"} {
 				target := e.target(t, use)
 				start := time.Now()
-				var err error
-				_, err = unpackOrApply(t, use, target, layer)
+				_, err := unpackOrApply(t, use, target, layer)
 				if err != nil {
 					t.Fatalf("%s: %v", use, err)
 				}

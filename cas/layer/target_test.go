@@ -44,8 +44,7 @@ func TestTargetDoesNotLeak(t *testing.T) {
 			for _, use := range []string{"unpack", "apply"} {
 				target := e.target(t, tc.name+use)
 				tc.setup(t, target)
-				var err error
-				_, err = unpackOrApply(t, use, target, layer)
+				_, err := unpackOrApply(t, use, target, layer)
 				must(t, err)
 				got := listing(t, target, true)
 				var kept []string
