@@ -17,12 +17,12 @@ test: lint
 	$(GO) test -count=1 -timeout 30m ./...
 
 # A Debian rootfs built by debootstrap, pushed and pulled, run under chroot
-# (cmd/roots/system_test.go). Needs root, debootstrap, libcap2-bin and the
+# (cmd/roots/e2e/system_test.go). Needs root, debootstrap, libcap2-bin and the
 # Debian archive on the first run of a week (the tree is cached in
 # /var/cache/roots-test).
 test-system:
-	$(GO) vet -tags system ./cmd/roots/
-	$(GO) test -tags system -count=1 -run TestSystem -timeout 30m ./cmd/roots/
+	$(GO) vet -tags system ./cmd/roots/e2e/
+	$(GO) test -tags system -count=1 -run TestSystem -timeout 30m ./cmd/roots/e2e/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -426,9 +426,7 @@ func TestAssemble(t *testing.T) {
 			for _, tc := range assembleCases {
 				t.Run(tc.name, func(t *testing.T) {
 					base := t.TempDir()
-					out := filepath.Join(base, "outside")
-					must(t, os.Mkdir(out, 0o755))
-					must(t, os.WriteFile(filepath.Join(out, "secret"), []byte("secret"), 0o644))
+					out := testtree.Outside(t, filepath.Join(base, "outside"))
 					var trees []Tree
 					for i, l := range tc.layers {
 						trees = append(trees, buildTree(t, filepath.Join(base, "trees", strconv.Itoa(i)), l, out))

@@ -4,21 +4,17 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas/layer"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // The differential test holds assembly to the layer.Record contract by its consequence: for
@@ -34,32 +30,16 @@ var (
 	fromTar = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// te is one tar entry. "$OUT" in a name or link target is the sentinel directory outside.
-type te struct {
-	name   string
-	typ    byte
-	mode   int64
-	uid    int
-	gid    int
-	body   string
-	link   string
-	xattrs map[string]string
-	mtime  time.Time
-	major  int64
-	minor  int64
-}
+// te is one tar entry; the constructors are testtree's. "$OUT" in a name or link target is the
+// sentinel directory outside.
+type te = testtree.Ent
 
-func reg(name, body string) te { return te{name: name, typ: tar.TypeReg, mode: 0o644, body: body} }
-func dir(name string) te       { return te{name: name, typ: tar.TypeDir, mode: 0o755} }
-func sym(name, to string) te   { return te{name: name, typ: tar.TypeSymlink, mode: 0o777, link: to} }
-func hard(name, to string) te  { return te{name: name, typ: tar.TypeLink, mode: 0o644, link: to} }
-func fifo(name string) te      { return te{name: name, typ: tar.TypeFifo, mode: 0o600} }
-func chr(name string, major, minor int64) te {
-	return te{name: name, typ: tar.TypeChar, mode: 0o666, major: major, minor: minor}
-}
-func blk(name string, major, minor int64) te {
-	return te{name: name, typ: tar.TypeBlock, mode: 0o660, major: major, minor: minor}
-}
+var (
+	reg, dir, sym, hard = testtree.TarReg, testtree.TarDir, testtree.TarSym, testtree.TarHard
+	chr, blk            = testtree.TarChr, testtree.TarBlk
+)
+
+func fifo(name string) te { return testtree.TarFifo(name).M(0o600) }
 
 // wh deletes p from the layers below; opq hides the lower contents of the directory d.
 func wh(p string) te {
@@ -67,18 +47,6 @@ func wh(p string) te {
 	return reg(dir+".wh."+name, "")
 }
 func opq(d string) te { return reg(d+"/.wh..wh..opq", "") }
-
-func (e te) m(mode int64) te      { e.mode = mode; return e }
-func (e te) o(uid, gid int) te    { e.uid, e.gid = uid, gid; return e }
-func (e te) t(mtime time.Time) te { e.mtime = mtime; return e }
-func (e te) x(name, v string) te {
-	m := map[string]string{name: v}
-	for k, v := range e.xattrs {
-		m[k] = v
-	}
-	e.xattrs = m
-	return e
-}
 
 // deep is a path of n components of 200 bytes: far beyond PATH_MAX when n > 20.
 func deep(n int, last string) string {
@@ -98,14 +66,14 @@ var differentialCases = []struct {
 }{
 	{name: "FileReplacesFile", layers: [][]te{
 		{reg("a", "1"), reg("keep", "k")},
-		{reg("a", "2").m(0o600).o(3, 4)},
+		{reg("a", "2").M(0o600).O(3, 4)},
 	}},
 	{name: "WhiteoutFile", layers: [][]te{
 		{dir("d"), reg("d/a", "a"), reg("d/b", "b")},
 		{wh("d/a")},
 	}},
 	{name: "WhiteoutDirSubtree", layers: [][]te{
-		{dir("d"), dir("d/e").m(0o500), reg("d/e/f", "f").m(0o400), reg("keep", "k")},
+		{dir("d"), dir("d/e").M(0o500), reg("d/e/f", "f").M(0o400), reg("keep", "k")},
 		{wh("d")},
 	}},
 	{name: "WhiteoutOfNothingAndThroughFile", layers: [][]te{
@@ -113,60 +81,60 @@ var differentialCases = []struct {
 		{wh("nope"), wh("f/x"), wh("missing/dir/y")},
 	}},
 	{name: "WhiteoutThenReaddFileSameLayer", layers: [][]te{
-		{reg("a", "old").m(0o600)},
-		{wh("a"), reg("a", "new").m(0o640).t(d1)},
+		{reg("a", "old").M(0o600)},
+		{wh("a"), reg("a", "new").M(0o640).T(d1)},
 	}},
 	{name: "ReaddThenWhiteoutSameLayer", layers: [][]te{
 		{reg("a", "old"), reg("b", "b")},
 		{reg("a", "new"), wh("a")},
 	}},
 	{name: "WhiteoutThenReaddDirSameLayer", layers: [][]te{
-		{dir("d").m(0o700).o(5, 5).t(d1), reg("d/old", "old")},
-		{wh("d"), dir("d").m(0o750).t(d2), reg("d/new", "new")},
+		{dir("d").M(0o700).O(5, 5).T(d1), reg("d/old", "old")},
+		{wh("d"), dir("d").M(0o750).T(d2), reg("d/new", "new")},
 	}},
 	{name: "WhiteoutDirThenImplicitChildSameLayer", layers: [][]te{
-		{dir("d").m(0o700).o(5, 5), reg("d/old", "old")},
+		{dir("d").M(0o700).O(5, 5), reg("d/old", "old")},
 		{wh("d"), reg("d/new", "new")},
 	}},
 	{name: "OpaqueDir", layers: [][]te{
-		{dir("d").m(0o750), reg("d/a", "a"), dir("d/sub"), reg("d/sub/b", "b"), reg("other", "o")},
-		{dir("d").m(0o700).t(d1), opq("d"), reg("d/c", "c")},
+		{dir("d").M(0o750), reg("d/a", "a"), dir("d/sub"), reg("d/sub/b", "b"), reg("other", "o")},
+		{dir("d").M(0o700).T(d1), opq("d"), reg("d/c", "c")},
 	}},
 	{name: "OpaqueMarkerAfterEntries", layers: [][]te{
 		{dir("d"), reg("d/a", "a"), dir("d/sub"), reg("d/sub/b", "b")},
 		{dir("d"), dir("d/sub"), reg("d/sub/c", "c"), opq("d")},
 	}},
 	{name: "OpaqueInImplicitDirKeepsItsMetadata", layers: [][]te{
-		{dir("tmp").m(0o1777).t(d1), reg("tmp/a", "a")},
+		{dir("tmp").M(0o1777).T(d1), reg("tmp/a", "a")},
 		{opq("tmp"), reg("tmp/c", "c")},
 	}},
 	{name: "OpaqueDirWithImplicitSubdirOfLower", layers: [][]te{
-		{dir("o"), dir("o/s").m(0o700).o(7, 7).t(d1), reg("o/s/old", "old")},
+		{dir("o"), dir("o/s").M(0o700).O(7, 7).T(d1), reg("o/s/old", "old")},
 		{opq("o"), reg("o/s/x", "x")},
 	}},
 	{name: "OpaqueDirWithExplicitSubdir", layers: [][]te{
-		{dir("o"), dir("o/s").m(0o700).o(7, 7).t(d1).x("user.low", "l"), reg("o/s/old", "old")},
-		{opq("o"), dir("o/s").m(0o750).t(d2), reg("o/s/x", "x")},
+		{dir("o"), dir("o/s").M(0o700).O(7, 7).T(d1).X("user.low", "l"), reg("o/s/old", "old")},
+		{opq("o"), dir("o/s").M(0o750).T(d2), reg("o/s/x", "x")},
 	}},
 	{name: "WhiteoutThenSymlinkSameLayer", layers: [][]te{
-		{dir("d").m(0o700), reg("d/x", "x")},
-		{wh("d"), sym("d", "elsewhere"), wh("e"), dir("e").m(0o711), reg("e/f", "f")},
+		{dir("d").M(0o700), reg("d/x", "x")},
+		{wh("d"), sym("d", "elsewhere"), wh("e"), dir("e").M(0o711), reg("e/f", "f")},
 	}},
 	{name: "OpaqueRoot", layers: [][]te{
 		{reg("a", "a"), dir("d"), reg("d/b", "b")},
 		{opq("."), reg("c", "c")},
 	}},
 	{name: "OpaqueRootWithRootEntry", layers: [][]te{
-		{dir("./").m(0o751).t(d1), reg("a", "a")},
-		{dir("./").m(0o750).o(1, 2).t(d2), opq("."), dir("d"), reg("d/c", "c")},
+		{dir("./").M(0o751).T(d1), reg("a", "a")},
+		{dir("./").M(0o750).O(1, 2).T(d2), opq("."), dir("d"), reg("d/c", "c")},
 	}},
 	{name: "LinkToLowerFile", layers: [][]te{
-		{dir("usr"), dir("usr/bin"), reg("usr/bin/perl", "perl").m(0o755)},
+		{dir("usr"), dir("usr/bin"), reg("usr/bin/perl", "perl").M(0o755)},
 		{hard("usr/bin/perl5.36", "usr/bin/perl")},
 	}},
 	{name: "LinkThenTargetReplacedSameLayer", layers: [][]te{
-		{reg("a", "old").t(d1)},
-		{hard("b", "a"), reg("a", "new").t(d2)},
+		{reg("a", "old").T(d1)},
+		{hard("b", "a"), reg("a", "new").T(d2)},
 	}},
 	{name: "LinkThenTargetWhitedOutSameLayer", layers: [][]te{
 		{reg("a", "a")},
@@ -185,7 +153,7 @@ var differentialCases = []struct {
 		{dir("o"), opq("o"), hard("o/b", "x")},
 	}},
 	{name: "LinkIntoOpaqueDirDeep", layers: [][]te{
-		{dir("o"), dir("o/s").m(0o700).o(7, 7).t(d1), reg("o/s/old", "old"), reg("x", "x")},
+		{dir("o"), dir("o/s").M(0o700).O(7, 7).T(d1), reg("o/s/old", "old"), reg("x", "x")},
 		{hard("o/s/b", "x"), opq("o")},
 	}},
 	{name: "LinkToTargetInOpaqueDir", layers: [][]te{
@@ -209,20 +177,20 @@ var differentialCases = []struct {
 		{hard("d/b", "x")},
 	}},
 	{name: "LinkParentsMissing", layers: [][]te{
-		{dir("tmp").m(0o1777), reg("x", "x")},
+		{dir("tmp").M(0o1777), reg("x", "x")},
 		{hard("new/dir/b", "x"), hard("tmp/c", "x")},
 	}},
 	{name: "LinkChainAcrossLayers", layers: [][]te{
-		{reg("a", "a").m(0o755)},
+		{reg("a", "a").M(0o755)},
 		{hard("b", "a")},
 		{hard("c", "b"), reg("a", "new")},
 	}},
 	{name: "LinkToLinkSameLayer", layers: [][]te{
-		{reg("a", "a").m(0o750)},
+		{reg("a", "a").M(0o750)},
 		{hard("b", "a"), hard("c", "b"), reg("a", "new")},
 	}},
 	{name: "LinkNameThenDirSameLayer", layers: [][]te{
-		{reg("x", "x"), dir("d").m(0o700).o(3, 3), reg("d/old", "old")},
+		{reg("x", "x"), dir("d").M(0o700).O(3, 3), reg("d/old", "old")},
 		{hard("d", "x"), reg("d/y", "y")},
 	}},
 	{name: "LinkParentReplacedSameLayer", layers: [][]te{
@@ -230,7 +198,7 @@ var differentialCases = []struct {
 		{hard("d/b", "x"), reg("d", "file"), hard("e/f", "x"), wh("e")},
 	}},
 	{name: "LinksIntoOpaqueRootAndWhiteouts", layers: [][]te{
-		{reg("x", "x"), dir("d").m(0o700).o(4, 4), reg("d/e", "e"), dir("w"), reg("w/z", "z")},
+		{reg("x", "x"), dir("d").M(0o700).O(4, 4), reg("d/e", "e"), dir("w"), reg("w/z", "z")},
 		{hard("d/f", "x"), wh("x"), hard("g", "w/z"), wh("w"), opq("."), hard("w/z2", "d/e")},
 	}},
 	{name: "LinkTargetMissing", wantErr: true, layers: [][]te{
@@ -246,7 +214,7 @@ var differentialCases = []struct {
 		{hard("b", "lib/secret")},
 	}},
 	{name: "WhiteoutDirThenLinkInsideSameLayer", layers: [][]te{
-		{dir("d").m(0o700), reg("d/old", "old"), reg("x", "x")},
+		{dir("d").M(0o700), reg("d/old", "old"), reg("x", "x")},
 		{wh("d"), hard("d/b", "x")},
 	}},
 	{name: "LinkInsideThenDirWhitedOutSameLayer", layers: [][]te{
@@ -254,44 +222,44 @@ var differentialCases = []struct {
 		{hard("d/b", "x"), wh("d")},
 	}},
 	{name: "SetuidHardlinks", layers: [][]te{
-		{dir("bin"), reg("bin/su", "su").m(0o4755), hard("bin/su.same", "bin/su"),
-			reg("bin/wall", "wall").m(0o2755).o(0, 5), dir("var"), dir("var/mail").m(0o2775).o(0, 8)},
+		{dir("bin"), reg("bin/su", "su").M(0o4755), hard("bin/su.same", "bin/su"),
+			reg("bin/wall", "wall").M(0o2755).O(0, 5), dir("var"), dir("var/mail").M(0o2775).O(0, 8)},
 		{hard("bin/su.lower", "bin/su"), hard("bin/wall.lower", "bin/wall")},
 	}},
 	{name: "FileDirFileThreeLayers", layers: [][]te{
-		{reg("p", "file").t(d1)},
-		{dir("p").m(0o700).t(d2), reg("p/q", "q")},
+		{reg("p", "file").T(d1)},
+		{dir("p").M(0o700).T(d2), reg("p/q", "q")},
 		{reg("p", "again")},
 	}},
 	{name: "DirFileDirThreeLayers", layers: [][]te{
-		{dir("p").m(0o700).o(3, 3).t(d1), reg("p/a", "a")},
+		{dir("p").M(0o700).O(3, 3).T(d1), reg("p/a", "a")},
 		{reg("p", "file")},
 		{reg("p/b", "b")},
 	}},
 	{name: "DirReplacedByFileThenImplicitDirSameLayer", layers: [][]te{
-		{dir("d").m(0o1777).t(d1), reg("d/a", "a")},
+		{dir("d").M(0o1777).T(d1), reg("d/a", "a")},
 		{reg("d", "file"), reg("d/b", "b")},
 	}},
 	{name: "DirReplacedByFileThenDirSameLayer", layers: [][]te{
-		{dir("d").m(0o1777).t(d1), reg("d/a", "a")},
-		{reg("d", "file"), dir("d").m(0o750).t(d2), reg("d/b", "b")},
+		{dir("d").M(0o1777).T(d1), reg("d/a", "a")},
+		{reg("d", "file"), dir("d").M(0o750).T(d2), reg("d/b", "b")},
 	}},
 	{name: "WhiteoutThenLinkAtSameName", layers: [][]te{
 		{reg("a", "old"), reg("x", "x")},
 		{wh("a"), hard("a", "x")},
 	}},
 	{name: "LinksToSameLowerFile", layers: [][]te{
-		{reg("lib/libc.so.6", "libc").m(0o755)},
+		{reg("lib/libc.so.6", "libc").M(0o755)},
 		{hard("lib/libc.so", "lib/libc.so.6"), hard("usr/lib/libc.so.6", "lib/libc.so.6"), wh("lib/libc.so.6")},
 	}},
 	{name: "UsrMergeDirToSymlink", layers: [][]te{
-		{dir("bin"), reg("bin/sh", "sh").m(0o755), dir("usr"), dir("usr/bin"), reg("usr/bin/env", "env")},
-		{sym("bin", "usr/bin"), reg("usr/bin/sh", "sh2").m(0o755)},
+		{dir("bin"), reg("bin/sh", "sh").M(0o755), dir("usr"), dir("usr/bin"), reg("usr/bin/env", "env")},
+		{sym("bin", "usr/bin"), reg("usr/bin/sh", "sh2").M(0o755)},
 		{reg("bin/late", "late")},
 	}},
 	{name: "LowerSymlinkUpperDir", layers: [][]te{
 		{sym("etc", "$OUT"), sym("rel", "../outside")},
-		{dir("etc").m(0o711), reg("etc/passwd", "root"), dir("rel"), reg("rel/secret", "mine")},
+		{dir("etc").M(0o711), reg("etc/passwd", "root"), dir("rel"), reg("rel/secret", "mine")},
 	}},
 	{name: "LowerSymlinkUpperImplicitDir", layers: [][]te{
 		{sym("etc", "$OUT")},
@@ -302,41 +270,41 @@ var differentialCases = []struct {
 		{wh("s/secret"), opq("s/sub"), wh("a")},
 	}},
 	{name: "ImplicitParentsOverStickyTmp", layers: [][]te{
-		{dir("tmp").m(0o1777).t(d1), dir("home"), dir("home/u").m(0o700).o(1000, 1000).t(d2)},
-		{reg("tmp/x", "x"), reg("home/u/.profile", "p").o(1000, 1000)},
+		{dir("tmp").M(0o1777).T(d1), dir("home"), dir("home/u").M(0o700).O(1000, 1000).T(d2)},
+		{reg("tmp/x", "x"), reg("home/u/.profile", "p").O(1000, 1000)},
 		{reg("tmp/y/z", "z")},
 	}},
 	{name: "ReadOnlyDirsWithChildren", layers: [][]te{
-		{dir("ro").m(0o500), dir("ro/sub").m(0o500), reg("ro/sub/f", "f").m(0o400), dir("none").m(0)},
+		{dir("ro").M(0o500), dir("ro/sub").M(0o500), reg("ro/sub/f", "f").M(0o400), dir("none").M(0)},
 		{reg("ro/sub/g", "g"), wh("ro/sub/f"), reg("none/x", "x")},
-		{dir("ro/sub").m(0o555).t(d1), opq("none")},
+		{dir("ro/sub").M(0o555).T(d1), opq("none")},
 	}},
 	{name: "DevicesAndFifos", layers: [][]te{
-		{dir("dev"), chr("dev/null", 1, 3), blk("dev/sda", 8, 0).o(0, 6), fifo("run/initctl"), chr("dev/tty", 5, 0)},
-		{wh("dev/sda"), reg("dev/tty", "not a tty"), fifo("dev/null").m(0o644)},
+		{dir("dev"), chr("dev/null", 1, 3), blk("dev/sda", 8, 0).O(0, 6), fifo("run/initctl"), chr("dev/tty", 5, 0)},
+		{wh("dev/sda"), reg("dev/tty", "not a tty"), fifo("dev/null").M(0o644)},
 	}},
 	{name: "CharDeviceZeroZeroIsNoWhiteout", layers: [][]te{
 		{reg("a", "a"), chr("z", 0, 0)},
-		{chr("a", 0, 0).m(0o600), wh("missing")},
+		{chr("a", 0, 0).M(0o600), wh("missing")},
 	}},
 	{name: "Xattrs", layers: [][]te{
 		{
-			reg("bin/ping", "ping").m(0o755).x("security.capability", capNetRaw),
-			reg("f", "f").x("user.u", "1").x("trusted.t", "2"),
-			dir("d").x("user.dir", "d").x("trusted.overlay.opaque", "y"),
+			reg("bin/ping", "ping").M(0o755).X("security.capability", capNetRaw),
+			reg("f", "f").X("user.u", "1").X("trusted.t", "2"),
+			dir("d").X("user.dir", "d").X("trusted.overlay.opaque", "y"),
 			reg("d/in", "in"),
-			sym("l", "f").x("trusted.sym", "s"),
+			sym("l", "f").X("trusted.sym", "s"),
 		},
-		{reg("f", "f2").x("user.other", "3"), reg("d/in2", "in2").x("trusted.overlay.redirect", "/x")},
+		{reg("f", "f2").X("user.other", "3"), reg("d/in2", "in2").X("trusted.overlay.redirect", "/x")},
 	}},
 	{name: "Mtimes", layers: [][]te{
-		{dir("d").t(d1), reg("d/f", "f").t(d1), sym("d/l", "f").t(d2), dir("e").t(d2)},
-		{dir("d").t(d2), reg("e/g", "g").t(d1)},
-		{reg("d/h", "h").t(d0)},
+		{dir("d").T(d1), reg("d/f", "f").T(d1), sym("d/l", "f").T(d2), dir("e").T(d2)},
+		{dir("d").T(d2), reg("e/g", "g").T(d1)},
+		{reg("d/h", "h").T(d0)},
 	}},
 	{name: "RootEntryMetadata", layers: [][]te{
-		{dir("./").m(0o751).t(d1), reg("a", "a")},
-		{dir(".").m(0o700).o(5, 6).t(d2), reg("b", "b")},
+		{dir("./").M(0o751).T(d1), reg("a", "a")},
+		{dir(".").M(0o700).O(5, 6).T(d2), reg("b", "b")},
 		{reg("c", "c")},
 	}},
 	{name: "HostileNamesConfined", layers: [][]te{
@@ -361,7 +329,7 @@ var differentialCases = []struct {
 		{wh(deep(25, "f")), hard(deep(25, "h"), "x"), opq(deep(24, "y"))},
 	}},
 	{name: "HardlinkGroupWithinLayer", layers: [][]te{
-		{reg("a", "same").m(0o4755), hard("b", "a"), hard("c/d", "a")},
+		{reg("a", "same").M(0o4755), hard("b", "a"), hard("c/d", "a")},
 		{reg("a", "new")},
 	}},
 	{name: "EntryThenLinkToItSameLayer", layers: [][]te{
@@ -370,19 +338,19 @@ var differentialCases = []struct {
 	}},
 	// In-root resolution: a parent that is a symlink is followed inside the rootfs.
 	{name: "UsrMergeLayerWritesBelowLinks", layers: [][]te{
-		{dir("usr").m(0o755), dir("usr/bin"), dir("usr/lib").m(0o755), dir("usr/lib/x86_64-linux-gnu").m(0o755).t(d1),
-			reg("usr/lib/x86_64-linux-gnu/libc.so.6", "libc").m(0o755), reg("usr/lib/x86_64-linux-gnu/old.so", "old"),
-			reg("usr/bin/sh", "sh").m(0o755), sym("lib", "usr/lib"), sym("bin", "usr/bin"), sym("lib64", "/usr/lib64")},
-		{reg("lib/x86_64-linux-gnu/libfoo.so", "foo").m(0o755), reg("bin/tool", "tool").m(0o755), wh("lib/x86_64-linux-gnu/old.so"),
-			reg("lib64/ld-linux-x86-64.so.2", "ld").m(0o755), hard("bin/tool2", "bin/tool"), hard("lib/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6")},
-		{reg("bin/late", "late"), dir("lib/x86_64-linux-gnu/sub").m(0o700).t(d2), reg("lib/x86_64-linux-gnu/sub/f", "f")},
+		{dir("usr").M(0o755), dir("usr/bin"), dir("usr/lib").M(0o755), dir("usr/lib/x86_64-linux-gnu").M(0o755).T(d1),
+			reg("usr/lib/x86_64-linux-gnu/libc.so.6", "libc").M(0o755), reg("usr/lib/x86_64-linux-gnu/old.so", "old"),
+			reg("usr/bin/sh", "sh").M(0o755), sym("lib", "usr/lib"), sym("bin", "usr/bin"), sym("lib64", "/usr/lib64")},
+		{reg("lib/x86_64-linux-gnu/libfoo.so", "foo").M(0o755), reg("bin/tool", "tool").M(0o755), wh("lib/x86_64-linux-gnu/old.so"),
+			reg("lib64/ld-linux-x86-64.so.2", "ld").M(0o755), hard("bin/tool2", "bin/tool"), hard("lib/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6")},
+		{reg("bin/late", "late"), dir("lib/x86_64-linux-gnu/sub").M(0o700).T(d2), reg("lib/x86_64-linux-gnu/sub/f", "f")},
 	}},
 	{name: "ExplicitDirEntryReplacesSymlink", layers: [][]te{
 		{dir("usr"), dir("usr/lib"), reg("usr/lib/a", "a"), sym("lib", "usr/lib")},
-		{dir("lib").m(0o711).t(d1), reg("lib/x", "x")},
+		{dir("lib").M(0o711).T(d1), reg("lib/x", "x")},
 	}},
 	{name: "SymlinkChainAndDotDotClamp", layers: [][]te{
-		{sym("a", "b"), sym("b", "c/d"), dir("c"), dir("c/d").m(0o750), sym("up", "../../../../c"), sym("abs", "/c/d/../d")},
+		{sym("a", "b"), sym("b", "c/d"), dir("c"), dir("c/d").M(0o750), sym("up", "../../../../c"), sym("abs", "/c/d/../d")},
 		{reg("a/x", "x"), reg("up/y", "y"), reg("abs/z", "z"), wh("a/nothing")},
 	}},
 	{name: "DanglingSymlinkParentMakesTarget", layers: [][]te{
@@ -390,7 +358,7 @@ var differentialCases = []struct {
 		{reg("lib/x", "x"), reg("opt/app/bin", "bin")},
 	}},
 	{name: "SameLayerSymlinkThenEntriesBelow", layers: [][]te{
-		{dir("usr"), dir("usr/lib").m(0o700), reg("usr/lib/keep", "k")},
+		{dir("usr"), dir("usr/lib").M(0o700), reg("usr/lib/keep", "k")},
 		{sym("lib", "usr/lib"), reg("lib/x", "x"), sym("usr/lib/self", "../lib"), reg("usr/lib/self/y", "y")},
 	}},
 	{name: "SameLayerSymlinkToLowerSymlink", layers: [][]te{
@@ -406,11 +374,11 @@ var differentialCases = []struct {
 		{reg("d", "now a file"), wh("d/x")},
 	}},
 	{name: "OpaqueThroughSymlink", layers: [][]te{
-		{dir("usr"), dir("usr/lib").m(0o750), reg("usr/lib/a", "a"), dir("usr/lib/sub"), reg("usr/lib/sub/b", "b"), sym("lib", "usr/lib")},
+		{dir("usr"), dir("usr/lib").M(0o750), reg("usr/lib/a", "a"), dir("usr/lib/sub"), reg("usr/lib/sub/b", "b"), sym("lib", "usr/lib")},
 		{opq("lib"), reg("lib/c", "c")},
 	}},
 	{name: "LinksThroughSymlinks", layers: [][]te{
-		{dir("usr"), dir("usr/bin"), reg("usr/bin/perl", "perl").m(0o755), sym("bin", "usr/bin"), sym("dst", "usr/share")},
+		{dir("usr"), dir("usr/bin"), reg("usr/bin/perl", "perl").M(0o755), sym("bin", "usr/bin"), sym("dst", "usr/share")},
 		{hard("dst/perl", "bin/perl"), hard("bin/perl5", "bin/perl")},
 	}},
 	{name: "SymlinkLoopParent", wantErr: true, layers: [][]te{
@@ -427,7 +395,7 @@ var differentialCases = []struct {
 	}},
 	{name: "AUFSMetadata", layers: [][]te{
 		{dir("usr"), dir("usr/bin"), reg("usr/bin/old", "old")},
-		{reg(".wh..wh.aufs", ""), dir(".wh..wh.orph"), dir(".wh..wh.plnk").m(0o700), reg(".wh..wh.plnk/262.1045", "shared").m(0o4755).o(0, 5),
+		{reg(".wh..wh.aufs", ""), dir(".wh..wh.orph"), dir(".wh..wh.plnk").M(0o700), reg(".wh..wh.plnk/262.1045", "shared").M(0o4755).O(0, 5),
 			hard("usr/bin/a", ".wh..wh.plnk/262.1045"), hard("usr/bin/b", ".wh..wh.plnk/262.1045"), wh("usr/bin/old")},
 		{hard("usr/bin/c", "usr/bin/a")},
 	}},
@@ -443,12 +411,8 @@ var differentialCases = []struct {
 // linkChain is symlinks l0 -> l1 -> ... -> d and the directory d: l0 takes n links to resolve.
 func linkChain(n int) []te {
 	out := []te{dir("d")}
-	for i := range n {
-		to := fmt.Sprintf("l%d", i+1)
-		if i == n-1 {
-			to = "d"
-		}
-		out = append(out, sym(fmt.Sprintf("l%d", i), to))
+	for _, l := range testtree.Chain(n) {
+		out = append(out, sym(l.Name, l.Target))
 	}
 	return out
 }
@@ -461,9 +425,9 @@ func wideLayers(n int) [][]te {
 	var mid, top []te
 	for i := range n {
 		d := fmt.Sprintf("d%02d", i)
-		base = append(base, dir(d).m(0o750).o(i, i).t(d1), dir(d+"/sub").t(d2), sym(d+"/ln", "f0"), dir(d+"/ro").m(0o500))
+		base = append(base, dir(d).M(0o750).O(i, i).T(d1), dir(d+"/sub").T(d2), sym(d+"/ln", "f0"), dir(d+"/ro").M(0o500))
 		for j := range 6 {
-			base = append(base, reg(fmt.Sprintf("%s/f%d", d, j), d).t(d1), reg(fmt.Sprintf("%s/sub/g%d", d, j), d))
+			base = append(base, reg(fmt.Sprintf("%s/f%d", d, j), d).T(d1), reg(fmt.Sprintf("%s/sub/g%d", d, j), d))
 		}
 		base = append(base, reg(d+"/ro/r", "ro"), hard(d+"/sub/same", "shared"))
 		switch i % 6 {
@@ -476,7 +440,7 @@ func wideLayers(n int) [][]te {
 		case 3:
 			mid = append(mid, dir(d+"/f1"), reg(d+"/f1/inside", "x"), wh(d+"/sub/g2"))
 		case 4:
-			mid = append(mid, reg(d+"/sub/g3", "changed").m(0o600), dir(d).m(0o700).t(d2))
+			mid = append(mid, reg(d+"/sub/g3", "changed").M(0o600), dir(d).M(0o700).T(d2))
 		case 5:
 			top = append(top, hard(d+"/sub/linked", d+"/f4"), hard(fmt.Sprintf("x%02d", i), d+"/sub/g5"))
 		}
@@ -564,47 +528,14 @@ func mkSentinel(t *testing.T, out string) {
 	}
 }
 
-// tarOf builds an uncompressed layer.
+// tarOf builds an uncompressed layer, every header PAX.
 func tarOf(t *testing.T, out string, ents []te) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range ents {
-		hdr := &tar.Header{
-			Name:     strings.ReplaceAll(e.name, "$OUT", out),
-			Linkname: strings.ReplaceAll(e.link, "$OUT", out),
-			Typeflag: e.typ,
-			Mode:     e.mode,
-			Uid:      e.uid,
-			Gid:      e.gid,
-			ModTime:  e.mtime,
-			Devmajor: e.major,
-			Devminor: e.minor,
-			Format:   tar.FormatPAX,
-		}
-		if hdr.ModTime.IsZero() {
-			hdr.ModTime = d0
-		}
-		if e.typ == tar.TypeReg {
-			hdr.Size = int64(len(e.body))
-		}
-		for k, v := range e.xattrs {
-			if hdr.PAXRecords == nil {
-				hdr.PAXRecords = map[string]string{}
-			}
-			hdr.PAXRecords["SCHILY.xattr."+k] = v
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("%q: %v", e.name, err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatal(err)
-		}
+	pax := make([]te, len(ents))
+	for i, e := range ents {
+		pax[i] = e.F(tar.FormatPAX)
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testtree.Layer(t, out, d0, pax)
 }
 
 // applyAll applies the layers onto dir with a layer.Applier (roots pull --cache=no).
@@ -649,223 +580,15 @@ func treeOf(dir string, rec layer.Record) assemble.Tree {
 	return assemble.Tree{Dir: dir, Record: rec}
 }
 
-// fileInfo is what the comparison sees of one entry.
-type fileInfo struct {
-	typ, mode, uid, gid uint32
-	size                int64
-	sum, link           string
-	rdev                uint64
-	mtime               time.Time
-	xattrs              string
-	group               string // the other names of a non-directory's inode, within the scan
-	ino                 [2]uint64
-}
-
-// scan reads every entry below root ("." included) through directory descriptors, never
-// following a symlink and whatever the length of the paths.
-func scan(t *testing.T, root string) map[string]*fileInfo {
-	t.Helper()
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("scan %s: %v", root, err)
-	}
-	defer unix.Close(fd)
-	m := map[string]*fileInfo{}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		t.Fatal(err)
-	}
-	m["."] = infoOf(&st)
-	m["."].xattrs = xattrsOf(t, "/proc/self/fd/"+strconv.Itoa(fd))
-	scanDir(t, m, fd, ".")
-	groups := map[[2]uint64][]string{}
-	for p, fi := range m {
-		if fi.typ != unix.S_IFDIR {
-			groups[fi.ino] = append(groups[fi.ino], p)
-		}
-	}
-	for _, g := range groups {
-		if len(g) > 1 {
-			sort.Strings(g)
-			for _, p := range g {
-				m[p].group = fmt.Sprintf("%q", g)
-			}
-		}
-	}
-	return m
-}
-
-func scanDir(t *testing.T, m map[string]*fileInfo, fd int, rel string) {
-	t.Helper()
-	dup, err := unix.Dup(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(dup), rel)
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		t.Fatalf("read %s: %v", rel, err)
-	}
-	for _, name := range names {
-		p := name
-		if rel != "." {
-			p = rel + "/" + name
-		}
-		var st unix.Stat_t
-		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			t.Fatalf("stat %s: %v", p, err)
-		}
-		fi := infoOf(&st)
-		fi.xattrs = xattrsOf(t, "/proc/self/fd/"+strconv.Itoa(fd)+"/"+name)
-		m[p] = fi
-		switch fi.typ {
-		case unix.S_IFREG:
-			fi.sum = hashAt(t, fd, name)
-		case unix.S_IFLNK:
-			buf := make([]byte, 8192)
-			n, err := unix.Readlinkat(fd, name, buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fi.link = string(buf[:n])
-		case unix.S_IFDIR:
-			cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err != nil {
-				t.Fatalf("open %s: %v", p, err)
-			}
-			scanDir(t, m, cfd, p)
-			unix.Close(cfd)
-		}
-	}
-}
-
-func infoOf(st *unix.Stat_t) *fileInfo {
-	fi := &fileInfo{
-		typ: st.Mode & unix.S_IFMT, mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid,
-		mtime: time.Unix(st.Mtim.Unix()).UTC(), ino: [2]uint64{uint64(st.Dev), uint64(st.Ino)},
-	}
-	if fi.typ != unix.S_IFDIR {
-		fi.size = st.Size
-	}
-	if fi.typ == unix.S_IFCHR || fi.typ == unix.S_IFBLK {
-		fi.rdev = uint64(st.Rdev)
-	}
-	return fi
-}
-
-func hashAt(t *testing.T, dirfd int, name string) string {
-	t.Helper()
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
-	h := sha256.New()
-	if _, err := f.WriteTo(h); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// xattrsOf lists the xattrs of p (not followed), overlayfs bookkeeping (trusted.overlay.*)
+// scan reads every entry below root, "." included, overlayfs bookkeeping (trusted.overlay.*)
 // aside: a tree keeps its opaque markers there, and assembly must not copy them.
-func xattrsOf(t *testing.T, p string) string {
+func scan(t *testing.T, root string) map[string]testtree.Entry {
 	t.Helper()
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(p, buf)
-	if err != nil {
-		t.Fatalf("listxattr %s: %v", p, err)
-	}
-	var out []string
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
-			continue
-		}
-		v := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(p, name, v)
-		if err != nil {
-			t.Fatalf("getxattr %s %s: %v", p, name, err)
-		}
-		out = append(out, fmt.Sprintf("%s=%q", name, v[:m]))
-	}
-	sort.Strings(out)
-	return strings.Join(out, " ")
+	return testtree.Scan(t, root, testtree.WithRoot(), testtree.SkipXattrs("trusted.overlay."))
 }
 
 // diffScans lists how got differs from want. A directory's mtime is compared when one side
 // has a time from a tar header; two run-time mtimes are those of directories made only as parents.
-func diffScans(want, got map[string]*fileInfo) []string {
-	var out []string
-	paths := map[string]bool{}
-	for p := range want {
-		paths[p] = true
-	}
-	for p := range got {
-		paths[p] = true
-	}
-	sorted := make([]string, 0, len(paths))
-	for p := range paths {
-		sorted = append(sorted, p)
-	}
-	sort.Strings(sorted)
-	for _, p := range sorted {
-		w, g := want[p], got[p]
-		name := fmt.Sprintf("%.120q", p)
-		switch {
-		case g == nil:
-			out = append(out, fmt.Sprintf("  %s: missing, want %s", name, describe(w)))
-			continue
-		case w == nil:
-			out = append(out, fmt.Sprintf("  %s: unexpected %s", name, describe(g)))
-			continue
-		}
-		wc, gc := *w, *g
-		wc.ino, gc.ino = [2]uint64{}, [2]uint64{}
-		if wc.typ == unix.S_IFDIR && wc.mtime.After(fromTar) && gc.mtime.After(fromTar) {
-			wc.mtime, gc.mtime = time.Time{}, time.Time{}
-		}
-		if wc != gc {
-			out = append(out, fmt.Sprintf("  %s: %s, want %s", name, describe(g), describe(w)))
-		}
-	}
-	return out
-}
-
-func describe(fi *fileInfo) string {
-	s := fmt.Sprintf("%s %04o %d:%d mtime %s", typeName(fi.typ), fi.mode, fi.uid, fi.gid, fi.mtime.Format(time.RFC3339Nano))
-	switch fi.typ {
-	case unix.S_IFREG:
-		s += fmt.Sprintf(" size %d sha %s", fi.size, fi.sum)
-	case unix.S_IFLNK:
-		s += " -> " + fi.link
-	case unix.S_IFCHR, unix.S_IFBLK:
-		s += fmt.Sprintf(" dev %d:%d", unix.Major(fi.rdev), unix.Minor(fi.rdev))
-	}
-	if fi.xattrs != "" {
-		s += " xattrs " + fi.xattrs
-	}
-	if fi.group != "" {
-		s += " links " + fi.group
-	}
-	return s
-}
-
-func typeName(typ uint32) string {
-	switch typ {
-	case unix.S_IFDIR:
-		return "dir"
-	case unix.S_IFREG:
-		return "file"
-	case unix.S_IFLNK:
-		return "symlink"
-	case unix.S_IFCHR:
-		return "char"
-	case unix.S_IFBLK:
-		return "block"
-	case unix.S_IFIFO:
-		return "fifo"
-	}
-	return fmt.Sprintf("type %o", typ)
+func diffScans(want, got map[string]testtree.Entry) []string {
+	return testtree.Diff(want, got, testtree.DirMtimesFrom(fromTar.Add(time.Nanosecond)))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rootsdev/roots/internal/disk"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots/assemble"
+	"github.com/rootsdev/roots/internal/disk"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // TestOverlayEqualsHardlink holds overlay assembly to hardlink assembly on every differential
@@ -41,7 +42,7 @@ func TestOverlayEqualsHardlink(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unpack: %v", err)
 			}
-			before := make([]map[string]*fileInfo, len(trees))
+			before := make([]map[string]testtree.Entry, len(trees))
 			for i, tr := range trees {
 				before[i] = scan(t, tr.Dir)
 			}
@@ -97,9 +98,9 @@ func mountAll(t *testing.T, base, fix string, trees []assemble.Tree) string {
 
 // hasZeroZeroDevice reports whether a rootfs holds a 0:0 character device, which overlayfs
 // cannot show (it is a whiteout there).
-func hasZeroZeroDevice(m map[string]*fileInfo) bool {
-	for _, fi := range m {
-		if fi.typ == unix.S_IFCHR && fi.rdev == 0 {
+func hasZeroZeroDevice(m map[string]testtree.Entry) bool {
+	for _, e := range m {
+		if e.Type == "c" && e.Rdev == "0:0" {
 			return true
 		}
 	}

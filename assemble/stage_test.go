@@ -157,9 +157,7 @@ func TestCommit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			base := t.TempDir()
-			out := filepath.Join(base, "outside")
-			must(t, os.Mkdir(out, 0o755))
-			must(t, os.WriteFile(filepath.Join(out, "secret"), []byte("secret"), 0o644))
+			out := testtree.Outside(t, filepath.Join(base, "outside"))
 			parent := filepath.Join(base, "parent")
 			must(t, os.Mkdir(parent, 0o755))
 			dest := filepath.Join(parent, "dest")
@@ -196,9 +194,7 @@ func TestCommit(t *testing.T) {
 func TestAbortRemovesHostile(t *testing.T) {
 	requireRoot(t)
 	base := t.TempDir()
-	out := filepath.Join(base, "outside")
-	must(t, os.Mkdir(out, 0o755))
-	must(t, os.WriteFile(filepath.Join(out, "secret"), []byte("secret"), 0o644))
+	out := testtree.Outside(t, filepath.Join(base, "outside"))
 	dest := filepath.Join(base, "dest")
 	s, err := Stage(dest, false)
 	must(t, err)

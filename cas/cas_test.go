@@ -1,9 +1,7 @@
 package cas
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	_ "crypto/sha512"
 	"errors"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/rootsdev/roots/fetch/registrytest"
 )
 
 const gzipType = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -24,23 +24,38 @@ const gzipType = "application/vnd.oci.image.layer.v1.tar+gzip"
 // testLayer builds a gzip layer holding files (name → body).
 func testLayer(t *testing.T, files map[string]string) (Layer, []byte) {
 	t.Helper()
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
+	var entries []registrytest.Entry
 	for name, body := range files {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
-		tw.Write([]byte(body))
+		entries = append(entries, registrytest.Entry{Name: name, Body: []byte(body)})
 	}
-	tw.Close()
-	var blob bytes.Buffer
-	zw := gzip.NewWriter(&blob)
-	zw.Write(raw.Bytes())
-	zw.Close()
+	raw := registrytest.TarBytes(entries)
+	blob, err := registrytest.Compress(raw, registrytest.Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return Layer{
-		Digest:    digest.FromBytes(blob.Bytes()),
-		Size:      int64(blob.Len()),
+		Digest:    digest.FromBytes(blob),
+		Size:      int64(len(blob)),
 		MediaType: gzipType,
-		DiffID:    digest.FromBytes(raw.Bytes()),
-	}, blob.Bytes()
+		DiffID:    digest.FromBytes(raw),
+	}, blob
+}
+
+// atOnce calls fn n times concurrently and returns what each call gave; an error fails t.
+func atOnce[T any](t *testing.T, n int, fn func() (T, error)) []T {
+	out := make([]T, n)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Go(func() {
+			v, err := fn()
+			if err != nil {
+				t.Error(err)
+			}
+			out[i] = v
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // serve is an Opener over b that counts its calls.
@@ -65,20 +80,7 @@ func TestTreeMadeOnceAndReused(t *testing.T) {
 	c := openCache(t)
 	l, blob := testLayer(t, map[string]string{"etc/hostname": "box"})
 	var calls atomic.Int32
-	var wg sync.WaitGroup
-	trees := make([]Tree, 8)
-	for i := range trees {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tr, err := c.Tree(context.Background(), l, serve(blob, &calls))
-			if err != nil {
-				t.Error(err)
-			}
-			trees[i] = tr
-		}()
-	}
-	wg.Wait()
+	trees := atOnce(t, 8, func() (Tree, error) { return c.Tree(context.Background(), l, serve(blob, &calls)) })
 	if calls.Load() != 1 {
 		t.Fatalf("blob opened %d times by 8 concurrent callers, want 1", calls.Load())
 	}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -212,23 +211,12 @@ func TestFixupMadeOnce(t *testing.T) {
 	c := openCache(t)
 	trees := []digest.Digest{digest.FromString("a"), digest.FromString("b")}
 	var builds atomic.Int32
-	var wg sync.WaitGroup
-	dirs := make([]string, 4)
-	for i := range dirs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dir, err := c.Fixup(context.Background(), trees, func(_ context.Context, dir string) error {
-				builds.Add(1)
-				return os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
-			})
-			if err != nil {
-				t.Error(err)
-			}
-			dirs[i] = dir
-		}()
-	}
-	wg.Wait()
+	dirs := atOnce(t, 4, func() (string, error) {
+		return c.Fixup(context.Background(), trees, func(_ context.Context, dir string) error {
+			builds.Add(1)
+			return os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644)
+		})
+	})
 	if builds.Load() != 1 {
 		t.Fatalf("built %d times, want 1", builds.Load())
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // fuzzSeeds covers every tar entry type and the hostile names the unpacker must confine.
@@ -19,22 +21,22 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	long := strings.Repeat("l", 120)
 	return [][]byte{
 		tarOf(t, "", []ent{dir("d"), reg("d/f", "file"), hard("d/h", "d/f"), sym("d/s", "f"),
-			chr("c", 1, 3), blk("b", 8, 0), fifo("p"), reg("x", "x").x("user.a", "b").f(tar.FormatPAX),
-			{name: "cont", typ: tar.TypeCont, mode: 0o644, body: "c"}}),
-		tarOf(t, "", []ent{reg(long+"/"+long, "gnu").f(tar.FormatGNU), hard("gl", long+"/"+long).f(tar.FormatGNU),
-			sym("gs", strings.Repeat("t", 150)).f(tar.FormatGNU)}),
-		tarOf(t, "", []ent{reg(strings.Repeat("p/", 100)+"f", "pax").f(tar.FormatPAX), reg("mt", "m").t(t1).f(tar.FormatPAX)}),
-		tarOf(t, "", []ent{rawEnt(paxHeader('g', [2]string{"comment", "global"})), reg("after-global", "g")}),
-		tarOf(t, "", []ent{rawEnt(paxSparse("sparse", 1<<20, frag{0, "a"}, frag{600000, "b"}))}),
-		tarOf(t, "", []ent{rawEnt(gnuSparse("gsparse", 1<<20, frag{4096, "a"}, frag{1 << 19, "b"}))}),
+			chr("c", 1, 3), blk("b", 8, 0), fifo("p"), reg("x", "x").X("user.a", "b").F(tar.FormatPAX),
+			{Name: "cont", Type: tar.TypeCont, Mode: 0o644, Body: "c"}}),
+		tarOf(t, "", []ent{reg(long+"/"+long, "gnu").F(tar.FormatGNU), hard("gl", long+"/"+long).F(tar.FormatGNU),
+			sym("gs", strings.Repeat("t", 150)).F(tar.FormatGNU)}),
+		tarOf(t, "", []ent{reg(strings.Repeat("p/", 100)+"f", "pax").F(tar.FormatPAX), reg("mt", "m").T(t1).F(tar.FormatPAX)}),
+		tarOf(t, "", []ent{rawEnt(testtree.PAX('g', [2]string{"comment", "global"})), reg("after-global", "g")}),
+		tarOf(t, "", []ent{rawEnt(testtree.PAXSparse("sparse", 1<<20, frag{Off: 0, Data: "a"}, frag{Off: 600000, Data: "b"}))}),
+		tarOf(t, "", []ent{rawEnt(testtree.GNUSparse("gsparse", 1<<20, frag{Off: 4096, Data: "a"}, frag{Off: 1 << 19, Data: "b"}))}),
 		tarOf(t, "", []ent{sym("out", "../sentinel"), reg("out/file", "pwned"), sym("up", "../../sentinel"),
 			reg("up/file", "pwned"), reg("../sentinel/file", "pwned"), reg("/../../sentinel/dir/x", "pwned")}),
 		tarOf(t, "", []ent{sym("out", "../sentinel"), hard("h", "out/file"), hard("h2", "../sentinel/file"),
-			reg("out/.wh.file", ""), reg("out/.wh..wh..opq", ""), dir("out").m(0)}),
+			reg("out/.wh.file", ""), reg("out/.wh..wh..opq", ""), dir("out").M(0)}),
 		tarOf(t, "", []ent{dir("w"), reg("w/a", "a"), reg("w/.wh.a", ""), reg("w/.wh..wh..opq", ""), reg(".wh.gone", ""),
-			reg("w", "file"), dir("w").m(0o500), reg("w/b", "b"), sym("w", "../sentinel/dir")}),
-		tarOf(t, "", []ent{reg("a", "a").o(1000, 1000).m(0o4755), dir("ro").m(0o500), reg("ro/f", "f"), hard("a2", "a")}),
-		tarOf(t, "", []ent{rawEnt(rawHeader("vol", 'V', 0, true, nil))}),
+			reg("w", "file"), dir("w").M(0o500), reg("w/b", "b"), sym("w", "../sentinel/dir")}),
+		tarOf(t, "", []ent{reg("a", "a").O(1000, 1000).M(0o4755), dir("ro").M(0o500), reg("ro/f", "f"), hard("a2", "a")}),
+		tarOf(t, "", []ent{rawEnt(testtree.Header("vol", 'V', 0o644, 0, true, nil))}),
 		tarOf(t, "", []ent{reg(".wh.", ""), reg(".wh..wh.x", "")}),
 	}
 }

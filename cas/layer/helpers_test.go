@@ -15,198 +15,40 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // t0 is the mtime of every test entry unless it says otherwise.
 var t0 = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 
-// ent is one tar entry of a test layer. "$OUT" in a name or link is replaced by the absolute
-// path of the sentinel directory outside the target.
-type ent struct {
-	name   string
-	typ    byte
-	mode   int64
-	uid    int
-	gid    int
-	body   string
-	link   string
-	xattrs map[string]string
-	pax    map[string]string
-	mtime  time.Time
-	major  int64
-	minor  int64
-	format tar.Format
-	raw    []byte // emitted verbatim (whole blocks) instead of a header built by archive/tar
-}
+// ent is one tar entry of a test layer; the constructors are testtree's.
+type ent = testtree.Ent
 
-func reg(name, body string) ent { return ent{name: name, typ: tar.TypeReg, mode: 0o644, body: body} }
-func dir(name string) ent       { return ent{name: name, typ: tar.TypeDir, mode: 0o755} }
-func sym(name, to string) ent   { return ent{name: name, typ: tar.TypeSymlink, mode: 0o777, link: to} }
-func hard(name, to string) ent  { return ent{name: name, typ: tar.TypeLink, mode: 0o644, link: to} }
-func chr(name string, major, minor int64) ent {
-	return ent{name: name, typ: tar.TypeChar, mode: 0o666, major: major, minor: minor}
-}
-func blk(name string, major, minor int64) ent {
-	return ent{name: name, typ: tar.TypeBlock, mode: 0o660, major: major, minor: minor}
-}
-func fifo(name string) ent { return ent{name: name, typ: tar.TypeFifo, mode: 0o644} }
-func rawEnt(b []byte) ent  { return ent{raw: b} }
+var (
+	reg, dir, sym, hard = testtree.TarReg, testtree.TarDir, testtree.TarSym, testtree.TarHard
+	chr, blk, fifo      = testtree.TarChr, testtree.TarBlk, testtree.TarFifo
+	rawEnt              = testtree.TarRaw
+)
 
-func (e ent) m(mode int64) ent      { e.mode = mode; return e }
-func (e ent) o(uid, gid int) ent    { e.uid, e.gid = uid, gid; return e }
-func (e ent) t(mtime time.Time) ent { e.mtime = mtime; return e }
-func (e ent) f(f tar.Format) ent    { e.format = f; return e }
-func (e ent) x(name, v string) ent {
-	m := map[string]string{}
-	for k, v := range e.xattrs {
-		m[k] = v
+// unpackOrApply unpacks layer into target as a tree (use "unpack") or applies it onto target
+// with an Applier (use "apply").
+func unpackOrApply(t testing.TB, use, target string, layer []byte) (Record, error) {
+	t.Helper()
+	if use == "unpack" {
+		return Unpack(context.Background(), bytes.NewReader(layer), target)
 	}
-	m[name] = v
-	e.xattrs = m
-	return e
+	return applyAll(t, target, [][]byte{layer})
 }
 
-// tarOf builds an uncompressed layer.
+// tarOf builds an uncompressed layer; "$OUT" stands for out.
 func tarOf(t testing.TB, out string, ents []ent) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range ents {
-		if e.raw != nil {
-			if err := tw.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			buf.Write(e.raw)
-			continue
-		}
-		hdr := &tar.Header{
-			Name:     strings.ReplaceAll(e.name, "$OUT", out),
-			Linkname: strings.ReplaceAll(e.link, "$OUT", out),
-			Typeflag: e.typ,
-			Mode:     e.mode,
-			Uid:      e.uid,
-			Gid:      e.gid,
-			ModTime:  e.mtime,
-			Devmajor: e.major,
-			Devminor: e.minor,
-			Format:   e.format,
-		}
-		if hdr.ModTime.IsZero() {
-			hdr.ModTime = t0
-		}
-		if e.typ == tar.TypeReg || e.typ == tar.TypeCont {
-			hdr.Size = int64(len(e.body))
-		}
-		for k, v := range e.xattrs {
-			if hdr.PAXRecords == nil {
-				hdr.PAXRecords = map[string]string{}
-			}
-			hdr.PAXRecords["SCHILY.xattr."+k] = v
-		}
-		for k, v := range e.pax {
-			if hdr.PAXRecords == nil {
-				hdr.PAXRecords = map[string]string{}
-			}
-			hdr.PAXRecords[k] = v
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("%q: %v", e.name, err)
-		}
-		if hdr.Size > 0 {
-			if _, err := tw.Write([]byte(e.body)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testtree.Layer(t, out, t0, ents)
 }
 
-// rawHeader encodes one ustar (or old GNU) header block by hand, for what archive/tar will not
-// write: PAX headers with GNU sparse records, old GNU sparse files, unknown types.
-func rawHeader(name string, typ byte, size int64, gnu bool, fill func(b []byte)) []byte {
-	b := make([]byte, 512)
-	copy(b[0:100], name)
-	copy(b[100:108], "0000644\x00")
-	copy(b[108:116], "0000000\x00")
-	copy(b[116:124], "0000000\x00")
-	copy(b[124:136], fmt.Sprintf("%011o\x00", size))
-	copy(b[136:148], fmt.Sprintf("%011o\x00", t0.Unix()))
-	b[156] = typ
-	if gnu {
-		copy(b[257:265], "ustar  \x00")
-	} else {
-		copy(b[257:265], "ustar\x0000")
-	}
-	if fill != nil {
-		fill(b)
-	}
-	copy(b[148:156], "        ")
-	sum := 0
-	for _, c := range b {
-		sum += int(c)
-	}
-	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
-	return b
-}
-
-func padBlock(b []byte) []byte {
-	if n := len(b) % 512; n != 0 {
-		b = append(b, make([]byte, 512-n)...)
-	}
-	return b
-}
-
-// paxHeader is a raw PAX extended header ('x', or 'g' for a global one) with records in order.
-func paxHeader(typ byte, recs ...[2]string) []byte {
-	var data []byte
-	for _, kv := range recs {
-		rec := " " + kv[0] + "=" + kv[1] + "\n"
-		n := len(rec) + 1
-		for len(fmt.Sprint(n))+len(rec) != n {
-			n++
-		}
-		data = append(data, fmt.Sprintf("%d%s", n, rec)...)
-	}
-	return append(rawHeader("PaxHeader", typ, int64(len(data)), false, nil), padBlock(data)...)
-}
-
-type frag struct {
-	off  int64
-	data string
-}
-
-// paxSparse is a GNU PAX 1.0 sparse file of realSize bytes holding frags, zeros elsewhere.
-func paxSparse(name string, realSize int64, frags ...frag) []byte {
-	m := fmt.Sprintf("%d\n", len(frags))
-	var data string
-	for _, f := range frags {
-		m += fmt.Sprintf("%d\n%d\n", f.off, len(f.data))
-		data += f.data
-	}
-	body := append(padBlock([]byte(m)), data...)
-	out := paxHeader('x', [2]string{"GNU.sparse.major", "1"}, [2]string{"GNU.sparse.minor", "0"},
-		[2]string{"GNU.sparse.name", name}, [2]string{"GNU.sparse.realsize", fmt.Sprint(realSize)})
-	out = append(out, rawHeader("GNUSparseFile.0/x", tar.TypeReg, int64(len(body)), false, nil)...)
-	return append(out, padBlock(body)...)
-}
-
-// gnuSparse is an old-GNU sparse file ('S') with at most four fragments in its header.
-func gnuSparse(name string, realSize int64, frags ...frag) []byte {
-	var data string
-	for _, f := range frags {
-		data += f.data
-	}
-	h := rawHeader(name, tar.TypeGNUSparse, int64(len(data)), true, func(b []byte) {
-		for i, f := range frags {
-			copy(b[386+i*24:], fmt.Sprintf("%011o\x00%011o\x00", f.off, len(f.data)))
-		}
-		copy(b[483:495], fmt.Sprintf("%011o\x00", realSize))
-	})
-	return append(h, padBlock([]byte(data))...)
-}
+// frag is a piece of data at an offset of a sparse file.
+type frag = testtree.Frag
 
 // env holds target directories and sentinels around them: files, a directory and symlinks
 // beside and above the targets, which no layer may touch. Layout:
@@ -505,48 +347,30 @@ func retar(t testing.TB, tree string, rec Record) []byte {
 		if p == tree {
 			rel = "." // the root's entry, unless it is implicit
 		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		e := ent{name: rel, mode: int64(st.Mode & 0o7777), uid: int(st.Uid), gid: int(st.Gid),
-			mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec), xattrs: map[string]string{}, format: tar.FormatPAX}
-		for name, v := range xattrMap(t, p) {
-			if !strings.HasPrefix(name, "trusted.overlay.") {
-				e.xattrs[name] = v
-			}
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
+		h, _ := testtree.HeaderOf(t, p, rel, "trusted.overlay.")
+		e := ent{Name: rel, Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid, Mtime: h.ModTime, Link: h.Linkname,
+			Major: h.Devmajor, Minor: h.Devminor, PAX: h.PAXRecords, Format: tar.FormatPAX}
+		switch h.Typeflag {
+		case tar.TypeDir:
 			if implicit[rel] {
 				return nil
 			}
-			e.typ = tar.TypeDir
-		case unix.S_IFREG:
-			if f, ok := first[st.Ino]; ok {
+		case tar.TypeReg:
+			ino := testtree.Stat(t, p).Ino
+			if f, ok := first[ino]; ok {
 				ents = append(ents, hard(rel, f))
 				return nil
 			}
-			first[st.Ino] = rel
+			first[ino] = rel
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
-			e.typ, e.body = tar.TypeReg, string(b)
-		case unix.S_IFLNK:
-			e.typ = tar.TypeSymlink
-			e.link, _ = os.Readlink(p)
-		case unix.S_IFCHR, unix.S_IFBLK:
-			if wh[rel] && st.Rdev == 0 {
+			e.Body = string(b)
+		case tar.TypeChar, tar.TypeBlock:
+			if wh[rel] && h.Devmajor == 0 && h.Devminor == 0 {
 				return nil
 			}
-			e.typ = tar.TypeChar
-			if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-				e.typ = tar.TypeBlock
-			}
-			e.major, e.minor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
-		case unix.S_IFIFO:
-			e.typ = tar.TypeFifo
 		}
 		ents = append(ents, e)
 		return nil

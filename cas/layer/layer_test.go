@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // layerCase is a stack of layers (bottom to top) and what must come of them.
@@ -61,41 +63,41 @@ func layerCases() []layerCase {
 	return []layerCase{
 		{
 			name: "RegularFileMetadata",
-			layers: [][]ent{{reg("a", "hello").m(0o640).o(1000, 2000), reg("empty", ""), reg("ro", "r").m(0o444),
-				{name: "cont", typ: tar.TypeCont, mode: 0o600, body: "contiguous"}}},
+			layers: [][]ent{{reg("a", "hello").M(0o640).O(1000, 2000), reg("empty", ""), reg("ro", "r").M(0o444),
+				{Name: "cont", Type: tar.TypeCont, Mode: 0o600, Body: "contiguous"}}},
 			want: []string{`a file 0640 1000:2000 "hello"`, `cont file 0600 0:0 "contiguous"`, `empty file 0644 0:0 ""`,
 				`ro file 0444 0:0 "r"`},
 		},
 		{
 			name: "SetuidSurvivesChown",
-			layers: [][]ent{{reg("su", "x").m(0o4755).o(1000, 1000), reg("sg", "x").m(0o2755).o(0, 50),
-				dir("sticky").m(0o1777), dir("sgdir").m(0o2775).o(0, 50)}},
+			layers: [][]ent{{reg("su", "x").M(0o4755).O(1000, 1000), reg("sg", "x").M(0o2755).O(0, 50),
+				dir("sticky").M(0o1777), dir("sgdir").M(0o2775).O(0, 50)}},
 			want: []string{`sg file 2755 0:50 "x"`, "sgdir dir 2775 0:50", "sticky dir 1777 0:0", `su file 4755 1000:1000 "x"`},
 		},
 		{
 			name: "Mode0500DirWithChildren",
-			layers: [][]ent{{dir("ro").m(0o500), reg("ro/f", "f").m(0o400), dir("ro/none").m(0),
-				reg("ro/none/g", "g").m(0), dir("ro/none/deeper").m(0o555)}},
+			layers: [][]ent{{dir("ro").M(0o500), reg("ro/f", "f").M(0o400), dir("ro/none").M(0),
+				reg("ro/none/g", "g").M(0), dir("ro/none/deeper").M(0o555)}},
 			want: []string{"ro dir 0500 0:0", `ro/f file 0400 0:0 "f"`, "ro/none dir 0000 0:0",
 				"ro/none/deeper dir 0555 0:0", `ro/none/g file 0000 0:0 "g"`},
 		},
 		{
 			name:    "ImplicitParentKeepsLowerMode",
-			layers:  [][]ent{{dir("tmp").m(0o1777).o(0, 0)}, {reg("tmp/x", "x"), reg("new/y", "y")}},
+			layers:  [][]ent{{dir("tmp").M(0o1777).O(0, 0)}, {reg("tmp/x", "x"), reg("new/y", "y")}},
 			want:    []string{"new dir 0755 0:0 t=now", `new/y file 0644 0:0 "y"`, "tmp dir 1777 0:0", `tmp/x file 0644 0:0 "x"`},
 			trees:   map[int][]string{1: {"new dir 0755 0:0 t=now", `new/y file 0644 0:0 "y"`, "tmp dir 0755 0:0 t=now", `tmp/x file 0644 0:0 "x"`}},
 			records: map[int]Record{1: {Implicit: []string{".", "new", "tmp"}}},
 		},
 		{
 			name:   "ImplicitParentThenExplicitEntry",
-			layers: [][]ent{{reg("d/x", "x"), dir("d").m(0o700).o(3, 3)}},
+			layers: [][]ent{{reg("d/x", "x"), dir("d").M(0o700).O(3, 3)}},
 			want:   []string{"d dir 0700 3:3", `d/x file 0644 0:0 "x"`},
 		},
 		{
 			name: "DotDotNameConfined",
 			layers: [][]ent{{reg("../x", "x"), reg("/abs", "abs"), reg("a/../../y", "y"),
 				reg("../../outside/secret", "mine"), reg("./z", "z"), reg("//double//slash", "ds"),
-				reg("/../../..//q/../deep/file", "deep"), dir("."), dir("./"), dir("/"), dir("..").m(0o700)}},
+				reg("/../../..//q/../deep/file", "deep"), dir("."), dir("./"), dir("/"), dir("..").M(0o700)}},
 			want: []string{`abs file 0644 0:0 "abs"`, "deep dir 0755 0:0 t=now", `deep/file file 0644 0:0 "deep"`,
 				"double dir 0755 0:0 t=now", `double/slash file 0644 0:0 "ds"`,
 				"outside dir 0755 0:0 t=now", `outside/secret file 0644 0:0 "mine"`,
@@ -107,7 +109,7 @@ func layerCases() []layerCase {
 			// layer.md: when the entry and the existing path are both directories, "the existing
 			// path's attributes MUST be replaced by those of the entry": the root too.
 			name:    "RootEntryMetadataApplied",
-			layers:  [][]ent{{dir("./").m(0o751).o(7, 8).t(t1).x("user.r", "root").f(tar.FormatPAX), reg("a", "a")}, {reg("b", "b")}},
+			layers:  [][]ent{{dir("./").M(0o751).O(7, 8).T(t1).X("user.r", "root").F(tar.FormatPAX), reg("a", "a")}, {reg("b", "b")}},
 			want:    []string{`a file 0644 0:0 "a"`, `b file 0644 0:0 "b"`},
 			root:    `. dir 0751 7:8 x:user.r="root" t=2011-01-01T00:00:01.0000005Z`,
 			trees:   map[int][]string{0: {`a file 0644 0:0 "a"`}},
@@ -115,14 +117,14 @@ func layerCases() []layerCase {
 		},
 		{
 			name:   "RootEntryTopmostWins",
-			layers: [][]ent{{dir("/").m(0o700).o(1, 1).t(t1).x("user.low", "l")}, {dir(".").m(0o1777).t(t2)}, {reg("x", "x")}},
+			layers: [][]ent{{dir("/").M(0o700).O(1, 1).T(t1).X("user.low", "l")}, {dir(".").M(0o1777).T(t2)}, {reg("x", "x")}},
 			want:   []string{`x file 0644 0:0 "x"`},
 			// As for any directory, the topmost entry's attributes replace the lower ones, xattrs too.
 			root: ". dir 1777 0:0 t=2012-02-02T00:00:02Z",
 		},
 		{
 			name:    "RootEntryWithOpaqueMarker",
-			layers:  [][]ent{{reg("a", "a")}, {reg(".wh..wh..opq", ""), dir("./").m(0o711).t(t3), reg("n", "n")}},
+			layers:  [][]ent{{reg("a", "a")}, {reg(".wh..wh..opq", ""), dir("./").M(0o711).T(t3), reg("n", "n")}},
 			want:    []string{`n file 0644 0:0 "n"`},
 			root:    ". dir 0711 0:0 t=1999-03-03T00:00:03Z",
 			records: map[int]Record{1: {Opaque: []string{"."}}},
@@ -136,7 +138,7 @@ func layerCases() []layerCase {
 		{
 			// Only a directory can replace the root's attributes; other types naming it are ignored.
 			name:    "RootEntryNotADirIgnored",
-			layers:  [][]ent{{sym("..", "elsewhere"), fifo(".").m(0o600), reg("a/..", "file"), reg("a", "a")}},
+			layers:  [][]ent{{sym("..", "elsewhere"), fifo(".").M(0o600), reg("a/..", "file"), reg("a", "a")}},
 			want:    []string{`a file 0644 0:0 "a"`},
 			root:    ". dir 0755 0:0 t=now",
 			records: map[int]Record{0: {Implicit: []string{"."}}},
@@ -170,25 +172,25 @@ func layerCases() []layerCase {
 		},
 		{
 			name:    "SymlinkParentFromLowerLayer",
-			layers:  [][]ent{{sym("etc", "$OUT"), sym("dir", "$OUT/dir")}, {reg("etc/secret", "pwned"), dir("dir").m(0o700), reg("dir/file", "pwned")}},
+			layers:  [][]ent{{sym("etc", "$OUT"), sym("dir", "$OUT/dir")}, {reg("etc/secret", "pwned"), dir("dir").M(0o700), reg("dir/file", "pwned")}},
 			want:    []string{"dir dir 0700 0:0", `dir/file file 0644 0:0 "pwned"`, `etc symlink 0:0 -> "$OUT"`, "$OUT dir 0755 0:0 t=now", `$OUT/secret file 0644 0:0 "pwned"`},
 			records: map[int]Record{1: {Implicit: []string{".", "etc"}}},
 		},
 		{
 			name:    "SymlinkParentSameLayerResolvedInTree",
-			layers:  [][]ent{{dir("usr"), dir("usr/lib").m(0o750)}, {sym("lib", "usr/lib"), reg("lib/x", "x"), sym("usr/lib/y", "../../lib"), reg("usr/lib/y/z", "z")}},
+			layers:  [][]ent{{dir("usr"), dir("usr/lib").M(0o750)}, {sym("lib", "usr/lib"), reg("lib/x", "x"), sym("usr/lib/y", "../../lib"), reg("usr/lib/y/z", "z")}},
 			want:    []string{`lib symlink 0:0 -> "usr/lib"`, "usr dir 0755 0:0", "usr/lib dir 0750 0:0", `usr/lib/x file 0644 0:0 "x"`, `usr/lib/y symlink 0:0 -> "../../lib"`, `usr/lib/z file 0644 0:0 "z"`},
 			trees:   map[int][]string{1: {`lib symlink 0:0 -> "usr/lib"`, "usr dir 0755 0:0 t=now", "usr/lib dir 0755 0:0 t=now", `usr/lib/x file 0644 0:0 "x"`, `usr/lib/y symlink 0:0 -> "../../lib"`, `usr/lib/z file 0644 0:0 "z"`}},
 			records: map[int]Record{1: {Implicit: []string{".", "usr", "usr/lib"}}},
 		},
 		{
 			name:   "FileOverSymlinkReplacesIt",
-			layers: [][]ent{{sym("f", "$OUT/secret"), sym("g", "$OUT/secret")}, {reg("f", "new").m(0o666), fifo("g")}},
+			layers: [][]ent{{sym("f", "$OUT/secret"), sym("g", "$OUT/secret")}, {reg("f", "new").M(0o666), fifo("g")}},
 			want:   []string{`f file 0666 0:0 "new"`, "g fifo 0644 0:0"},
 		},
 		{
 			name:   "HardlinkWithinLayer",
-			layers: [][]ent{{reg("a", "x").m(0o600).o(5, 5), hard("b", "a"), hard("c", "./a"), hard("d/e", "/a")}},
+			layers: [][]ent{{reg("a", "x").M(0o600).O(5, 5), hard("b", "a"), hard("c", "./a"), hard("d/e", "/a")}},
 			want:   []string{`a file 0600 5:5 "x"`, "b file 0600 5:5 =a", "c file 0600 5:5 =a", "d dir 0755 0:0 t=now", "d/e file 0600 5:5 =a"},
 		},
 		{
@@ -294,7 +296,7 @@ func layerCases() []layerCase {
 		{
 			// A whiteout of a directory, then a hardlink inside it: the directory is opaque and new.
 			name:    "WhiteoutThenHardlinkInsideSameLayer",
-			layers:  [][]ent{{dir("d").m(0o700), reg("d/old", "o"), reg("x", "x")}, {reg(".wh.d", ""), hard("d/b", "x")}},
+			layers:  [][]ent{{dir("d").M(0o700), reg("d/old", "o"), reg("x", "x")}, {reg(".wh.d", ""), hard("d/b", "x")}},
 			want:    []string{"d dir 0755 0:0 t=now", `d/b file 0644 0:0 "x"`, "x file 0644 0:0 =d/b"},
 			trees:   map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`}},
 			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"."}, Links: []Link{{"d/b", "x"}}}},
@@ -303,7 +305,7 @@ func layerCases() []layerCase {
 			// The layer replaces a lower directory by a file, then names a path below it: the
 			// directory is a new one (0755 root:root), opaque and not implicit.
 			name:    "DirReplacedByFileThenParentSameLayer",
-			layers:  [][]ent{{dir("d").m(0o1777).t(t1), reg("d/a", "a")}, {reg("d", "file"), reg("d/b", "b")}},
+			layers:  [][]ent{{dir("d").M(0o1777).T(t1), reg("d/a", "a")}, {reg("d", "file"), reg("d/b", "b")}},
 			want:    []string{"d dir 0755 0:0 t=now", `d/b file 0644 0:0 "b"`},
 			trees:   map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`, `d/b file 0644 0:0 "b"`}},
 			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"."}}},
@@ -313,7 +315,7 @@ func layerCases() []layerCase {
 			// lower directory the layer only walks through (o/s, to an entry or a hardlink) is new.
 			name: "OpaqueDirLowerSubdirsAreNew",
 			layers: [][]ent{
-				{dir("o").m(0o750), dir("o/s").m(0o700).o(7, 7).t(t1), reg("o/s/old", "old"), dir("o/t").m(0o711).o(8, 8),
+				{dir("o").M(0o750), dir("o/s").M(0o700).O(7, 7).T(t1), reg("o/s/old", "old"), dir("o/t").M(0o711).O(8, 8),
 					reg("o/t/old", "old"), reg("x", "x")},
 				{reg("o/s/new", "new"), hard("o/t/h", "x"), reg("o/.wh..wh..opq", "")},
 			},
@@ -323,22 +325,22 @@ func layerCases() []layerCase {
 		},
 		{
 			name:   "DirToFile",
-			layers: [][]ent{{dir("d"), reg("d/a", "a"), dir("d/sub").m(0o700), reg("d/sub/b", "b")}, {reg("d", "file")}},
+			layers: [][]ent{{dir("d"), reg("d/a", "a"), dir("d/sub").M(0o700), reg("d/sub/b", "b")}, {reg("d", "file")}},
 			want:   []string{`d file 0644 0:0 "file"`},
 		},
 		{
 			name:   "DirToFileSameLayer",
-			layers: [][]ent{{dir("d").m(0o700), reg("d/a", "a"), reg("d", "file")}},
+			layers: [][]ent{{dir("d").M(0o700), reg("d/a", "a"), reg("d", "file")}},
 			want:   []string{`d file 0644 0:0 "file"`},
 		},
 		{
 			name:   "FileToDir",
-			layers: [][]ent{{reg("d", "file")}, {dir("d").m(0o750), reg("d/a", "a")}},
+			layers: [][]ent{{reg("d", "file")}, {dir("d").M(0o750), reg("d/a", "a")}},
 			want:   []string{"d dir 0750 0:0", `d/a file 0644 0:0 "a"`},
 		},
 		{
 			name:    "FileToDirSameLayerIsOpaque",
-			layers:  [][]ent{{dir("d"), reg("d/low", "low")}, {reg("d", "file"), dir("d").m(0o750), reg("d/a", "a")}},
+			layers:  [][]ent{{dir("d"), reg("d/low", "low")}, {reg("d", "file"), dir("d").M(0o750), reg("d/a", "a")}},
 			want:    []string{"d dir 0750 0:0", `d/a file 0644 0:0 "a"`},
 			trees:   map[int][]string{1: {`d dir 0750 0:0 x:trusted.overlay.opaque="y"`, `d/a file 0644 0:0 "a"`}},
 			records: map[int]Record{1: {Implicit: []string{"."}, Opaque: []string{"d"}}},
@@ -380,7 +382,7 @@ func layerCases() []layerCase {
 			layers: [][]ent{
 				{dir("usr"), dir("usr/bin")},
 				{dir(".wh..wh.aufs"), reg(".wh..wh.aufs", ""), dir(".wh..wh.orph"), reg(".wh..wh.orph/x", "orphan"), dir(".wh..wh.plnk"),
-					reg(".wh..wh.plnk/1234.5678", "shared").m(0o755).o(3, 4), hard("usr/bin/a", ".wh..wh.plnk/1234.5678"),
+					reg(".wh..wh.plnk/1234.5678", "shared").M(0o755).O(3, 4), hard("usr/bin/a", ".wh..wh.plnk/1234.5678"),
 					hard("usr/bin/b", "/.wh..wh.plnk/1234.5678"), reg("usr/bin/c", "c")},
 			},
 			want: []string{"usr dir 0755 0:0", `usr/bin/a file 0755 3:4 "shared"`, "usr/bin/b file 0755 3:4 =usr/bin/a", `usr/bin/c file 0644 0:0 "c"`, "usr/bin dir 0755 0:0"},
@@ -392,27 +394,27 @@ func layerCases() []layerCase {
 		},
 		{
 			name:   "DirEntryOverSymlinkReplacesIt",
-			layers: [][]ent{{dir("usr"), dir("usr/lib"), reg("usr/lib/a", "a"), sym("lib", "usr/lib")}, {dir("lib").m(0o700), reg("lib/x", "x")}},
+			layers: [][]ent{{dir("usr"), dir("usr/lib"), reg("usr/lib/a", "a"), sym("lib", "usr/lib")}, {dir("lib").M(0o700), reg("lib/x", "x")}},
 			want:   []string{"lib dir 0700 0:0", `lib/x file 0644 0:0 "x"`, "usr dir 0755 0:0", "usr/lib dir 0755 0:0", `usr/lib/a file 0644 0:0 "a"`},
 		},
 		{
 			name:   "SymlinkToDir",
-			layers: [][]ent{{sym("d", "$OUT/dir")}, {dir("d").m(0o700), reg("d/a", "a")}},
+			layers: [][]ent{{sym("d", "$OUT/dir")}, {dir("d").M(0o700), reg("d/a", "a")}},
 			want:   []string{"d dir 0700 0:0", `d/a file 0644 0:0 "a"`},
 		},
 		{
 			name:   "ExistingDirKeptByDirEntry",
-			layers: [][]ent{{dir("d"), reg("d/a", "a")}, {dir("d").m(0o700).o(7, 7).t(t1).f(tar.FormatPAX)}},
+			layers: [][]ent{{dir("d"), reg("d/a", "a")}, {dir("d").M(0o700).O(7, 7).T(t1).F(tar.FormatPAX)}},
 			want:   []string{"d dir 0700 7:7 t=2011-01-01T00:00:01.0000005Z", `d/a file 0644 0:0 "a"`},
 		},
 		{
 			name:   "DirMetadataTopmostWins",
-			layers: [][]ent{{dir("d").m(0o711)}, {dir("d").m(0o700).o(1, 1)}, {reg("d/x", "x")}},
+			layers: [][]ent{{dir("d").M(0o711)}, {dir("d").M(0o700).O(1, 1)}, {reg("d/x", "x")}},
 			want:   []string{"d dir 0700 1:1", `d/x file 0644 0:0 "x"`},
 		},
 		{
 			name:   "DirMetadataDroppedWhenReplaced",
-			layers: [][]ent{{dir("d").m(0o700), dir("d/e").m(0o700)}, {reg("d", "f")}, {reg("d/e/x", "x")}},
+			layers: [][]ent{{dir("d").M(0o700), dir("d/e").M(0o700)}, {reg("d", "f")}, {reg("d/e/x", "x")}},
 			want:   []string{"d dir 0755 0:0 t=now", "d/e dir 0755 0:0 t=now", `d/e/x file 0644 0:0 "x"`},
 		},
 		{
@@ -424,7 +426,7 @@ func layerCases() []layerCase {
 		},
 		{
 			name:   "WhiteoutDirSubtree",
-			layers: [][]ent{{dir("d"), reg("d/a", "a"), dir("d/s").m(0o500), reg("d/s/b", "b"), reg("k", "k")}, {reg(".wh.d", "")}},
+			layers: [][]ent{{dir("d"), reg("d/a", "a"), dir("d/s").M(0o500), reg("d/s/b", "b"), reg("k", "k")}, {reg(".wh.d", "")}},
 			want:   []string{`k file 0644 0:0 "k"`},
 		},
 		{
@@ -466,10 +468,10 @@ func layerCases() []layerCase {
 			// directory below it that the layer only walked through (d/sub) is a new one.
 			name: "WhiteoutAfterSameLayerDirActsOpaque",
 			layers: [][]ent{
-				{dir("d").m(0o750), reg("d/old", "o"), dir("d/sub"), reg("d/sub/old", "o"), dir("e"), reg("e/old", "o"),
+				{dir("d").M(0o750), reg("d/old", "o"), dir("d/sub"), reg("d/sub/old", "o"), dir("e"), reg("e/old", "o"),
 					reg("f", "lower file"), reg("k", "k")},
 				{reg("d/new", "n"), reg("d/sub/new", "n"), reg(".wh.d", ""), reg("d/later", "l"),
-					dir("e").m(0o700), reg(".wh.e", ""), reg("f/x", "x"), reg(".wh.f", "")},
+					dir("e").M(0o700), reg(".wh.e", ""), reg("f/x", "x"), reg(".wh.f", "")},
 			},
 			want: []string{"d dir 0750 0:0", `d/later file 0644 0:0 "l"`, `d/new file 0644 0:0 "n"`, "d/sub dir 0755 0:0 t=now",
 				`d/sub/new file 0644 0:0 "n"`, "e dir 0700 0:0", "f dir 0755 0:0 t=now", `f/x file 0644 0:0 "x"`,
@@ -504,7 +506,7 @@ func layerCases() []layerCase {
 			// Whiteout then contents of the same layer: the directory is opaque (no Whiteout) and
 			// new (0755 root:root of its own, not implicit).
 			name:    "WhiteoutThenRecreateDir",
-			layers:  [][]ent{{dir("d").m(0o700), reg("d/old", "o")}, {reg(".wh.d", ""), reg("d/new", "n")}},
+			layers:  [][]ent{{dir("d").M(0o700), reg("d/old", "o")}, {reg(".wh.d", ""), reg("d/new", "n")}},
 			want:    []string{"d dir 0755 0:0 t=now", `d/new file 0644 0:0 "n"`},
 			trees:   map[int][]string{1: {`d dir 0755 0:0 x:trusted.overlay.opaque="y" t=now`, `d/new file 0644 0:0 "n"`}},
 			records: map[int]Record{1: {Opaque: []string{"d"}, Implicit: []string{"."}}},
@@ -512,7 +514,7 @@ func layerCases() []layerCase {
 		{
 			name: "WhiteoutOpaqueKeepsSameLayer",
 			layers: [][]ent{
-				{dir("d").m(0o750), reg("d/a", "a"), dir("d/sub"), reg("d/sub/c", "c"), dir("d/gone"), reg("other", "o")},
+				{dir("d").M(0o750), reg("d/a", "a"), dir("d/sub"), reg("d/sub/c", "c"), dir("d/gone"), reg("other", "o")},
 				{reg("d/x", "x"), reg("d/.wh..wh..opq", ""), reg("d/sub/y", "y"), sym("d/s", "x")},
 			},
 			want: []string{"d dir 0750 0:0", `d/s symlink 0:0 -> "x"`, "d/sub dir 0755 0:0 t=now", `d/sub/y file 0644 0:0 "y"`,
@@ -529,7 +531,7 @@ func layerCases() []layerCase {
 		},
 		{
 			name:   "OpaqueMarkerBeforeDirEntry",
-			layers: [][]ent{{dir("d"), reg("d/a", "a")}, {reg("d/.wh..wh..opq", ""), dir("d").m(0o700), reg("d/b", "b")}},
+			layers: [][]ent{{dir("d"), reg("d/a", "a")}, {reg("d/.wh..wh..opq", ""), dir("d").M(0o700), reg("d/b", "b")}},
 			want:   []string{"d dir 0700 0:0", `d/b file 0644 0:0 "b"`},
 		},
 		{name: "WhiteoutEmptyName", layers: [][]ent{{reg(".wh.", "")}}, err: ErrInvalidWhiteout},
@@ -541,8 +543,8 @@ func layerCases() []layerCase {
 		{name: "HardlinkToWhiteoutMarker", layers: [][]ent{{reg("a", "")}, {hard("b", ".wh.a")}}, err: ErrInvalidLink},
 		{
 			name: "Devices",
-			layers: [][]ent{{chr("dev/null", 1, 3).m(0o666), blk("dev/sda", 8, 0).m(0o660).o(0, 6),
-				fifo("run/fifo").m(0o600).o(1, 1), chr("dev/big", 4095, 1<<20-1)}},
+			layers: [][]ent{{chr("dev/null", 1, 3).M(0o666), blk("dev/sda", 8, 0).M(0o660).O(0, 6),
+				fifo("run/fifo").M(0o600).O(1, 1), chr("dev/big", 4095, 1<<20-1)}},
 			want: []string{"dev dir 0755 0:0 t=now", "dev/big char 0666 0:0 4095:1048575", "dev/null char 0666 0:0 1:3",
 				"dev/sda block 0660 0:6 8:0", "run dir 0755 0:0 t=now", "run/fifo fifo 0600 1:1"},
 		},
@@ -553,50 +555,50 @@ func layerCases() []layerCase {
 		},
 		{
 			name: "Xattrs",
-			layers: [][]ent{{reg("f", "f").m(0o755).o(1000, 1000).x("user.a", "1").x("security.capability", capNetBind),
-				dir("d").m(0o700).x("user.d", "dir"), sym("s", "f").x("trusted.t", "sym"),
-				reg("o", "o").x("trusted.overlay.opaque", "y").x("user.overlay.redirect", "/x").x("user.ok", "ok"),
-				dir("od").x("trusted.overlay.opaque", "y")}},
+			layers: [][]ent{{reg("f", "f").M(0o755).O(1000, 1000).X("user.a", "1").X("security.capability", capNetBind),
+				dir("d").M(0o700).X("user.d", "dir"), sym("s", "f").X("trusted.t", "sym"),
+				reg("o", "o").X("trusted.overlay.opaque", "y").X("user.overlay.redirect", "/x").X("user.ok", "ok"),
+				dir("od").X("trusted.overlay.opaque", "y")}},
 			want: []string{`d dir 0700 0:0 x:user.d="dir"`,
 				`f file 0755 1000:1000 "f" x:security.capability="` + `\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00` + `" x:user.a="1"`,
 				`o file 0644 0:0 "o" x:user.ok="ok"`, "od dir 0755 0:0", `s symlink 0:0 -> "f" x:trusted.t="sym"`},
 		},
 		{
 			name:   "Mtimes",
-			layers: [][]ent{{reg("f", "f").t(t1).f(tar.FormatPAX), sym("s", "f").t(t2), dir("d").t(t3), reg("d/x", "x"), fifo("p").t(t2)}},
+			layers: [][]ent{{reg("f", "f").T(t1).F(tar.FormatPAX), sym("s", "f").T(t2), dir("d").T(t3), reg("d/x", "x"), fifo("p").T(t2)}},
 			want: []string{"d dir 0755 0:0 t=1999-03-03T00:00:03Z", `d/x file 0644 0:0 "x"`,
 				`f file 0644 0:0 "f" t=2011-01-01T00:00:01.0000005Z`, "p fifo 0644 0:0 t=2012-02-02T00:00:02Z",
 				`s symlink 0:0 -> "f" t=2012-02-02T00:00:02Z`},
 		},
 		{
 			name:   "PaxGlobalHeaderIgnored",
-			layers: [][]ent{{rawEnt(paxHeader('g', [2]string{"comment", "hi"}, [2]string{"path", "evil"})), reg("a", "a")}},
+			layers: [][]ent{{rawEnt(testtree.PAX('g', [2]string{"comment", "hi"}, [2]string{"path", "evil"})), reg("a", "a")}},
 			want:   []string{`a file 0644 0:0 "a"`},
 		},
 		{
 			name:   "UnknownEntryType",
-			layers: [][]ent{{rawEnt(rawHeader("vol", 'V', 0, true, nil))}},
+			layers: [][]ent{{rawEnt(testtree.Header("vol", 'V', 0o644, 0, true, nil))}},
 			err:    ErrUnsupportedEntry,
 		},
 		{
 			name:   "LargePAXOwner",
-			layers: [][]ent{{reg("big", "b").o(3000000000, 4294967294).f(tar.FormatPAX)}},
+			layers: [][]ent{{reg("big", "b").O(3000000000, 4294967294).F(tar.FormatPAX)}},
 			want:   []string{`big file 0644 3000000000:4294967294 "b"`},
 		},
-		{name: "OwnerOutOfRange", layers: [][]ent{{reg("huge", "h").o(1<<32, 0).f(tar.FormatPAX)}}, err: ErrInvalidHeader},
+		{name: "OwnerOutOfRange", layers: [][]ent{{reg("huge", "h").O(1<<32, 0).F(tar.FormatPAX)}}, err: ErrInvalidHeader},
 		{
 			name: "LongNames",
 			layers: [][]ent{{
-				reg(longDir+"/"+strings.Repeat("m", 120), "gnu").f(tar.FormatGNU),
-				reg(strings.Repeat("p", 200)+"/file", "pax").f(tar.FormatPAX),
-				sym("ls", strings.Repeat("t/", 200)).f(tar.FormatPAX),
-				hard("hl", longDir+"/"+strings.Repeat("m", 120)).f(tar.FormatGNU),
-				reg("with space", "s"), reg("new\nline", "n").f(tar.FormatPAX), reg("bad\xffbyte", "b").f(tar.FormatPAX),
-				reg(deep, "deep").f(tar.FormatPAX),
+				reg(longDir+"/"+strings.Repeat("m", 120), "gnu").F(tar.FormatGNU),
+				reg(strings.Repeat("p", 200)+"/file", "pax").F(tar.FormatPAX),
+				sym("ls", strings.Repeat("t/", 200)).F(tar.FormatPAX),
+				hard("hl", longDir+"/"+strings.Repeat("m", 120)).F(tar.FormatGNU),
+				reg("with space", "s"), reg("new\nline", "n").F(tar.FormatPAX), reg("bad\xffbyte", "b").F(tar.FormatPAX),
+				reg(deep, "deep").F(tar.FormatPAX),
 			}},
 			want: longNames,
 		},
-		{name: "ComponentTooLong", layers: [][]ent{{reg(strings.Repeat("x", 256), "").f(tar.FormatPAX)}}, err: ErrNameTooLong},
+		{name: "ComponentTooLong", layers: [][]ent{{reg(strings.Repeat("x", 256), "").F(tar.FormatPAX)}}, err: ErrNameTooLong},
 	}
 }
 
@@ -635,17 +637,17 @@ func TestUmaskDoesNotChangeModes(t *testing.T) {
 func TestUserXattrNotSupportedRecorded(t *testing.T) {
 	uid, gid := os.Geteuid(), os.Getegid()
 	ents := []ent{
-		reg("f", "f").o(uid, gid).x("user.ok", "1"),
-		fifo("p").o(uid, gid).x("user.p", "1"),
-		sym("s", "f").o(uid, gid).x("user.s", "1"),
-		dir("d").o(uid, gid).x("user.d", "1"),
+		reg("f", "f").O(uid, gid).X("user.ok", "1"),
+		fifo("p").O(uid, gid).X("user.p", "1"),
+		sym("s", "f").O(uid, gid).X("user.s", "1"),
+		dir("d").O(uid, gid).X("user.d", "1"),
 	}
 	want := []Unapplied{
 		{"p", "xattr user.p: not supported on a fifo"},
 		{"s", "xattr user.s: not supported on a symlink"},
 	}
 	if uid == 0 {
-		ents = append(ents, chr("c", 1, 3).x("user.c", "1"), blk("b", 8, 0).x("user.b", "1"))
+		ents = append(ents, chr("c", 1, 3).X("user.c", "1"), blk("b", 8, 0).X("user.b", "1"))
 		want = append([]Unapplied{
 			{"b", "xattr user.b: not supported on a block device"},
 			{"c", "xattr user.c: not supported on a char device"},
@@ -656,13 +658,7 @@ func TestUserXattrNotSupportedRecorded(t *testing.T) {
 	for _, use := range []string{"unpack", "apply"} {
 		t.Run(use, func(t *testing.T) {
 			target := e.target(t, use)
-			var rec Record
-			var err error
-			if use == "unpack" {
-				rec, err = Unpack(context.Background(), bytes.NewReader(layer), target)
-			} else {
-				rec, err = applyAll(t, target, [][]byte{layer})
-			}
+			rec, err := unpackOrApply(t, use, target, layer)
 			must(t, err)
 			got := append([]Unapplied(nil), rec.Unapplied...)
 			sort.Slice(got, func(i, j int) bool { return got[i].Path < got[j].Path })
@@ -682,12 +678,8 @@ func TestUserXattrNotSupportedRecorded(t *testing.T) {
 // chain is symlinks l0 -> l1 -> ... -> l(n-1) -> d, and the directory d: l0 takes n links.
 func chain(n int) []ent {
 	out := []ent{dir("d")}
-	for i := range n {
-		to := fmt.Sprintf("l%d", i+1)
-		if i == n-1 {
-			to = "d"
-		}
-		out = append(out, sym(fmt.Sprintf("l%d", i), to))
+	for _, l := range testtree.Chain(n) {
+		out = append(out, sym(l.Name, l.Target))
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package layer
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -77,18 +76,18 @@ func reexecAsNobody(t *testing.T) {
 func testUnappliedRecorded(t *testing.T) {
 	uid, gid := os.Geteuid(), os.Getegid()
 	ents := []ent{
-		dir("./").m(0o555).o(0, 0),
-		reg("mine", "m").o(uid, gid),
-		reg("roots", "r").o(0, 0),
-		chr("dev/null", 1, 3).o(uid, gid),
-		blk("dev/sda", 8, 0).o(uid, gid),
-		fifo("fifo").o(uid, gid).x("user.f", "1"),
-		reg("caps", "c").o(uid, gid).x("security.capability", capNetBind).x("user.ok", "1"),
-		reg("trusted", "t").o(uid, gid).x("trusted.x", "1"),
-		dir("d").o(0, 0),
+		dir("./").M(0o555).O(0, 0),
+		reg("mine", "m").O(uid, gid),
+		reg("roots", "r").O(0, 0),
+		chr("dev/null", 1, 3).O(uid, gid),
+		blk("dev/sda", 8, 0).O(uid, gid),
+		fifo("fifo").O(uid, gid).X("user.f", "1"),
+		reg("caps", "c").O(uid, gid).X("security.capability", capNetBind).X("user.ok", "1"),
+		reg("trusted", "t").O(uid, gid).X("trusted.x", "1"),
+		dir("d").O(0, 0),
 		reg("d/.wh.gone", ""),
 		reg("o/.wh..wh..opq", ""),
-		sym("s", "mine").o(1, 1).x("user.s", "1"),
+		sym("s", "mine").O(1, 1).X("user.s", "1"),
 	}
 	want := []Unapplied{
 		{".", "mode 0555"},
@@ -111,11 +110,7 @@ func testUnappliedRecorded(t *testing.T) {
 			var rec Record
 			var err error
 			e.confined(t, target, func() {
-				if use == "unpack" {
-					rec, err = Unpack(context.Background(), bytes.NewReader(layer), target)
-				} else {
-					rec, err = applyAll(t, target, [][]byte{layer})
-				}
+				rec, err = unpackOrApply(t, use, target, layer)
 			})
 			if err != nil {
 				t.Fatal(err)

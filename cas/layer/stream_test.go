@@ -13,18 +13,20 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 func TestSparseFileStaysSparse(t *testing.T) {
 	const size = 1 << 30
-	frags := []frag{{0, "head"}, {300 << 20, strings.Repeat("m", 5000)}, {size - 3, "end"}}
+	frags := []frag{{Off: 0, Data: "head"}, {Off: 300 << 20, Data: strings.Repeat("m", 5000)}, {Off: size - 3, Data: "end"}}
 	tests := []struct {
 		name  string
 		entry []byte
 	}{
-		{"PAXSparse", paxSparse("sparse", size, frags...)},
-		{"GNUSparse", gnuSparse("sparse", size, frags...)},
-		{"PAXSparseEndingInHole", paxSparse("sparse", size, frags[:2]...)},
+		{"PAXSparse", testtree.PAXSparse("sparse", size, frags...)},
+		{"GNUSparse", testtree.GNUSparse("sparse", size, frags...)},
+		{"PAXSparseEndingInHole", testtree.PAXSparse("sparse", size, frags[:2]...)},
 		{"PlainFileOfZeros", nil},
 	}
 	for _, tc := range tests {
@@ -36,26 +38,21 @@ func TestSparseFileStaysSparse(t *testing.T) {
 				body := make([]byte, 8<<20)
 				copy(body[5<<20:], "data")
 				layer = tarOf(t, e.out, []ent{reg("sparse", string(body))})
-				wantFrags = []frag{{5 << 20, "data"}, {8<<20 - 1, "\x00"}}
+				wantFrags = []frag{{Off: 5 << 20, Data: "data"}, {Off: 8<<20 - 1, Data: "\x00"}}
 			} else {
 				layer = tarOf(t, e.out, []ent{rawEnt(tc.entry)})
 				if tc.name == "PAXSparseEndingInHole" {
 					wantFrags = frags[:2]
 				}
 			}
-			wantSize := wantFrags[len(wantFrags)-1].off + int64(len(wantFrags[len(wantFrags)-1].data))
+			wantSize := wantFrags[len(wantFrags)-1].Off + int64(len(wantFrags[len(wantFrags)-1].Data))
 			if tc.name == "PAXSparseEndingInHole" {
 				wantSize = size
 			}
 			for _, use := range []string{"unpack", "apply"} {
 				target := e.target(t, use)
 				e.confined(t, target, func() {
-					var err error
-					if use == "unpack" {
-						_, err = Unpack(context.Background(), bytes.NewReader(layer), target)
-					} else {
-						_, err = applyAll(t, target, [][]byte{layer})
-					}
+					_, err := unpackOrApply(t, use, target, layer)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -72,18 +69,18 @@ func TestSparseFileStaysSparse(t *testing.T) {
 				f, err := os.Open(p)
 				must(t, err)
 				for _, fr := range wantFrags {
-					got := make([]byte, len(fr.data)+2)
-					n, _ := f.ReadAt(got, fr.off-1)
-					want := "\x00" + fr.data + "\x00"
-					if fr.off == 0 {
+					got := make([]byte, len(fr.Data)+2)
+					n, _ := f.ReadAt(got, fr.Off-1)
+					want := "\x00" + fr.Data + "\x00"
+					if fr.Off == 0 {
 						n, _ = f.ReadAt(got[1:], 0)
 						n++
 					}
-					if fr.off+int64(len(fr.data)) == st.Size {
+					if fr.Off+int64(len(fr.Data)) == st.Size {
 						want = want[:len(want)-1]
 					}
 					if string(got[:n]) != want {
-						t.Errorf("%s: at %d got %q, want %q", use, fr.off, got[:n], want)
+						t.Errorf("%s: at %d got %q, want %q", use, fr.Off, got[:n], want)
 					}
 				}
 				f.Close()
@@ -100,22 +97,17 @@ func TestHugeSparseEntryIsFast(t *testing.T) {
 		name  string
 		frags []frag
 	}{
-		{"DataAtTheEnd", []frag{{size - 4, "tail"}}},
-		{"EndsInAHole", []frag{{0, "head"}, {size / 2, "middle"}}},
+		{"DataAtTheEnd", []frag{{Off: size - 4, Data: "tail"}}},
+		{"EndsInAHole", []frag{{Off: 0, Data: "head"}, {Off: size / 2, Data: "middle"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			layer := tarOf(t, e.out, []ent{rawEnt(paxSparse("huge", size, tc.frags...)), reg("after", "after")})
+			layer := tarOf(t, e.out, []ent{rawEnt(testtree.PAXSparse("huge", size, tc.frags...)), reg("after", "after")})
 			for _, use := range []string{"unpack", "apply"} {
 				target := e.target(t, use)
 				start := time.Now()
-				var err error
-				if use == "unpack" {
-					_, err = Unpack(context.Background(), bytes.NewReader(layer), target)
-				} else {
-					_, err = applyAll(t, target, [][]byte{layer})
-				}
+				_, err := unpackOrApply(t, use, target, layer)
 				if err != nil {
 					t.Fatalf("%s: %v", use, err)
 				}
@@ -130,9 +122,9 @@ func TestHugeSparseEntryIsFast(t *testing.T) {
 				f, err := os.Open(filepath.Join(target, "huge"))
 				must(t, err)
 				for _, fr := range tc.frags {
-					got := make([]byte, len(fr.data))
-					if _, err := f.ReadAt(got, fr.off); err != nil || string(got) != fr.data {
-						t.Errorf("%s: at %d got %q (%v), want %q", use, fr.off, got, err, fr.data)
+					got := make([]byte, len(fr.Data))
+					if _, err := f.ReadAt(got, fr.Off); err != nil || string(got) != fr.Data {
+						t.Errorf("%s: at %d got %q (%v), want %q", use, fr.Off, got, err, fr.Data)
 					}
 				}
 				f.Close()

@@ -1,8 +1,6 @@
 package layer
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -37,7 +35,7 @@ func TestTargetDoesNotLeak(t *testing.T) {
 		}},
 	}
 	e := newEnv(t)
-	layer := tarOf(t, e.out, []ent{reg("a", "a"), dir("d"), reg("d/b", "b").m(0o640), reg("x/y", "y"), sym("s", "a"),
+	layer := tarOf(t, e.out, []ent{reg("a", "a"), dir("d"), reg("d/b", "b").M(0o640), reg("x/y", "y"), sym("s", "a"),
 		fifo("p"), reg("sg/f", "f")})
 	want := []string{`a file 0644 0:0 "a"`, "d dir 0755 0:0", `d/b file 0640 0:0 "b"`, "p fifo 0644 0:0",
 		`s symlink 0:0 -> "a"`, "x dir 0755 0:0 t=now", `x/y file 0644 0:0 "y"`}
@@ -46,12 +44,7 @@ func TestTargetDoesNotLeak(t *testing.T) {
 			for _, use := range []string{"unpack", "apply"} {
 				target := e.target(t, tc.name+use)
 				tc.setup(t, target)
-				var err error
-				if use == "unpack" {
-					_, err = Unpack(context.Background(), bytes.NewReader(layer), target)
-				} else {
-					_, err = applyAll(t, target, [][]byte{layer})
-				}
+				_, err := unpackOrApply(t, use, target, layer)
 				must(t, err)
 				got := listing(t, target, true)
 				var kept []string

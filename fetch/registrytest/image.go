@@ -31,7 +31,8 @@ var EntryTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Entry is one tar entry. Zero values mean a regular file, mode 0644 (0755
 // for directories, 0777 for symlinks), owned by root:root, with mtime
-// EntryTime. Body is the content of a regular file.
+// EntryTime, in the format archive/tar picks. Body is the content of a
+// regular file.
 type Entry struct {
 	Name               string
 	Type               byte // tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, ...
@@ -42,6 +43,31 @@ type Entry struct {
 	ModTime            time.Time
 	Xattrs             map[string]string
 	Devmajor, Devminor int64
+	Format             tar.Format
+}
+
+// ZeroMode in a header's Mode asks SetDefaults for mode 0000, which a zero Mode does not mean.
+const ZeroMode = 1 << 40
+
+// SetDefaults gives h what zero values mean in an Entry: a regular file, mode 0644 (0755 for
+// directories, 0777 for symlinks; ZeroMode for 0000), mtime EntryTime.
+func SetDefaults(h *tar.Header) {
+	if h.Typeflag == 0 {
+		h.Typeflag = tar.TypeReg
+	}
+	switch {
+	case h.Mode == ZeroMode:
+		h.Mode = 0
+	case h.Mode == 0 && h.Typeflag == tar.TypeDir:
+		h.Mode = 0o755
+	case h.Mode == 0 && h.Typeflag == tar.TypeSymlink:
+		h.Mode = 0o777
+	case h.Mode == 0:
+		h.Mode = 0o644
+	}
+	if h.ModTime.IsZero() {
+		h.ModTime = EntryTime
+	}
 }
 
 // Compression is how a layer blob is compressed.
@@ -101,7 +127,7 @@ func TarBytes(entries []Entry) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
-		if err := tw.WriteHeader(e.header()); err != nil {
+		if err := tw.WriteHeader(e.Header()); err != nil {
 			panic(fmt.Sprintf("registrytest: tar entry %q: %v", e.Name, err))
 		}
 		if len(e.Body) > 0 {
@@ -116,38 +142,22 @@ func TarBytes(entries []Entry) []byte {
 	return buf.Bytes()
 }
 
-func (e Entry) header() *tar.Header {
-	typ := e.Type
-	if typ == 0 {
-		typ = tar.TypeReg
-	}
-	mode := e.Mode
-	if mode == 0 {
-		switch typ {
-		case tar.TypeDir:
-			mode = 0o755
-		case tar.TypeSymlink:
-			mode = 0o777
-		default:
-			mode = 0o644
-		}
-	}
-	mtime := e.ModTime
-	if mtime.IsZero() {
-		mtime = EntryTime
-	}
+// Header is e's tar header, zero values made defaults (SetDefaults).
+func (e Entry) Header() *tar.Header {
 	h := &tar.Header{
-		Typeflag: typ,
+		Typeflag: e.Type,
 		Name:     e.Name,
 		Linkname: e.Linkname,
-		Mode:     mode,
+		Mode:     e.Mode,
 		Uid:      e.Uid,
 		Gid:      e.Gid,
-		ModTime:  mtime,
+		ModTime:  e.ModTime,
 		Devmajor: e.Devmajor,
 		Devminor: e.Devminor,
 		Size:     int64(len(e.Body)),
+		Format:   e.Format,
 	}
+	SetDefaults(h)
 	if len(e.Xattrs) > 0 {
 		h.PAXRecords = map[string]string{}
 		for k, v := range e.Xattrs {

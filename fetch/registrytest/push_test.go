@@ -202,7 +202,7 @@ func TestTarBytesKeepsEveryEntryType(t *testing.T) {
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
-		want := e.header()
+		want := e.Header()
 		if h.Name != want.Name || h.Typeflag != want.Typeflag || h.Mode != want.Mode || h.Uid != e.Uid ||
 			h.Linkname != e.Linkname || !h.ModTime.Equal(EntryTime) || h.Devmajor != e.Devmajor || h.Devminor != e.Devminor {
 			t.Errorf("entry %d: %+v, want %+v", i, h, want)

@@ -50,6 +50,15 @@ func must(t testing.TB, err error) {
 	}
 }
 
+// Outside makes the directory out beside a tree, holding the file "secret" (content "secret"),
+// for OutsideIntact to check after the test; it returns out.
+func Outside(t testing.TB, out string) string {
+	t.Helper()
+	must(t, os.Mkdir(out, 0o755))
+	must(t, os.WriteFile(filepath.Join(out, "secret"), []byte("secret"), 0o644))
+	return out
+}
+
 // OutsideIntact checks that the directory out, which a hostile tree's symlinks point at, still
 // holds only the file "secret" with its content "secret".
 func OutsideIntact(t testing.TB, out string) {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Many roots processes on one cache at once, and roots killed at random
 // points: the cache stays correct and every destination is whole or absent.
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // overlappingImages are four images that share their bottom layer, and pairs
@@ -45,8 +46,8 @@ func overlappingImages() []registrytest.Image {
 // start runs the binary in the background.
 func start(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(rootsBin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "ROOTS_TEST_BACKOFF=10ms"}
+	cmd := exec.Command(Bin(), args...)
+	cmd.Env = Env(t)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -80,7 +81,7 @@ func blobGets(r *registrytest.Registry, pushed []registrytest.Pushed) map[string
 // them at most once more per purge; every destination must be whole; and
 // roots check must find nothing to repair afterwards.
 func TestManyProcesses(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	imgs := overlappingImages()
 	var pushed []registrytest.Pushed
@@ -88,8 +89,8 @@ func TestManyProcesses(t *testing.T) {
 	for i, img := range imgs {
 		pushed = append(pushed, r.Push(t, "stress", fmt.Sprint(i), img))
 		ref := filepath.Join(t.TempDir(), "ref")
-		mustPull(t, nil, "--cache=no", fmt.Sprintf("%s/stress:%d", r.Host, i), ref)
-		want[i] = scan(t, ref)
+		MustPull(t, nil, "--cache=no", fmt.Sprintf("%s/stress:%d", r.Host, i), ref)
+		want[i] = testtree.Scan(t, ref)
 	}
 	modes := []string{"hardlink", "copy", "overlay"}
 
@@ -110,8 +111,8 @@ func TestManyProcesses(t *testing.T) {
 							return
 						default:
 						}
-						if res := runRoots(t, nil, "purge", "--cache", cache); res.code != 0 {
-							t.Errorf("purge: exit %d: %s", res.code, res.stderr)
+						if res := Roots(t, nil, "purge", "--cache", cache); res.Code != 0 {
+							t.Errorf("purge: exit %d: %s", res.Code, res.Stderr)
 							return
 						}
 						purges.Add(1)
@@ -155,7 +156,7 @@ func TestManyProcesses(t *testing.T) {
 				if msg != "" {
 					t.Errorf("pull %s printed %q", ru.dest, msg)
 				}
-				sameTree(t, scan(t, ru.dest), want[ru.img])
+				SameTree(t, testtree.Scan(t, ru.dest), want[ru.img])
 			}
 			close(stop)
 			purger.Wait()
@@ -174,13 +175,13 @@ func TestManyProcesses(t *testing.T) {
 			t.Logf("%d purges ran during the pulls", n)
 			for _, ru := range runs {
 				if ru.mode == "overlay" {
-					if res := runRoots(t, nil, "umount", ru.dest); res.code != 0 {
-						t.Errorf("umount %s: %s", ru.dest, res.stderr)
+					if res := Roots(t, nil, "umount", ru.dest); res.Code != 0 {
+						t.Errorf("umount %s: %s", ru.dest, res.Stderr)
 					}
 				}
 			}
-			if res := runRoots(t, nil, "check", "--cache", cache); res.code != 0 || !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
-				t.Errorf("check afterwards: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
+			if res := Roots(t, nil, "check", "--cache", cache); res.Code != 0 || !strings.HasSuffix(res.Stdout, ": 0 repaired\n") {
+				t.Errorf("check afterwards: exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
 			}
 		})
 	}
@@ -190,18 +191,18 @@ func TestManyProcesses(t *testing.T) {
 // on one cache: each time DEST is either absent or whole, the next pull
 // succeeds, and it leaves nothing in tmp/ and no staging directory.
 func TestKilledPulls(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	img := overlappingImages()[0]
 	img.Layers = append(img.Layers, registrytest.Layer{Compression: "gzip", Entries: []reg{{Name: "var/lib/more", Body: noise(99, 2<<20)}}})
 	r.Push(t, "kill", "latest", img)
 	ref := filepath.Join(t.TempDir(), "ref")
-	mustPull(t, nil, "--cache=no", r.Host+"/kill", ref)
-	want := scan(t, ref)
+	MustPull(t, nil, "--cache=no", r.Host+"/kill", ref)
+	want := testtree.Scan(t, ref)
 
 	// How long a cold pull takes here, to kill within it.
 	t0 := time.Now()
-	mustPull(t, nil, "--cache", t.TempDir(), r.Host+"/kill", filepath.Join(t.TempDir(), "timed"))
+	MustPull(t, nil, "--cache", t.TempDir(), r.Host+"/kill", filepath.Join(t.TempDir(), "timed"))
 	cold := time.Since(t0)
 
 	cache := t.TempDir()
@@ -216,7 +217,7 @@ func TestKilledPulls(t *testing.T) {
 			umountAll(t, dest)
 		}
 		if trial%5 == 4 {
-			runRoots(t, nil, "purge", "--cache", cache) // kill cold pulls too, not only warm ones
+			Roots(t, nil, "purge", "--cache", cache) // kill cold pulls too, not only warm ones
 		}
 		cmd, _ := start(t, "pull", "--force", "--cache", cache, "--mode", mode, r.Host+"/kill", dest)
 		time.Sleep(time.Duration(rng.Int64N(int64(cold))))
@@ -225,21 +226,21 @@ func TestKilledPulls(t *testing.T) {
 
 		args := []string{"pull", "--force", "--cache", cache, "--mode", mode, r.Host + "/kill", dest}
 		if _, err := os.Lstat(dest); err == nil {
-			if mode == "overlay" && !isOverlayMount(t, dest) && len(scan(t, dest)) == 0 {
+			if mode == "overlay" && !isOverlayMount(t, dest) && len(testtree.Scan(t, dest)) == 0 {
 				// Killed between making the mount point and attaching the mount (a
 				// window of one system call, widened by the scheduler): the empty
 				// mount point goes with the next pull, --force or not.
 				attaching++
 				args = append(args[:1], args[2:]...)
 			} else {
-				sameTree(t, scan(t, dest), want) // whole, or the test fails here
+				SameTree(t, testtree.Scan(t, dest), want) // whole, or the test fails here
 			}
 		}
-		res := runRoots(t, nil, args...)
-		if res.code != 0 {
-			t.Fatalf("trial %d (%s): the pull after a kill failed: %s", trial, mode, res.stderr)
+		res := Roots(t, nil, args...)
+		if res.Code != 0 {
+			t.Fatalf("trial %d (%s): the pull after a kill failed: %s", trial, mode, res.Stderr)
 		}
-		sameTree(t, scan(t, dest), want)
+		SameTree(t, testtree.Scan(t, dest), want)
 		if ents, _ := os.ReadDir(filepath.Join(cache, "tmp")); len(ents) != 0 {
 			var names []string
 			for _, e := range ents {
@@ -253,15 +254,15 @@ func TestKilledPulls(t *testing.T) {
 			}
 		}
 		if mode == "overlay" {
-			if res := runRoots(t, nil, "umount", dest); res.code != 0 {
-				t.Fatalf("umount: %s", res.stderr)
+			if res := Roots(t, nil, "umount", dest); res.Code != 0 {
+				t.Fatalf("umount: %s", res.Stderr)
 			}
 		} else {
 			os.RemoveAll(dest)
 		}
 	}
-	if res := runRoots(t, nil, "check", "--cache", cache); res.code != 0 || !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
-		t.Errorf("check afterwards: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
+	if res := Roots(t, nil, "check", "--cache", cache); res.Code != 0 || !strings.HasSuffix(res.Stdout, ": 0 repaired\n") {
+		t.Errorf("check afterwards: exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"math/rand/v2"
@@ -16,7 +16,7 @@ import (
 // happened and where (never as the registry's fault), leaves no partial DEST, and leaves a cache
 // that roots check finds clean.
 func TestFullDisk(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	noise := make([]byte, 6<<20) // incompressible: 6 MB of blob, 6 MB of tree
 	rand.NewChaCha8([32]byte{2}).Read(noise)
@@ -58,21 +58,21 @@ func TestFullDisk(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cache, parent := tt.setup(t)
 			dest := filepath.Join(parent, "rootfs")
-			res := runRoots(t, nil, "pull", "--cache", cache, ref, dest)
+			res := Roots(t, nil, "pull", "--cache", cache, ref, dest)
 			for _, w := range tt.want {
-				if !strings.Contains(res.stderr, w) {
-					t.Errorf("stderr %q lacks %q", res.stderr, w)
+				if !strings.Contains(res.Stderr, w) {
+					t.Errorf("stderr %q lacks %q", res.Stderr, w)
 				}
 			}
 			for _, bad := range []string{"size mismatch", "digest mismatch"} {
-				if strings.Contains(res.stderr, bad) {
-					t.Errorf("stderr %q blames the registry (%s)", res.stderr, bad)
+				if strings.Contains(res.Stderr, bad) {
+					t.Errorf("stderr %q blames the registry (%s)", res.Stderr, bad)
 				}
 			}
-			assertCleanFailure(t, res, tt.want[0], dest)
+			AssertCleanFailure(t, res, tt.want[0], dest)
 			if tt.checks {
-				if res := runRoots(t, nil, "check", "--cache", cache); res.code != 0 {
-					t.Errorf("roots check after the failure: exit %d: %s%s", res.code, res.stdout, res.stderr)
+				if res := Roots(t, nil, "check", "--cache", cache); res.Code != 0 {
+					t.Errorf("roots check after the failure: exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 				}
 				ents, _ := os.ReadDir(filepath.Join(cache, "tmp"))
 				for _, e := range ents {

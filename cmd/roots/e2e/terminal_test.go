@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -16,12 +16,12 @@ import (
 // terminal: progress per layer and a summary line appear, and --quiet
 // silences them.
 func TestProgressOnTerminal(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	pushed := r.Push(t, "img", "latest", smallImage("tty"))
 	for _, quiet := range []bool{false, true} {
 		dest := filepath.Join(t.TempDir(), "rootfs")
-		args := rootsBin + " pull --cache=" + t.TempDir() + " " + r.Host + "/img " + dest
+		args := Bin() + " pull --cache=" + t.TempDir() + " " + r.Host + "/img " + dest
 		if quiet {
 			args += " --quiet"
 		}
@@ -49,14 +49,14 @@ func TestProgressOnTerminal(t *testing.T) {
 // downloading: it stops with an error, and leaves no DEST and no staging
 // directory, and the cache keeps no partial blob.
 func TestInterruptLeavesNothing(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "img", "latest", smallImage("slow"))
 	host := r.FaultProxy(t, registrytest.Fault{Kind: registrytest.Slow, Delay: time.Second})
 	for _, cache := range []string{t.TempDir(), "no"} {
 		parent := t.TempDir()
 		dest := filepath.Join(parent, "rootfs")
-		cmd := exec.Command(rootsBin, "pull", "--cache", cache, host+"/img", dest)
+		cmd := exec.Command(Bin(), "pull", "--cache", cache, host+"/img", dest)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -81,7 +81,7 @@ func TestInterruptLeavesNothing(t *testing.T) {
 		if !strings.Contains(stderr.String(), "canceled") || strings.Count(stderr.String(), "\n") != 1 {
 			t.Fatalf("stderr %q: want one line saying it was canceled", stderr.String())
 		}
-		assertNoStaging(t, parent)
+		AssertNoStaging(t, parent)
 		if _, err := os.Lstat(dest); !os.IsNotExist(err) {
 			t.Fatal("an interrupted pull left DEST")
 		}

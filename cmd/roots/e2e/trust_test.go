@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -14,7 +14,7 @@ import (
 // (as ssh's StrictModes), and never takes a symlink in trees/ for a layer, in any mode; roots
 // check reports and repairs one.
 func TestCacheTrust(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "img", "v1", registrytest.Image{Layers: []registrytest.Layer{
 		{Entries: []reg{{Name: "etc/passwd", Body: []byte("root:x:0:0::/root:/bin/sh\n")}}},
@@ -26,16 +26,16 @@ func TestCacheTrust(t *testing.T) {
 		os.Chmod(filepath.Dir(work), 0o755)
 		os.Chmod(work, 0o777)
 		cache := filepath.Join(work, "cache")
-		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", rootsBin, "pull", "--cache", cache, ref, filepath.Join(work, "nobodys"))
+		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Bin(), "pull", "--cache", cache, ref, filepath.Join(work, "nobodys"))
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("pull as nobody: %v: %s", err, out)
 		}
 		dest := filepath.Join(t.TempDir(), "rootfs")
-		res := runRoots(t, nil, "pull", "--cache", cache, ref, dest)
-		assertCleanFailure(t, res, "belongs to uid 65534", dest)
-		if !strings.Contains(res.stderr, "--cache DIR") {
-			t.Errorf("no fix in %q", res.stderr)
+		res := Roots(t, nil, "pull", "--cache", cache, ref, dest)
+		AssertCleanFailure(t, res, "belongs to uid 65534", dest)
+		if !strings.Contains(res.Stderr, "--cache DIR") {
+			t.Errorf("no fix in %q", res.Stderr)
 		}
 	})
 
@@ -43,15 +43,15 @@ func TestCacheTrust(t *testing.T) {
 		cache := t.TempDir()
 		os.Chmod(cache, 0o777)
 		dest := filepath.Join(t.TempDir(), "rootfs")
-		assertCleanFailure(t, runRoots(t, nil, "pull", "--cache", cache, ref, dest), "chmod go-w", dest)
+		AssertCleanFailure(t, Roots(t, nil, "pull", "--cache", cache, ref, dest), "chmod go-w", dest)
 		os.Chmod(cache, 0o755)
-		mustPull(t, nil, "--cache", cache, ref, dest)
+		MustPull(t, nil, "--cache", cache, ref, dest)
 	})
 
 	t.Run("FreshCacheUnderUmask002", func(t *testing.T) {
 		cache := filepath.Join(t.TempDir(), "new", "cache")
 		dest := filepath.Join(t.TempDir(), "rootfs")
-		cmd := exec.Command("sh", "-c", `umask 002 && exec "$0" "$@"`, rootsBin, "pull", "--cache", cache, ref, dest)
+		cmd := exec.Command("sh", "-c", `umask 002 && exec "$0" "$@"`, Bin(), "pull", "--cache", cache, ref, dest)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("a cache roots made itself is not trusted: %v: %s", err, out)
@@ -61,7 +61,7 @@ func TestCacheTrust(t *testing.T) {
 	for _, mode := range []string{"hardlink", "copy", "overlay"} {
 		t.Run("SymlinkedTree/"+mode, func(t *testing.T) {
 			cache := t.TempDir()
-			mustPull(t, nil, "--cache", cache, ref, filepath.Join(t.TempDir(), "first"))
+			MustPull(t, nil, "--cache", cache, ref, filepath.Join(t.TempDir(), "first"))
 			trees, _ := filepath.Glob(filepath.Join(cache, "trees", "sha256", "*[0-9a-f]"))
 			if len(trees) != 1 {
 				t.Fatalf("trees: %v", trees)
@@ -78,9 +78,9 @@ func TestCacheTrust(t *testing.T) {
 			if mode == "overlay" {
 				umountAll(t, dest)
 			}
-			res := runRoots(t, nil, "pull", "--cache", cache, "--mode", mode, ref, dest)
-			if res.code != 0 || !strings.Contains(res.stderr, "was not as roots left it") {
-				t.Fatalf("pull over a symlinked tree: exit %d, stderr %q; want a warning and success", res.code, res.stderr)
+			res := Roots(t, nil, "pull", "--cache", cache, "--mode", mode, ref, dest)
+			if res.Code != 0 || !strings.Contains(res.Stderr, "was not as roots left it") {
+				t.Fatalf("pull over a symlinked tree: exit %d, stderr %q; want a warning and success", res.Code, res.Stderr)
 			}
 			if _, err := os.Lstat(filepath.Join(dest, "host-secret")); err == nil {
 				t.Fatal("a symlink in trees/ became a layer: the host's directory shows in DEST")
@@ -89,8 +89,8 @@ func TestCacheTrust(t *testing.T) {
 				t.Fatalf("etc/passwd: %q, %v", b, err)
 			}
 			if mode == "overlay" {
-				if res := runRoots(t, nil, "umount", dest); res.code != 0 {
-					t.Fatalf("umount: %s", res.stderr)
+				if res := Roots(t, nil, "umount", dest); res.Code != 0 {
+					t.Fatalf("umount: %s", res.Stderr)
 				}
 			}
 			if fi, err := os.Lstat(trees[0]); err != nil || !fi.IsDir() {
@@ -102,9 +102,9 @@ func TestCacheTrust(t *testing.T) {
 			// roots check finds and repairs a symlink too.
 			os.RemoveAll(trees[0])
 			os.Symlink(host, trees[0])
-			res = runRoots(t, nil, "check", "--cache", cache)
-			if !strings.Contains(res.stdout+res.stderr, "symlink") {
-				t.Errorf("roots check did not report the symlinked tree: exit %d: %s%s", res.code, res.stdout, res.stderr)
+			res = Roots(t, nil, "check", "--cache", cache)
+			if !strings.Contains(res.Stdout+res.Stderr, "symlink") {
+				t.Errorf("roots check did not report the symlinked tree: exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 			}
 			if fi, err := os.Lstat(trees[0]); err != nil || !fi.IsDir() {
 				t.Errorf("roots check left trees/ with %v, %v", fi, err)

@@ -1,15 +1,14 @@
-package main
+package e2e
 
 import (
 	"archive/tar"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // baseImage is three layers in three compressions that exercise what a pull
@@ -47,25 +46,25 @@ func baseImage(format registrytest.Format) registrytest.Image {
 // baseWant is the root filesystem baseImage must give.
 func baseWant() map[string]entry {
 	return map[string]entry{
-		"etc":           dir(0o755),
-		"etc/passwd":    file(0o644, "root:x:0:0::/root:/bin/bash\n"),
-		"tmp":           dir(0o1777),
-		"tmp/x":         file(0o644, "in tmp"),
-		"usr":           dir(0o755),
-		"usr/bin":       dir(0o755),
-		"usr/bin/tool":  file(0o4755|os.ModeSetuid, "#!tool"),
-		"usr/bin/tool2": file(0o4755|os.ModeSetuid, "#!tool"),
-		"bin":           link("usr/bin"),
-		"var":           dir(0o755),
-		"var/cache":     dir(0o755),
-		"var/cache/new": file(0o644, "new"),
-		"opt":           dir(0o755),
-		"opt/keep":      file(0o644, "now a file"),
+		"etc":           testtree.Dir(0o755),
+		"etc/passwd":    testtree.File(0o644, "root:x:0:0::/root:/bin/bash\n"),
+		"tmp":           testtree.Dir(0o1777),
+		"tmp/x":         testtree.File(0o644, "in tmp"),
+		"usr":           testtree.Dir(0o755),
+		"usr/bin":       testtree.Dir(0o755),
+		"usr/bin/tool":  testtree.File(0o4755|os.ModeSetuid, "#!tool"),
+		"usr/bin/tool2": testtree.File(0o4755|os.ModeSetuid, "#!tool"),
+		"bin":           testtree.Symlink("usr/bin"),
+		"var":           testtree.Dir(0o755),
+		"var/cache":     testtree.Dir(0o755),
+		"var/cache/new": testtree.File(0o644, "new"),
+		"opt":           testtree.Dir(0o755),
+		"opt/keep":      testtree.File(0o644, "now a file"),
 	}
 }
 
 func TestPullModes(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	for _, format := range []registrytest.Format{registrytest.OCI, registrytest.Docker} {
 		r.Push(t, "base", fmtName(format), baseImage(format))
@@ -87,20 +86,20 @@ func TestPullModes(t *testing.T) {
 				cache = t.TempDir()
 			}
 			dest := filepath.Join(t.TempDir(), "rootfs")
-			mustPull(t, nil, "--cache", cache, r.Host+"/base:"+fmtName(tt.format), dest)
-			sameTree(t, scan(t, dest), fixModes(baseWant()))
+			MustPull(t, nil, "--cache", cache, r.Host+"/base:"+fmtName(tt.format), dest)
+			SameTree(t, testtree.Scan(t, dest), fixModes(baseWant()))
 			if fi, err := os.Stat(dest); err != nil || fi.Mode() != os.ModeDir|0o755 {
 				t.Errorf("DEST itself: %v, %v; want drwxr-xr-x (no layer names the root)", fi.Mode(), err)
 			}
-			if !sameInode(t, dest+"/usr/bin/tool", dest+"/usr/bin/tool2") {
+			if !SameInode(t, dest+"/usr/bin/tool", dest+"/usr/bin/tool2") {
 				t.Error("usr/bin/tool2 is not a hard link of usr/bin/tool")
 			}
-			assertNoStaging(t, filepath.Dir(dest))
+			AssertNoStaging(t, filepath.Dir(dest))
 			if cache != "no" {
 				// A second pull from the warm cache gives the same tree.
 				dest2 := filepath.Join(t.TempDir(), "again")
-				mustPull(t, nil, "--cache", cache, r.Host+"/base:"+fmtName(tt.format), dest2)
-				sameTree(t, scan(t, dest2), fixModes(baseWant()))
+				MustPull(t, nil, "--cache", cache, r.Host+"/base:"+fmtName(tt.format), dest2)
+				SameTree(t, testtree.Scan(t, dest2), fixModes(baseWant()))
 			}
 		})
 	}
@@ -133,36 +132,10 @@ func fixModes(m map[string]entry) map[string]entry {
 	return m
 }
 
-func sameInode(t *testing.T, a, b string) bool {
-	t.Helper()
-	var sa, sb syscall.Stat_t
-	if err := syscall.Lstat(a, &sa); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Lstat(b, &sb); err != nil {
-		t.Fatal(err)
-	}
-	return sa.Ino == sb.Ino && sa.Dev == sb.Dev
-}
-
-// assertNoStaging fails if a staging directory was left in parent.
-func assertNoStaging(t *testing.T, parent string) {
-	t.Helper()
-	ents, err := os.ReadDir(parent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") {
-			t.Errorf("left behind in %s: %s", parent, e.Name())
-		}
-	}
-}
-
 // TestPullRunsInChroot pulls an image that carries a static binary built from
 // this machine's Go toolchain and runs it under chroot.
 func TestPullRunsInChroot(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	src := filepath.Join(t.TempDir(), "hello.go")
 	os.WriteFile(src, []byte(`package main
 import ("fmt"; "os")
@@ -184,7 +157,7 @@ func main() { b, _ := os.ReadFile("/etc/greeting"); fmt.Printf("%s from %s", b, 
 		{Compression: "zstd", Entries: []reg{{Name: "etc/greeting", Body: []byte("hello")}}},
 	}})
 	dest := filepath.Join(t.TempDir(), "rootfs")
-	mustPull(t, nil, "--cache", t.TempDir(), r.Host+"/hello", dest)
+	MustPull(t, nil, "--cache", t.TempDir(), r.Host+"/hello", dest)
 	out, err := exec.Command("chroot", dest, "/bin/hello").CombinedOutput()
 	if err != nil {
 		t.Fatalf("chroot %s /bin/hello: %v\n%s", dest, err, out)

@@ -1,6 +1,6 @@
 //go:build system
 
-package main
+package e2e
 
 // System test (make test-system): a real Debian root filesystem, made by
 // debootstrap, pushed as an image and pulled by roots, must run under chroot
@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 const (
@@ -52,7 +53,7 @@ var debootstrapIncludes = []string{"iputils-ping", "libcap2-bin"}
 // mode, owner, size, content, link target, device numbers, xattrs (so
 // security.capability), mtime and hardlink groups.
 func TestSystemDebootstrap(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	for _, tool := range []string{"debootstrap", "getcap", "chroot"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (.ci/run installs debootstrap and libcap2-bin): %v", tool, err)
@@ -66,7 +67,7 @@ func TestSystemDebootstrap(t *testing.T) {
 	if !strings.Contains(wantCaps, "usr/bin/ping cap_net_raw=ep") {
 		t.Fatalf("getcap -r %s: no cap_net_raw on usr/bin/ping, so the capability check would prove nothing:\n%s", tree, wantCaps)
 	}
-	want := deepScan(t, tree)
+	want := testtree.Scan(t, tree, testtree.WithRoot())
 
 	start = time.Now()
 	layers, skipped := treeLayers(t, tree)
@@ -79,14 +80,14 @@ func TestSystemDebootstrap(t *testing.T) {
 	t.Logf("image of %d entries in 3 layers (%d MB compressed) built and pushed in %v",
 		len(want), size>>20, time.Since(start).Round(time.Millisecond))
 
-	excused := map[excuse]bool{
+	excused := []testtree.DiffOption{
 		// No layer names "./" (as in images docker and buildkit make): the root's
 		// mtime is the time the destination was made.
-		{".", "mtime"}: true,
+		testtree.Excuse(".", testtree.Mtime),
 	}
 	for _, p := range skipped {
 		// A socket cannot be put in a tar; nothing else is skipped.
-		excused[excuse{p, "exists"}] = true
+		excused = append(excused, testtree.Excuse(p, testtree.Exists))
 	}
 	// Both sides are this one debootstrap tree, so nothing that debootstrap
 	// leaves varying between runs (logs, caches, timestamps) can differ.
@@ -95,10 +96,10 @@ func TestSystemDebootstrap(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "rootfs")
 			start := time.Now()
-			mustPull(t, nil, "--cache", mode.cache, ref, dest)
+			MustPull(t, nil, "--cache", mode.cache, ref, dest)
 			t.Logf("roots pull (%s): %v", mode.name, time.Since(start).Round(time.Millisecond))
 
-			if diffs := compareTrees(deepScan(t, dest), want, excused); len(diffs) > 0 {
+			if diffs := testtree.Diff(want, testtree.Scan(t, dest, testtree.WithRoot()), excused...); len(diffs) > 0 {
 				if len(diffs) > 50 {
 					diffs = append(diffs[:50], fmt.Sprintf("... and %d more", len(diffs)-50))
 				}
@@ -123,7 +124,7 @@ func TestSystemDebootstrap(t *testing.T) {
 // added under chroot in every mode: the links stay, the files land in usr/, and
 // the system's own programs still find their libraries.
 func TestSystemMergedUsrLayer(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	tree := debootstrapTree(t)
 	for _, l := range []string{"bin", "lib", "sbin"} {
 		if to, err := os.Readlink(filepath.Join(tree, l)); err != nil || to != "usr/"+l {
@@ -163,7 +164,7 @@ func TestSystemMergedUsrLayer(t *testing.T) {
 			if m.overlay {
 				umountAll(t, dest)
 			}
-			mustPull(t, nil, append(append([]string{"--cache", cache}, m.args...), ref, dest)...)
+			MustPull(t, nil, append(append([]string{"--cache", cache}, m.args...), ref, dest)...)
 			for _, l := range []string{"bin", "lib", "sbin"} {
 				if to, err := os.Readlink(filepath.Join(dest, l)); err != nil || to != "usr/"+l {
 					t.Errorf("/%s: %q, %v; want the link to usr/%s kept", l, to, err, l)
@@ -187,8 +188,8 @@ func TestSystemMergedUsrLayer(t *testing.T) {
 				t.Errorf("chroot apt-get --version: exit %d:\n%s", code, out)
 			}
 			if m.overlay {
-				if res := runRoots(t, nil, "umount", dest); res.code != 0 {
-					t.Errorf("umount: exit %d: %s", res.code, res.stderr)
+				if res := Roots(t, nil, "umount", dest); res.Code != 0 {
+					t.Errorf("umount: exit %d: %s", res.Code, res.Stderr)
 				}
 			}
 		})
@@ -382,57 +383,26 @@ func treeLayers(t *testing.T, tree string) ([]registrytest.Layer, []string) {
 func writeTreeEntry(t *testing.T, tw *tar.Writer, tree, rel string, first map[[2]uint64]string) bool {
 	t.Helper()
 	p := filepath.Join(tree, rel)
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		t.Fatal(err)
+	h, ok := testtree.HeaderOf(t, p, rel)
+	if !ok {
+		return false
 	}
-	h := &tar.Header{
-		Name:    rel,
-		Mode:    int64(st.Mode & 0o7777),
-		Uid:     int(st.Uid),
-		Gid:     int(st.Gid),
-		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
-		Format:  tar.FormatPAX,
-	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		h.Typeflag, h.Size = tar.TypeReg, st.Size
+	switch h.Typeflag {
+	case tar.TypeReg:
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
 		k := [2]uint64{st.Dev, st.Ino}
 		if target, ok := first[k]; ok {
 			h.Typeflag, h.Linkname, h.Size = tar.TypeLink, target, 0
 		} else if st.Nlink > 1 {
 			first[k] = rel
 		}
-	case unix.S_IFDIR:
-		h.Typeflag, h.Name = tar.TypeDir, rel+"/"
-	case unix.S_IFLNK:
-		target, err := os.Readlink(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Typeflag, h.Linkname = tar.TypeSymlink, target
-	case unix.S_IFCHR, unix.S_IFBLK:
-		h.Typeflag = tar.TypeChar
-		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-			h.Typeflag = tar.TypeBlock
-		}
-		h.Devmajor, h.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
-	case unix.S_IFIFO:
-		h.Typeflag = tar.TypeFifo
-	default:
-		return false
+	case tar.TypeDir:
+		h.Name = rel + "/"
 	}
-	xattrs, err := readXattrs(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, val := range xattrs {
-		if h.PAXRecords == nil {
-			h.PAXRecords = map[string]string{}
-		}
-		h.PAXRecords["SCHILY.xattr."+name] = val
-	}
-	if err := tw.WriteHeader(h); err != nil {
+	if err := tw.WriteHeader(&h); err != nil {
 		t.Fatalf("tar %s: %v", rel, err)
 	}
 	if h.Typeflag == tar.TypeReg {
@@ -453,7 +423,7 @@ func writeTreeEntry(t *testing.T, tw *tar.Writer, tree, rel string, first map[[2
 // that edits etc/) and checks that the cache stays clean (roots check repairs nothing) and that
 // another destination of the same image is untouched.
 func TestSystemContainersWrite(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	for _, tool := range []string{"systemd-nspawn", "runc"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (.ci/run installs systemd-container and runc): %v", tool, err)
@@ -466,8 +436,8 @@ func TestSystemContainersWrite(t *testing.T) {
 	ref := r.Host + "/debian:" + debootstrapSuite
 	cache := t.TempDir()
 	other := filepath.Join(t.TempDir(), "other")
-	mustPull(t, nil, "--cache", cache, ref, other)
-	before := deepScan(t, other)
+	MustPull(t, nil, "--cache", cache, ref, other)
+	before := testtree.Scan(t, other, testtree.WithRoot())
 
 	run := func(t *testing.T, name string, args ...string) {
 		t.Helper()
@@ -506,13 +476,13 @@ func TestSystemContainersWrite(t *testing.T) {
 	for _, s := range starts {
 		t.Run(s.name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "rootfs")
-			mustPull(t, nil, "--cache", cache, ref, dest)
+			MustPull(t, nil, "--cache", cache, ref, dest)
 			s.start(t, dest)
-			res := runRoots(t, nil, "check", "--cache", cache)
-			if res.code != 0 || !strings.Contains(res.stdout, " 0 repaired") {
-				t.Errorf("roots check after %s: exit %d: %s%s", s.name, res.code, res.stdout, res.stderr)
+			res := Roots(t, nil, "check", "--cache", cache)
+			if res.Code != 0 || !strings.Contains(res.Stdout, " 0 repaired") {
+				t.Errorf("roots check after %s: exit %d: %s%s", s.name, res.Code, res.Stdout, res.Stderr)
 			}
-			if diffs := compareTrees(deepScan(t, other), before, nil); len(diffs) > 0 {
+			if diffs := testtree.Diff(before, testtree.Scan(t, other, testtree.WithRoot())); len(diffs) > 0 {
 				t.Errorf("another destination of the image changed:\n%s", strings.Join(diffs, "\n"))
 			}
 		})

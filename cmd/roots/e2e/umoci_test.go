@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Differential test: the same images unpacked by roots and by umoci (fetched
 // with skopeo), compared file by file. umoci is an independent implementation
@@ -8,11 +8,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,246 +17,19 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
-
-// deepEntry is everything about one file that an unpacker must get right.
-type deepEntry struct {
-	Type      string // "f", "d", "l", "c", "b", "p", "s"
-	Mode      uint32 // permission bits with setuid, setgid and sticky (st_mode & 07777)
-	UID, GID  uint32
-	Size      int64  // regular files
-	SHA256    string // regular files
-	Link      string // symlink target
-	Rdev      string // "MAJOR:MINOR" of a device
-	Mtime     time.Time
-	Xattrs    string // sorted name=%q pairs
-	Hardlinks string // every path of the tree sharing this inode, sorted, "|"-joined; "" when alone
-}
-
-func (e deepEntry) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %04o %d:%d", e.Type, e.Mode, e.UID, e.GID)
-	switch e.Type {
-	case "f":
-		fmt.Fprintf(&b, " size=%d sha256=%.12s", e.Size, e.SHA256)
-	case "l":
-		fmt.Fprintf(&b, " -> %q", e.Link)
-	case "c", "b":
-		fmt.Fprintf(&b, " %s", e.Rdev)
-	}
-	fmt.Fprintf(&b, " mtime=%s", e.Mtime.UTC().Format(time.RFC3339Nano))
-	if e.Xattrs != "" {
-		fmt.Fprintf(&b, " xattrs[%s]", e.Xattrs)
-	}
-	if e.Hardlinks != "" {
-		fmt.Fprintf(&b, " links=%s", e.Hardlinks)
-	}
-	return b.String()
-}
-
-// aspects are the parts of a deepEntry that compareTrees reports separately,
-// so that a known difference can be excused for one aspect of one path.
-var aspects = []struct {
-	name string
-	get  func(deepEntry) string
-}{
-	{"type", func(e deepEntry) string { return e.Type }},
-	{"mode", func(e deepEntry) string { return fmt.Sprintf("%04o", e.Mode) }},
-	{"owner", func(e deepEntry) string { return fmt.Sprintf("%d:%d", e.UID, e.GID) }},
-	{"size", func(e deepEntry) string { return fmt.Sprint(e.Size) }},
-	{"content", func(e deepEntry) string { return e.SHA256 }},
-	{"link", func(e deepEntry) string { return fmt.Sprintf("%q", e.Link) }},
-	{"rdev", func(e deepEntry) string { return e.Rdev }},
-	{"mtime", func(e deepEntry) string { return e.Mtime.UTC().Format(time.RFC3339Nano) }},
-	{"xattrs", func(e deepEntry) string { return e.Xattrs }},
-	{"hardlinks", func(e deepEntry) string { return fmt.Sprintf("%q", e.Hardlinks) }},
-}
-
-// deepScan reads every entry under root, root itself as ".", keyed by slash
-// path. Hardlink groups are computed within root only.
-func deepScan(t testing.TB, root string) map[string]deepEntry {
-	t.Helper()
-	out := map[string]deepEntry{}
-	inodes := map[[2]uint64][]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return fmt.Errorf("lstat %s: %w", p, err)
-		}
-		e := deepEntry{
-			Mode:  st.Mode & 0o7777,
-			UID:   st.Uid,
-			GID:   st.Gid,
-			Mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFREG:
-			e.Type, e.Size = "f", st.Size
-			sum, err := fileSHA256(p)
-			if err != nil {
-				return err
-			}
-			e.SHA256 = sum
-		case unix.S_IFDIR:
-			e.Type = "d"
-		case unix.S_IFLNK:
-			e.Type = "l"
-			if e.Link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		case unix.S_IFCHR:
-			e.Type, e.Rdev = "c", fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
-		case unix.S_IFBLK:
-			e.Type, e.Rdev = "b", fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
-		case unix.S_IFIFO:
-			e.Type = "p"
-		case unix.S_IFSOCK:
-			e.Type = "s"
-		}
-		if e.Xattrs, err = xattrString(p); err != nil {
-			return err
-		}
-		if e.Type != "d" && st.Nlink > 1 {
-			k := [2]uint64{st.Dev, st.Ino}
-			inodes[k] = append(inodes[k], rel)
-		}
-		out[rel] = e
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("scan %s: %v", root, err)
-	}
-	for _, paths := range inodes {
-		if len(paths) < 2 {
-			continue
-		}
-		sort.Strings(paths)
-		group := strings.Join(paths, "|")
-		for _, p := range paths {
-			e := out[p]
-			e.Hardlinks = group
-			out[p] = e
-		}
-	}
-	return out
-}
-
-// sha256Hex is the hex SHA-256 of s, as deepEntry holds a file's content.
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// xattrString lists p's extended attributes (not following a symlink) as
-// sorted name=%q pairs.
-func xattrString(p string) (string, error) {
-	xattrs, err := readXattrs(p)
-	if err != nil {
-		return "", err
-	}
-	var pairs []string
-	for name, val := range xattrs {
-		pairs = append(pairs, fmt.Sprintf("%s=%q", name, val))
-	}
-	sort.Strings(pairs)
-	return strings.Join(pairs, " "), nil
-}
-
-// readXattrs reads p's extended attributes without following a symlink.
-func readXattrs(p string) (map[string]string, error) {
-	size, err := unix.Llistxattr(p, nil)
-	if err != nil || size == 0 {
-		return nil, err
-	}
-	buf := make([]byte, size)
-	if size, err = unix.Llistxattr(p, buf); err != nil {
-		return nil, fmt.Errorf("listxattr %s: %w", p, err)
-	}
-	out := map[string]string{}
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
-		n, err := unix.Lgetxattr(p, name, nil)
-		if err != nil {
-			return nil, fmt.Errorf("getxattr %s %s: %w", p, name, err)
-		}
-		val := make([]byte, n)
-		if n, err = unix.Lgetxattr(p, name, val); err != nil {
-			return nil, fmt.Errorf("getxattr %s %s: %w", p, name, err)
-		}
-		out[name] = string(val[:n])
-	}
-	return out, nil
-}
-
-// excuse is one known, explained difference: aspect of path may differ
-// (aspect "exists": the path may be on one side only).
-type excuse struct {
-	path, aspect string
-}
-
-// compareTrees lists every difference between got and want, except the
-// excused ones, one line each, sorted.
-func compareTrees(got, want map[string]deepEntry, excused map[excuse]bool) []string {
-	var diffs []string
-	paths := map[string]bool{}
-	for p := range got {
-		paths[p] = true
-	}
-	for p := range want {
-		paths[p] = true
-	}
-	for p := range paths {
-		g, inGot := got[p]
-		w, inWant := want[p]
-		switch {
-		case !inGot && !excused[excuse{p, "exists"}]:
-			diffs = append(diffs, fmt.Sprintf("%q: missing (want %v)", p, w))
-		case !inWant && !excused[excuse{p, "exists"}]:
-			diffs = append(diffs, fmt.Sprintf("%q: unexpected (%v)", p, g))
-		case inGot && inWant:
-			for _, a := range aspects {
-				if gv, wv := a.get(g), a.get(w); gv != wv && !excused[excuse{p, a.name}] {
-					diffs = append(diffs, fmt.Sprintf("%q: %s %s, want %s", p, a.name, gv, wv))
-				}
-			}
-		}
-	}
-	sort.Strings(diffs)
-	return diffs
-}
 
 // umociCase is one image of the differential table, and the differences from
 // umoci that are explained (each with its reason in the table).
 type umociCase struct {
 	name    string
 	image   registrytest.Image
-	excused []excuse
+	excused []testtree.DiffOption // testtree.Excuse
 	// roots, when set, turns umoci's tree into the one roots documents where it
 	// deliberately differs; the rest is still compared with umoci.
-	roots func(tree map[string]deepEntry)
+	roots func(tree map[string]entry)
 	// fails, when set: roots refuses the image on purpose. The pull must fail
 	// cleanly (exit 1, one line holding fails, no DEST); umoci is not run.
 	fails string
@@ -282,37 +51,12 @@ const capNetRaw = "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\
 // sub-second PAX mtimes, which registrytest's default writer does not make).
 func rawTar(t testing.TB, format tar.Format, entries []reg) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	a := testtree.NewTar(t)
 	for _, e := range entries {
-		h := &tar.Header{Typeflag: e.Type, Name: e.Name, Linkname: e.Linkname, Mode: e.Mode,
-			Uid: e.Uid, Gid: e.Gid, ModTime: e.ModTime, Size: int64(len(e.Body)), Format: format}
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-			switch h.Typeflag {
-			case tar.TypeDir:
-				h.Mode = 0o755
-			case tar.TypeSymlink:
-				h.Mode = 0o777
-			}
-		}
-		if h.ModTime.IsZero() {
-			h.ModTime = registrytest.EntryTime
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatalf("tar %q: %v", e.Name, err)
-		}
-		if _, err := tw.Write(e.Body); err != nil {
-			t.Fatalf("tar %q: %v", e.Name, err)
-		}
+		e.Format = format
+		a.Entries(e)
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return a.Bytes()
 }
 
 // umociCases is the table. Every case is gzip or uncompressed (umoci 0.4.7
@@ -378,12 +122,12 @@ func umociCases(t testing.TB) []umociCase {
 			// Linux allows no user.* xattr on a symlink or FIFO (umoci fails on one); trusted.* it does.
 			{Name: "xlink", Type: tar.TypeSymlink, Linkname: "xfile", Xattrs: map[string]string{"trusted.on-link": "l"}},
 			{Name: "xfifo", Type: tar.TypeFifo, Xattrs: map[string]string{"trusted.on-fifo": "p"}},
-		}}}}, excused: []excuse{
+		}}}}, excused: []testtree.DiffOption{
 			// umoci drops an xattr whose value is empty (SCHILY.xattr.user.empty=""); roots
 			// sets it. Linux, Go's archive/tar and libarchive all keep empty values, and the
 			// spec says xattrs MUST be included: roots is right. (POSIX pax says an empty
 			// record deletes a previous value of the same name; there is none here.)
-			{"xempty", "xattrs"},
+			testtree.Excuse("xempty", testtree.Xattrs),
 		}},
 
 		{name: "Hardlinks", image: registrytest.Image{Layers: []registrytest.Layer{
@@ -454,11 +198,11 @@ func umociCases(t testing.TB) []umociCase {
 				{Name: "w/file/now-a-dir", Body: []byte("!")},
 				{Name: "w/reborn/new", Body: []byte("new")},
 			}},
-		}}, excused: []excuse{
+		}}, excused: []testtree.DiffOption{
 			// Layer 2 has no entry for w/, so w keeps layer 1's attributes (roots). umoci
 			// leaves the time at which it removed w's children: the spec gives w no new
 			// mtime, roots is right.
-			{"w", "mtime"},
+			testtree.Excuse("w", testtree.Mtime),
 		}},
 
 		{name: "OpaqueDirs", image: registrytest.Image{Layers: []registrytest.Layer{
@@ -481,10 +225,10 @@ func umociCases(t testing.TB) []umociCase {
 				{Name: "q/", Type: tar.TypeDir, Mode: 0o1777, ModTime: tLate},
 				{Name: "q/.wh..wh..opq"},
 			}},
-		}}, excused: []excuse{
+		}}, excused: []testtree.DiffOption{
 			// As w in Whiteouts: layer 2 has no entry for o/, roots keeps layer 1's mtime,
 			// umoci the time it emptied o. roots is right.
-			{"o", "mtime"},
+			testtree.Excuse("o", testtree.Mtime),
 		}},
 
 		{name: "TypeChanges", image: registrytest.Image{Layers: []registrytest.Layer{
@@ -557,10 +301,10 @@ func umociCases(t testing.TB) []umociCase {
 				{Name: "var/spool/mail", Type: tar.TypeSymlink, Linkname: "../mail", ModTime: tLink},
 				{Name: "var/spool/mail/.wh.root"},
 			}},
-		}}, roots: func(m map[string]deepEntry) {
+		}}, roots: func(m map[string]entry) {
 			// umoci follows the layer's own new symlink and deletes var/mail/root, which the
 			// layer never meant: a whiteout below a non-directory of the same layer is moot.
-			m["var/mail/root"] = deepEntry{Type: "f", Mode: 0o644, Size: 4, SHA256: sha256Hex("mail"), Mtime: tFile}
+			m["var/mail/root"] = entry{Type: "f", Mode: 0o644, Size: 4, Hash: testtree.HashBytes([]byte("mail")), Mtime: tFile.UnixNano()}
 		}},
 		{name: "AUFSLayer", image: registrytest.Image{Layers: []registrytest.Layer{
 			{Compression: "gzip", Entries: []reg{
@@ -575,7 +319,7 @@ func umociCases(t testing.TB) []umociCase {
 				{Name: "usr/bin/a", Type: tar.TypeLink, Linkname: ".wh..wh.plnk/262.1045"},
 				{Name: "usr/bin/b", Type: tar.TypeLink, Linkname: ".wh..wh.plnk/262.1045"},
 			}},
-		}}, roots: func(m map[string]deepEntry) {
+		}}, roots: func(m map[string]entry) {
 			// umoci knows nothing of AUFS and keeps its metadata; roots does what Docker's
 			// applier does: the .wh..wh.plnk/ file is only the hardlinks' target.
 			delete(m, ".wh..wh.plnk")
@@ -610,12 +354,12 @@ func umociCases(t testing.TB) []umociCase {
 				{Name: "lib64/ld-linux-x86-64.so.2", Body: []byte("ld"), Mode: 0o755, ModTime: tFile},
 				{Name: "lib/x86_64-linux-gnu/.wh.libc.so.6"},
 			}},
-		}}, excused: []excuse{
+		}}, excused: []testtree.DiffOption{
 			// lib64 -> usr/lib64 dangles: the layer's lib64/... makes usr/lib64, which no layer
 			// names (its mtime is when it was made). umoci then leaves usr with that time too;
 			// roots keeps the mtime the image gives usr, as for every directory a layer only
 			// writes into.
-			{"usr/lib64", "mtime"}, {"usr", "mtime"},
+			testtree.Excuse("usr/lib64", testtree.Mtime), testtree.Excuse("usr", testtree.Mtime),
 		}},
 
 		{name: "ImplicitParents", image: registrytest.Image{Layers: []registrytest.Layer{
@@ -630,12 +374,12 @@ func umociCases(t testing.TB) []umociCase {
 				{Name: "deep/a/b/c", Body: []byte("c")},
 				{Name: "srv/", Type: tar.TypeDir, Mode: 0o755, Uid: 9, ModTime: tLate},
 			}},
-		}}, excused: []excuse{
+		}}, excused: []testtree.DiffOption{
 			// opt/ is named by layer 1 only; layer 2 creates opt/y inside it. umoci
 			// restores the mtime of an entry's direct parent (opt/y) but not of the
 			// directories above it, so opt gets the time of unpacking. roots keeps
 			// layer 1's, which is what the spec gives: roots is right.
-			{"opt", "mtime"},
+			testtree.Excuse("opt", testtree.Mtime),
 		}},
 
 		{name: "Mtimes", image: registrytest.Image{Layers: []registrytest.Layer{
@@ -691,7 +435,7 @@ func umociCases(t testing.TB) []umociCase {
 // TestDifferentialUmoci unpacks every image of the table with roots (hardlink
 // assembly and --cache=no) and with skopeo + umoci, and compares the trees.
 func TestDifferentialUmoci(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	for _, tool := range []string{"umoci", "skopeo"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (Debian package %s; .ci/run installs it): %v", tool, tool, err)
@@ -711,32 +455,29 @@ func TestDifferentialUmoci(t *testing.T) {
 				for _, mode := range []struct{ name, cache string }{{"Hardlink", cache}, {"NoCache", "no"}} {
 					t.Run(mode.name, func(t *testing.T) {
 						dest := filepath.Join(t.TempDir(), "rootfs")
-						res := runRoots(t, nil, "pull", "--cache", mode.cache, ref, dest)
-						assertCleanFailure(t, res, tc.fails, dest)
+						res := Roots(t, nil, "pull", "--cache", mode.cache, ref, dest)
+						AssertCleanFailure(t, res, tc.fails, dest)
 					})
 				}
 				return
 			}
-			umoci := deepScan(t, umociUnpack(t, ref))
+			umoci := testtree.Scan(t, umociUnpack(t, ref), testtree.WithRoot())
 			if tc.roots != nil {
 				tc.roots(umoci)
 			}
-			excused := map[excuse]bool{}
-			for _, e := range tc.excused {
-				excused[e] = true
-			}
+			excused := append([]testtree.DiffOption(nil), tc.excused...)
 			// A directory that no layer names (an implicit parent; the root when
 			// no layer has "./") has no mtime in the image: each unpacker leaves
 			// the time it made it, never the same twice. umoci sometimes leaves
 			// the root at the epoch.
 			for _, d := range unnamedDirs(t, tc.image) {
-				excused[excuse{d, "mtime"}] = true
+				excused = append(excused, testtree.Excuse(d, testtree.Mtime))
 			}
 			for _, mode := range []struct{ name, cache string }{{"Hardlink", cache}, {"NoCache", "no"}} {
 				t.Run(mode.name, func(t *testing.T) {
 					dest := filepath.Join(t.TempDir(), "rootfs")
-					mustPull(t, nil, "--cache", mode.cache, ref, dest)
-					if diffs := compareTrees(deepScan(t, dest), umoci, excused); len(diffs) > 0 {
+					MustPull(t, nil, "--cache", mode.cache, ref, dest)
+					if diffs := testtree.Diff(umoci, testtree.Scan(t, dest, testtree.WithRoot()), excused...); len(diffs) > 0 {
 						t.Errorf("roots differs from umoci:\n%s", strings.Join(diffs, "\n"))
 					}
 				})

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Layer semantics end to end, in every mode: what a pulled rootfs is when
 // layers write below symlinks, repeat, or carry AUFS metadata. Every image is
@@ -7,7 +7,6 @@ package main
 // entry (mtimes and xattrs included) and the expected tree.
 
 import (
-	"archive/tar"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // layerModes are the ways a pull makes DEST.
@@ -35,7 +35,7 @@ var layerModes = []struct {
 // DEST's scan. It fails the test unless all of them are equal.
 func pullEveryMode(t *testing.T, ref string, limit time.Duration) map[string]entry {
 	t.Helper()
-	var first map[string]lcMeta
+	var first map[string]entry
 	var firstName string
 	for _, m := range layerModes {
 		cache := "no"
@@ -54,10 +54,10 @@ func pullEveryMode(t *testing.T, ref string, limit time.Duration) map[string]ent
 			args := append([]string{"pull", "--cache", cache}, m.args...)
 			args = append(args, ref, dest)
 			res := rootsWithin(t, limit, args...)
-			if res.code != 0 {
-				t.Fatalf("%s %s pull: exit %d: %s", run, m.name, res.code, res.stderr)
+			if res.Code != 0 {
+				t.Fatalf("%s %s pull: exit %d: %s", run, m.name, res.Code, res.Stderr)
 			}
-			got := lcScan(t, dest)
+			got := scanMeta(t, dest)
 			for p, e := range got {
 				// A directory no layer names takes the time it was made (by an
 				// unpack or the pull), which differs from one cache to the next.
@@ -67,8 +67,8 @@ func pullEveryMode(t *testing.T, ref string, limit time.Duration) map[string]ent
 				}
 			}
 			if m.overlay {
-				if res := runRoots(t, nil, "umount", dest); res.code != 0 {
-					t.Fatalf("umount %s: exit %d: %s", dest, res.code, res.stderr)
+				if res := Roots(t, nil, "umount", dest); res.Code != 0 {
+					t.Fatalf("umount %s: exit %d: %s", dest, res.Code, res.Stderr)
 				}
 			}
 			if first == nil {
@@ -76,31 +76,27 @@ func pullEveryMode(t *testing.T, ref string, limit time.Duration) map[string]ent
 				continue
 			}
 			t.Run(run+"-"+m.name+"-equals-"+strings.ReplaceAll(firstName, " ", "-"), func(t *testing.T) {
-				lcSame(t, got, first)
+				sameMeta(t, got, first)
 			})
 		}
 	}
-	out := make(map[string]entry, len(first))
-	for p, e := range first {
-		out[p] = e.entry
-	}
-	return out
+	return first
 }
 
 // madeRecently is later than any time an image in these tests gives.
 var madeRecently = registrytest.EntryTime.Add(365 * 24 * time.Hour).UnixNano()
 
 // rootsWithin runs the binary and fails the test, with the goroutine dump, after limit.
-func rootsWithin(t *testing.T, limit time.Duration, args ...string) result {
+func rootsWithin(t *testing.T, limit time.Duration, args ...string) Result {
 	t.Helper()
-	return rootsLimit(t, limit, nil, args...)
+	return RootsLimit(t, limit, nil, args...)
 }
 
 // TestDuplicateLayers pulls images that list the same layer at several
 // places, up to thousands of times: each is fetched and unpacked once and
 // applied at every place, and no pull waits on itself.
 func TestDuplicateLayers(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	a := registrytest.Layer{Entries: []reg{{Name: "etc/a", Body: []byte("a")}, {Name: "etc/shared", Body: []byte("from a")}}}
 	b := registrytest.Layer{Entries: []reg{{Name: "etc/.wh.a"}, {Name: "etc/shared", Body: []byte("from b")}, {Name: "etc/b", Body: []byte("b")}}}
@@ -111,10 +107,10 @@ func TestDuplicateLayers(t *testing.T) {
 	}
 	many = append(many, b, empty)
 	want := map[string]entry{
-		"etc":        dir(0o755),
-		"etc/a":      file(0o644, "a"),
-		"etc/b":      file(0o644, "b"),
-		"etc/shared": file(0o644, "from a"),
+		"etc":        testtree.Dir(0o755),
+		"etc/a":      testtree.File(0o644, "a"),
+		"etc/b":      testtree.File(0o644, "b"),
+		"etc/shared": testtree.File(0o644, "from a"),
 	}
 	tests := []struct {
 		name   string
@@ -123,9 +119,9 @@ func TestDuplicateLayers(t *testing.T) {
 	}{
 		{"ABA", []registrytest.Layer{a, b, a}, want},
 		{"AAB", []registrytest.Layer{a, a, b, b}, map[string]entry{
-			"etc": dir(0o755), "etc/b": file(0o644, "b"), "etc/shared": file(0o644, "from b")}},
+			"etc": testtree.Dir(0o755), "etc/b": testtree.File(0o644, "b"), "etc/shared": testtree.File(0o644, "from b")}},
 		{"ThousandsOfEmpty", many, map[string]entry{
-			"etc": dir(0o755), "etc/b": file(0o644, "b"), "etc/shared": file(0o644, "from b")}},
+			"etc": testtree.Dir(0o755), "etc/b": testtree.File(0o644, "b"), "etc/shared": testtree.File(0o644, "from b")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,37 +130,30 @@ func TestDuplicateLayers(t *testing.T) {
 			// A cold pull raced against itself used to hang about every second try.
 			for i := range 3 {
 				t.Run(fmt.Sprint(i), func(t *testing.T) {
-					sameTree(t, pullEveryMode(t, r.Host+"/"+repo, 2*time.Minute), fixModes(tt.want))
+					SameTree(t, pullEveryMode(t, r.Host+"/"+repo, 2*time.Minute), fixModes(tt.want))
 				})
 			}
 		})
 	}
 }
 
-// Shorthands for the layer tables.
-func lf(name, body string) reg       { return reg{Name: name, Body: []byte(body)} }
-func ld(name string, mode int64) reg { return reg{Name: name, Type: tar.TypeDir, Mode: mode} }
-func ls(name, to string) reg         { return reg{Name: name, Type: tar.TypeSymlink, Linkname: to} }
-func lh(name, to string) reg         { return reg{Name: name, Type: tar.TypeLink, Linkname: to} }
-func lw(name string) reg             { return reg{Name: name} }
-
 // mergedUsr is a merged-/usr base layer, as Debian 12, Ubuntu and Fedora have.
 func mergedUsr() registrytest.Layer {
 	return registrytest.Layer{Entries: []reg{
-		ld("usr/", 0o755), ld("usr/bin/", 0o755), ld("usr/lib/", 0o755), ld("usr/lib/x86_64-linux-gnu/", 0o755),
+		registrytest.Dir("usr/", 0o755), registrytest.Dir("usr/bin/", 0o755), registrytest.Dir("usr/lib/", 0o755), registrytest.Dir("usr/lib/x86_64-linux-gnu/", 0o755),
 		{Name: "usr/bin/sh", Body: []byte("sh"), Mode: 0o755}, {Name: "usr/lib/x86_64-linux-gnu/libc.so.6", Body: []byte("libc"), Mode: 0o755},
-		lf("usr/lib/x86_64-linux-gnu/old.so", "old"), ld("usr/lib/sub/", 0o750), lf("usr/lib/sub/a", "a"),
-		ls("bin", "usr/bin"), ls("lib", "usr/lib"), ls("lib64", "usr/lib64"), ls("sbin", "/usr/bin"),
+		registrytest.File("usr/lib/x86_64-linux-gnu/old.so", "old"), registrytest.Dir("usr/lib/sub/", 0o750), registrytest.File("usr/lib/sub/a", "a"),
+		registrytest.Symlink("bin", "usr/bin"), registrytest.Symlink("lib", "usr/lib"), registrytest.Symlink("lib64", "usr/lib64"), registrytest.Symlink("sbin", "/usr/bin"),
 	}}
 }
 
 // mergedUsrWant is what mergedUsr gives.
 func mergedUsrWant() map[string]entry {
 	return map[string]entry{
-		"usr": dir(0o755), "usr/bin": dir(0o755), "usr/lib": dir(0o755), "usr/lib/x86_64-linux-gnu": dir(0o755),
-		"usr/bin/sh": file(0o755, "sh"), "usr/lib/x86_64-linux-gnu/libc.so.6": file(0o755, "libc"),
-		"usr/lib/x86_64-linux-gnu/old.so": file(0o644, "old"), "usr/lib/sub": dir(0o750), "usr/lib/sub/a": file(0o644, "a"),
-		"bin": link("usr/bin"), "lib": link("usr/lib"), "lib64": link("usr/lib64"), "sbin": link("/usr/bin"),
+		"usr": testtree.Dir(0o755), "usr/bin": testtree.Dir(0o755), "usr/lib": testtree.Dir(0o755), "usr/lib/x86_64-linux-gnu": testtree.Dir(0o755),
+		"usr/bin/sh": testtree.File(0o755, "sh"), "usr/lib/x86_64-linux-gnu/libc.so.6": testtree.File(0o755, "libc"),
+		"usr/lib/x86_64-linux-gnu/old.so": testtree.File(0o644, "old"), "usr/lib/sub": testtree.Dir(0o750), "usr/lib/sub/a": testtree.File(0o644, "a"),
+		"bin": testtree.Symlink("usr/bin"), "lib": testtree.Symlink("usr/lib"), "lib64": testtree.Symlink("usr/lib64"), "sbin": testtree.Symlink("/usr/bin"),
 	}
 }
 
@@ -185,7 +174,7 @@ func with(want map[string]entry, set map[string]entry, del ...string) map[string
 // parent too and are moot below the layer's own non-directory; AUFS metadata
 // never shows. Every mode gives the same tree, and the expected one.
 func TestLayerRules(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	tests := []struct {
 		name   string
@@ -194,61 +183,61 @@ func TestLayerRules(t *testing.T) {
 	}{
 		{"EntriesBelowLowerSymlinks", []registrytest.Layer{mergedUsr(), {Entries: []reg{
 			{Name: "lib/x86_64-linux-gnu/libfoo.so", Body: []byte("foo"), Mode: 0o755}, {Name: "bin/app", Body: []byte("app"), Mode: 0o755},
-			lf("lib64/ld.so", "ld"), lf("sbin/tool", "tool"),
+			registrytest.File("lib64/ld.so", "ld"), registrytest.File("sbin/tool", "tool"),
 		}}}, with(mergedUsrWant(), map[string]entry{
-			"usr/lib/x86_64-linux-gnu/libfoo.so": file(0o755, "foo"), "usr/bin/app": file(0o755, "app"),
-			"usr/lib64": dir(0o755), "usr/lib64/ld.so": file(0o644, "ld"), "usr/bin/tool": file(0o644, "tool"),
+			"usr/lib/x86_64-linux-gnu/libfoo.so": testtree.File(0o755, "foo"), "usr/bin/app": testtree.File(0o755, "app"),
+			"usr/lib64": testtree.Dir(0o755), "usr/lib64/ld.so": testtree.File(0o644, "ld"), "usr/bin/tool": testtree.File(0o644, "tool"),
 		})},
 		{"WhiteoutAndOpaqueBelowLowerSymlink", []registrytest.Layer{mergedUsr(), {Entries: []reg{
-			lw("lib/x86_64-linux-gnu/.wh.old.so"), lw("lib/sub/.wh..wh..opq"), lf("lib/sub/b", "b"),
-		}}}, with(mergedUsrWant(), map[string]entry{"usr/lib/sub/b": file(0o644, "b")},
+			registrytest.File("lib/x86_64-linux-gnu/.wh.old.so", ""), registrytest.File("lib/sub/.wh..wh..opq", ""), registrytest.File("lib/sub/b", "b"),
+		}}}, with(mergedUsrWant(), map[string]entry{"usr/lib/sub/b": testtree.File(0o644, "b")},
 			"usr/lib/x86_64-linux-gnu/old.so", "usr/lib/sub/a")},
 		{"HardlinksThroughSymlinks", []registrytest.Layer{mergedUsr(), {Entries: []reg{
-			lh("bin/sh2", "bin/sh"), lh("lib/libc.so", "lib/x86_64-linux-gnu/libc.so.6"),
+			registrytest.Hardlink("bin/sh2", "bin/sh"), registrytest.Hardlink("lib/libc.so", "lib/x86_64-linux-gnu/libc.so.6"),
 		}}}, with(mergedUsrWant(), map[string]entry{
-			"usr/bin/sh2": file(0o755, "sh"), "usr/lib/libc.so": file(0o755, "libc"),
+			"usr/bin/sh2": testtree.File(0o755, "sh"), "usr/lib/libc.so": testtree.File(0o755, "libc"),
 		})},
 		{"DirEntryReplacesSymlink", []registrytest.Layer{mergedUsr(), {Entries: []reg{
-			ld("bin/", 0o711), lf("bin/own", "own"),
-		}}}, with(mergedUsrWant(), map[string]entry{"bin": dir(0o711), "bin/own": file(0o644, "own")})},
+			registrytest.Dir("bin/", 0o711), registrytest.File("bin/own", "own"),
+		}}}, with(mergedUsrWant(), map[string]entry{"bin": testtree.Dir(0o711), "bin/own": testtree.File(0o644, "own")})},
 		{"SameLayerSymlinkThenEntriesBelow", []registrytest.Layer{mergedUsr(), {Entries: []reg{
-			ls("opt", "usr/lib/sub"), lf("opt/c", "c"), ls("usr/lib/up", "../../../../usr/bin"), lf("usr/lib/up/d", "d"),
+			registrytest.Symlink("opt", "usr/lib/sub"), registrytest.File("opt/c", "c"), registrytest.Symlink("usr/lib/up", "../../../../usr/bin"), registrytest.File("usr/lib/up/d", "d"),
 		}}}, with(mergedUsrWant(), map[string]entry{
-			"opt": link("usr/lib/sub"), "usr/lib/sub/c": file(0o644, "c"),
-			"usr/lib/up": link("../../../../usr/bin"), "usr/bin/d": file(0o644, "d"),
+			"opt": testtree.Symlink("usr/lib/sub"), "usr/lib/sub/c": testtree.File(0o644, "c"),
+			"usr/lib/up": testtree.Symlink("../../../../usr/bin"), "usr/bin/d": testtree.File(0o644, "d"),
 		})},
 		{"AbsoluteLinkStaysInside", []registrytest.Layer{
-			{Entries: []reg{ls("etc", "/srv/etc"), ls("host", "/")}},
-			{Entries: []reg{lf("etc/passwd", "root"), lf("host/tmp/x", "x")}},
+			{Entries: []reg{registrytest.Symlink("etc", "/srv/etc"), registrytest.Symlink("host", "/")}},
+			{Entries: []reg{registrytest.File("etc/passwd", "root"), registrytest.File("host/tmp/x", "x")}},
 		}, map[string]entry{
-			"etc": link("/srv/etc"), "host": link("/"), "srv": dir(0o755), "srv/etc": dir(0o755),
-			"srv/etc/passwd": file(0o644, "root"), "tmp": dir(0o755), "tmp/x": file(0o644, "x"),
+			"etc": testtree.Symlink("/srv/etc"), "host": testtree.Symlink("/"), "srv": testtree.Dir(0o755), "srv/etc": testtree.Dir(0o755),
+			"srv/etc/passwd": testtree.File(0o644, "root"), "tmp": testtree.Dir(0o755), "tmp/x": testtree.File(0o644, "x"),
 		}},
 		{"TypeChangeWithRedundantWhiteout", []registrytest.Layer{
-			{Entries: []reg{ld("var/", 0o755), ld("var/mail/", 0o755), lf("var/mail/root", "mail"), ld("var/spool/", 0o755),
-				ld("var/spool/mail/", 0o755), lf("var/spool/mail/root", "spool")}},
-			{Entries: []reg{ls("var/spool/mail", "../mail"), lw("var/spool/mail/.wh.root")}},
+			{Entries: []reg{registrytest.Dir("var/", 0o755), registrytest.Dir("var/mail/", 0o755), registrytest.File("var/mail/root", "mail"), registrytest.Dir("var/spool/", 0o755),
+				registrytest.Dir("var/spool/mail/", 0o755), registrytest.File("var/spool/mail/root", "spool")}},
+			{Entries: []reg{registrytest.Symlink("var/spool/mail", "../mail"), registrytest.File("var/spool/mail/.wh.root", "")}},
 		}, map[string]entry{
-			"var": dir(0o755), "var/mail": dir(0o755), "var/mail/root": file(0o644, "mail"), "var/spool": dir(0o755),
-			"var/spool/mail": link("../mail"),
+			"var": testtree.Dir(0o755), "var/mail": testtree.Dir(0o755), "var/mail/root": testtree.File(0o644, "mail"), "var/spool": testtree.Dir(0o755),
+			"var/spool/mail": testtree.Symlink("../mail"),
 		}},
 		{"AUFSMetadata", []registrytest.Layer{
-			{Entries: []reg{ld("usr/", 0o755), ld("usr/bin/", 0o755)}},
-			{Entries: []reg{lf(".wh..wh.aufs", ""), ld(".wh..wh.orph/", 0o700), ld(".wh..wh.plnk/", 0o700),
+			{Entries: []reg{registrytest.Dir("usr/", 0o755), registrytest.Dir("usr/bin/", 0o755)}},
+			{Entries: []reg{registrytest.File(".wh..wh.aufs", ""), registrytest.Dir(".wh..wh.orph/", 0o700), registrytest.Dir(".wh..wh.plnk/", 0o700),
 				{Name: ".wh..wh.plnk/262.1045", Body: []byte("shared"), Mode: 0o755},
-				lh("usr/bin/a", ".wh..wh.plnk/262.1045"), lh("usr/bin/b", "/.wh..wh.plnk/262.1045")}},
+				registrytest.Hardlink("usr/bin/a", ".wh..wh.plnk/262.1045"), registrytest.Hardlink("usr/bin/b", "/.wh..wh.plnk/262.1045")}},
 		}, map[string]entry{
-			"usr": dir(0o755), "usr/bin": dir(0o755), "usr/bin/a": file(0o755, "shared"), "usr/bin/b": file(0o755, "shared"),
+			"usr": testtree.Dir(0o755), "usr/bin": testtree.Dir(0o755), "usr/bin/a": testtree.File(0o755, "shared"), "usr/bin/b": testtree.File(0o755, "shared"),
 		}},
 		{"SymlinkChainOf40", []registrytest.Layer{
-			{Entries: chainEntries(40)}, {Entries: []reg{lf("l0/x", "x")}},
-		}, with(chainWant(40), map[string]entry{"d/x": file(0o644, "x")})},
+			{Entries: chainEntries(40)}, {Entries: []reg{registrytest.File("l0/x", "x")}},
+		}, with(chainWant(40), map[string]entry{"d/x": testtree.File(0o644, "x")})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			repo := "rules/" + strings.ToLower(tt.name)
 			r.Push(t, repo, "latest", registrytest.Image{Layers: tt.layers})
-			sameTree(t, pullEveryMode(t, r.Host+"/"+repo, time.Minute), fixModes(tt.want))
+			SameTree(t, pullEveryMode(t, r.Host+"/"+repo, time.Minute), fixModes(tt.want))
 		})
 	}
 
@@ -258,8 +247,8 @@ func TestLayerRules(t *testing.T) {
 		name   string
 		layers []registrytest.Layer
 	}{
-		{"SymlinkLoop", []registrytest.Layer{{Entries: []reg{ls("a", "b"), ls("b", "/a")}}, {Entries: []reg{lf("a/x", "x")}}}},
-		{"SymlinkChainOf41", []registrytest.Layer{{Entries: chainEntries(41)}, {Entries: []reg{lf("l0/x", "x")}}}},
+		{"SymlinkLoop", []registrytest.Layer{{Entries: []reg{registrytest.Symlink("a", "b"), registrytest.Symlink("b", "/a")}}, {Entries: []reg{registrytest.File("a/x", "x")}}}},
+		{"SymlinkChainOf41", []registrytest.Layer{{Entries: chainEntries(41)}, {Entries: []reg{registrytest.File("l0/x", "x")}}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			repo := "rules/" + strings.ToLower(tt.name)
@@ -274,33 +263,26 @@ func TestLayerRules(t *testing.T) {
 					umountAll(t, dest)
 				}
 				args := append(append([]string{"pull", "--cache", cache}, m.args...), r.Host+"/"+repo, dest)
-				assertCleanFailure(t, rootsWithin(t, time.Minute, args...), "too many levels of symbolic links", dest)
+				AssertCleanFailure(t, rootsWithin(t, time.Minute, args...), "too many levels of symbolic links", dest)
 			}
 		})
 	}
 }
 
-// chainEntries is symlinks l0 -> l1 -> ... -> d and the directory d: l0 takes n links.
+// chainEntries is symlinks l0 -> l1 -> ... -> d and the directory d: l0 takes n links;
+// chainWant is the tree they make.
 func chainEntries(n int) []reg {
-	out := []reg{ld("d/", 0o755)}
-	for i := range n {
-		to := fmt.Sprintf("l%d", i+1)
-		if i == n-1 {
-			to = "d"
-		}
-		out = append(out, ls(fmt.Sprintf("l%d", i), to))
+	out := []reg{registrytest.Dir("d/", 0o755)}
+	for _, l := range testtree.Chain(n) {
+		out = append(out, registrytest.Symlink(l.Name, l.Target))
 	}
 	return out
 }
 
 func chainWant(n int) map[string]entry {
-	want := map[string]entry{"d": dir(0o755)}
-	for i := range n {
-		to := fmt.Sprintf("l%d", i+1)
-		if i == n-1 {
-			to = "d"
-		}
-		want[fmt.Sprintf("l%d", i)] = link(to)
+	want := map[string]entry{"d": testtree.Dir(0o755)}
+	for _, l := range testtree.Chain(n) {
+		want[l.Name] = testtree.Symlink(l.Target)
 	}
 	return want
 }

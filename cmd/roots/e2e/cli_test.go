@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"archive/tar"
@@ -51,12 +51,12 @@ func TestUsageErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// No registry runs, and the proxy variables point nowhere: a
 			// request would fail with another message.
-			r := runRoots(t, []string{"HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1"}, tt.args...)
-			if r.code != 2 {
-				t.Fatalf("exit %d, want 2; stderr: %s", r.code, r.stderr)
+			r := Roots(t, []string{"HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1"}, tt.args...)
+			if r.Code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", r.Code, r.Stderr)
 			}
-			if !strings.HasPrefix(r.stderr, "roots: ") || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, tt.want) {
-				t.Fatalf("stderr %q: want one line \"roots: ...%s...\"", r.stderr, tt.want)
+			if !strings.HasPrefix(r.Stderr, "roots: ") || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, tt.want) {
+				t.Fatalf("stderr %q: want one line \"roots: ...%s...\"", r.Stderr, tt.want)
 			}
 			if _, err := os.Lstat(dest); !os.IsNotExist(err) {
 				t.Fatal("a usage error created DEST")
@@ -66,16 +66,16 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelpShowsExamples(t *testing.T) {
-	r := runRoots(t, nil, "pull", "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "roots pull debian ./debian") {
-		t.Fatalf("roots pull --help: exit %d, stdout:\n%s", r.code, r.stdout)
+	r := Roots(t, nil, "pull", "--help")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Examples:") || !strings.Contains(r.Stdout, "roots pull debian ./debian") {
+		t.Fatalf("roots pull --help: exit %d, stdout:\n%s", r.Code, r.Stdout)
 	}
 }
 
 func TestVersion(t *testing.T) {
-	r := runRoots(t, nil, "version")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "roots ") {
-		t.Fatalf("roots version: exit %d, %q", r.code, r.stdout)
+	r := Roots(t, nil, "version")
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "roots ") {
+		t.Fatalf("roots version: exit %d, %q", r.Code, r.Stdout)
 	}
 }
 
@@ -83,9 +83,9 @@ func TestVersion(t *testing.T) {
 // there, and changes nothing else the command does.
 func TestProfileFiles(t *testing.T) {
 	dir := t.TempDir()
-	r := runRoots(t, []string{"ROOTS_PPROF=" + dir}, "version")
-	if r.code != 0 || r.stderr != "" {
-		t.Fatalf("roots version with ROOTS_PPROF: exit %d, stderr %q", r.code, r.stderr)
+	r := Roots(t, []string{"ROOTS_PPROF=" + dir}, "version")
+	if r.Code != 0 || r.Stderr != "" {
+		t.Fatalf("roots version with ROOTS_PPROF: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 	for _, name := range []string{"cpu.pprof", "block.pprof", "mutex.pprof"} {
 		f, err := os.Open(filepath.Join(dir, name))
@@ -110,7 +110,7 @@ func TestProfileFiles(t *testing.T) {
 
 // TestDestination checks the rules for an existing DEST.
 func TestDestination(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "img", "v1", smallImage("one"))
 	r.Push(t, "img", "v2", smallImage("two"))
@@ -120,40 +120,40 @@ func TestDestination(t *testing.T) {
 	os.Mkdir(dest, 0o755)
 	os.WriteFile(dest+"/precious", []byte("keep me"), 0o644)
 
-	res := runRoots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", dest)
-	if res.code != 1 || !strings.Contains(res.stderr, "--force") {
-		t.Fatalf("pull into an existing DEST: exit %d, %q; want exit 1 suggesting --force", res.code, res.stderr)
+	res := Roots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", dest)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "--force") {
+		t.Fatalf("pull into an existing DEST: exit %d, %q; want exit 1 suggesting --force", res.Code, res.Stderr)
 	}
 	if b, _ := os.ReadFile(dest + "/precious"); string(b) != "keep me" {
 		t.Fatal("existing DEST was changed")
 	}
-	mustPull(t, nil, "--cache", cache, "--force", r.Host+"/img:v1", dest)
+	MustPull(t, nil, "--cache", cache, "--force", r.Host+"/img:v1", dest)
 	if b, _ := os.ReadFile(dest + "/a/file"); string(b) != "one" {
 		t.Fatalf("after --force: a/file = %q", b)
 	}
 	if _, err := os.Lstat(dest + "/precious"); !os.IsNotExist(err) {
 		t.Fatal("--force kept a file of the old DEST")
 	}
-	mustPull(t, nil, "--cache", cache, "-f", r.Host+"/img:v2", dest)
+	MustPull(t, nil, "--cache", cache, "-f", r.Host+"/img:v2", dest)
 	if b, _ := os.ReadFile(dest + "/a/file"); string(b) != "two" {
 		t.Fatalf("after the second --force: a/file = %q", b)
 	}
-	assertNoStaging(t, parent)
+	AssertNoStaging(t, parent)
 
-	res = runRoots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", filepath.Join(parent, "missing", "rootfs"))
-	if res.code != 1 || !strings.Contains(res.stderr, "missing") {
-		t.Fatalf("pull into a missing parent: exit %d, %q", res.code, res.stderr)
+	res = Roots(t, nil, "pull", "--cache", cache, r.Host+"/img:v1", filepath.Join(parent, "missing", "rootfs"))
+	if res.Code != 1 || !strings.Contains(res.Stderr, "missing") {
+		t.Fatalf("pull into a missing parent: exit %d, %q", res.Code, res.Stderr)
 	}
-	res = runRoots(t, nil, "pull", "--cache", cache, r.Host+"/img:nope", filepath.Join(parent, "nope"))
-	if res.code != 1 || !strings.Contains(res.stderr, "not found") {
-		t.Fatalf("pull of a missing tag: exit %d, %q", res.code, res.stderr)
+	res = Roots(t, nil, "pull", "--cache", cache, r.Host+"/img:nope", filepath.Join(parent, "nope"))
+	if res.Code != 1 || !strings.Contains(res.Stderr, "not found") {
+		t.Fatalf("pull of a missing tag: exit %d, %q", res.Code, res.Stderr)
 	}
-	assertNoStaging(t, parent)
+	AssertNoStaging(t, parent)
 }
 
 // TestFaults puts a fault proxy in front of the registry.
 func TestFaults(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	pushed := r.Push(t, "img", "latest", smallImage("fault"))
 	big := pushed.Layers[1].Digest.String()
@@ -183,27 +183,27 @@ func TestFaults(t *testing.T) {
 				}
 				parent := t.TempDir()
 				dest := filepath.Join(parent, "rootfs")
-				res := runRoots(t, nil, "pull", "--cache", cache, host+"/img", dest)
+				res := Roots(t, nil, "pull", "--cache", cache, host+"/img", dest)
 				if tt.ok {
-					if res.code != 0 {
-						t.Fatalf("exit %d: %s", res.code, res.stderr)
+					if res.Code != 0 {
+						t.Fatalf("exit %d: %s", res.Code, res.Stderr)
 					}
 					if b, _ := os.ReadFile(dest + "/b"); string(b) != strings.Repeat("fault", 50000) {
 						t.Fatalf("b has %d bytes", len(b))
 					}
 					return
 				}
-				if res.code != 1 || !strings.Contains(res.stderr, tt.stderr) || strings.Count(res.stderr, "\n") != 1 {
-					t.Fatalf("exit %d, stderr %q; want exit 1 and one line with %q", res.code, res.stderr, tt.stderr)
+				if res.Code != 1 || !strings.Contains(res.Stderr, tt.stderr) || strings.Count(res.Stderr, "\n") != 1 {
+					t.Fatalf("exit %d, stderr %q; want exit 1 and one line with %q", res.Code, res.Stderr, tt.stderr)
 				}
 				if _, err := os.Lstat(dest); !os.IsNotExist(err) {
 					t.Fatal("failed pull left DEST")
 				}
-				assertNoStaging(t, parent)
+				AssertNoStaging(t, parent)
 				if mode == "cache" {
 					assertNoBlob(t, cache, big)
 					// Without the fault, the next pull fetches it again and succeeds.
-					mustPull(t, nil, "--cache", cache, r.Host+"/img", dest)
+					MustPull(t, nil, "--cache", cache, r.Host+"/img", dest)
 				}
 			})
 		}
@@ -246,21 +246,21 @@ func TestDigest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := runRoots(t, nil, append(append([]string{"digest"}, user...), tt.args...)...)
-			if res.code != 0 || strings.TrimSpace(res.stdout) != tt.want {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want %s", res.code, res.stdout, res.stderr, tt.want)
+			res := Roots(t, nil, append(append([]string{"digest"}, user...), tt.args...)...)
+			if res.Code != 0 || strings.TrimSpace(res.Stdout) != tt.want {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %s", res.Code, res.Stdout, res.Stderr, tt.want)
 			}
 		})
 	}
-	res := runRoots(t, nil, append(append([]string{"digest"}, user...), "--platform", "linux/s390x", r.Host+"/multi")...)
-	if res.code != 1 || !strings.Contains(res.stderr, "linux/arm64") {
-		t.Fatalf("digest of a missing platform: exit %d, %q; want the platforms listed", res.code, res.stderr)
+	res := Roots(t, nil, append(append([]string{"digest"}, user...), "--platform", "linux/s390x", r.Host+"/multi")...)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "linux/arm64") {
+		t.Fatalf("digest of a missing platform: exit %d, %q; want the platforms listed", res.Code, res.Stderr)
 	}
 }
 
 // TestMultiPlatformPull pulls each platform of an index.
 func TestMultiPlatformPull(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	amd := smallImage("amd")
 	amd.OS, amd.Arch = "linux", "amd64"
@@ -289,15 +289,15 @@ func TestMultiPlatformPull(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "rootfs")
-			res := runRoots(t, nil, append(append([]string{"pull", "--cache", t.TempDir()}, tt.args...), dest)...)
+			res := Roots(t, nil, append(append([]string{"pull", "--cache", t.TempDir()}, tt.args...), dest)...)
 			if tt.want == "" {
-				if res.code != 1 || !strings.Contains(res.stderr, "linux/") {
-					t.Fatalf("exit %d, %q: want a failure naming platforms", res.code, res.stderr)
+				if res.Code != 1 || !strings.Contains(res.Stderr, "linux/") {
+					t.Fatalf("exit %d, %q: want a failure naming platforms", res.Code, res.Stderr)
 				}
 				return
 			}
-			if res.code != 0 {
-				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			if res.Code != 0 {
+				t.Fatalf("exit %d: %s", res.Code, res.Stderr)
 			}
 			if b, _ := os.ReadFile(dest + "/a/file"); string(b) != tt.want {
 				t.Fatalf("a/file = %q, want %q", b, tt.want)
@@ -308,7 +308,7 @@ func TestMultiPlatformPull(t *testing.T) {
 
 // TestCacheSelection checks --cache, ROOTS_CACHE and ROOTS_CACHE=no, and purge.
 func TestCacheSelection(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "img", "latest", smallImage("c"))
 	envCache, flagCache := t.TempDir(), t.TempDir()
@@ -316,35 +316,35 @@ func TestCacheSelection(t *testing.T) {
 		ents, _ := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
 		return len(ents)
 	}
-	mustPull(t, []string{"ROOTS_CACHE=" + envCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
+	MustPull(t, []string{"ROOTS_CACHE=" + envCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
 	if blobs(envCache) != 4 { // manifest, config, two layers
 		t.Fatalf("ROOTS_CACHE: %d blobs cached, want 4", blobs(envCache))
 	}
-	mustPull(t, []string{"ROOTS_CACHE=" + envCache}, "--cache", flagCache, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
+	MustPull(t, []string{"ROOTS_CACHE=" + envCache}, "--cache", flagCache, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
 	if blobs(flagCache) != 4 {
 		t.Fatal("--cache does not take precedence over ROOTS_CACHE")
 	}
 	noCache := filepath.Join(t.TempDir(), "unused")
-	mustPull(t, []string{"ROOTS_CACHE=no", "XDG_CACHE_HOME=" + noCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
+	MustPull(t, []string{"ROOTS_CACHE=no", "XDG_CACHE_HOME=" + noCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
 	if _, err := os.Stat(noCache); !os.IsNotExist(err) {
 		t.Fatal("ROOTS_CACHE=no still made a cache")
 	}
-	res := runRoots(t, []string{"ROOTS_CACHE=" + envCache}, "purge")
-	if res.code != 0 || blobs(envCache) != 0 {
-		t.Fatalf("purge: exit %d, %s; %d blobs left", res.code, res.stderr, blobs(envCache))
+	res := Roots(t, []string{"ROOTS_CACHE=" + envCache}, "purge")
+	if res.Code != 0 || blobs(envCache) != 0 {
+		t.Fatalf("purge: exit %d, %s; %d blobs left", res.Code, res.Stderr, blobs(envCache))
 	}
 	trees, _ := os.ReadDir(filepath.Join(envCache, "trees", "sha256"))
 	if len(trees) != 0 {
 		t.Fatalf("purge left %d trees", len(trees))
 	}
 	// The cache still works after a purge.
-	mustPull(t, []string{"ROOTS_CACHE=" + envCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
+	MustPull(t, []string{"ROOTS_CACHE=" + envCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
 }
 
 // TestConcurrentPullsShareCache starts pulls at once into one cache: each
 // succeeds and each blob is fetched from the registry once.
 func TestConcurrentPullsShareCache(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	pushed := r.Push(t, "img", "latest", smallImage("shared"))
 	cache := t.TempDir()
@@ -354,9 +354,9 @@ func TestConcurrentPullsShareCache(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			dest := filepath.Join(t.TempDir(), "d")
-			res := runRoots(t, nil, "pull", "--cache", cache, r.Host+"/img", dest)
-			if res.code != 0 {
-				t.Errorf("pull %d: exit %d: %s", i, res.code, res.stderr)
+			res := Roots(t, nil, "pull", "--cache", cache, r.Host+"/img", dest)
+			if res.Code != 0 {
+				t.Errorf("pull %d: exit %d: %s", i, res.Code, res.Stderr)
 			}
 		}()
 	}
@@ -377,7 +377,7 @@ func TestConcurrentPullsShareCache(t *testing.T) {
 // TestPullWithoutRoot runs roots as nobody: an image with owners and a device
 // still pulls, and what could not be applied is reported once, on one line.
 func TestPullWithoutRoot(t *testing.T) {
-	needRoot(t) // to become nobody
+	NeedRoot(t) // to become nobody
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "owned", "latest", registrytest.Image{Layers: []registrytest.Layer{{Compression: "gzip", Entries: []reg{
 		{Name: "etc/shadow", Body: []byte("secret"), Mode: 0o640, Gid: 42},
@@ -394,7 +394,7 @@ func TestPullWithoutRoot(t *testing.T) {
 				cache = filepath.Join(work, "cache")
 			}
 			dest := filepath.Join(work, "rootfs")
-			cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", rootsBin, "pull", "--cache", cache, r.Host+"/owned", dest)
+			cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Bin(), "pull", "--cache", cache, r.Host+"/owned", dest)
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
 			out, err := cmd.CombinedOutput()
 			if err != nil {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"net/http"
@@ -12,13 +12,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // TestDestinationsRefused: a DEST that names the current directory, one of its parents, the
 // root, the cache (or a directory inside it or holding it), or a tree below which something is
 // mounted is refused before anything changes, --force or not, in every mode.
 func TestDestinationsRefused(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "img", "v1", registrytest.Image{Layers: []registrytest.Layer{{Entries: []reg{{Name: "a", Body: []byte("a")}}}}})
 	ref := r.Host + "/img:v1"
@@ -34,7 +35,7 @@ func TestDestinationsRefused(t *testing.T) {
 	for _, f := range []string{filepath.Join(work, "precious"), filepath.Join(base, "work", "precious")} {
 		os.WriteFile(f, []byte("keep me"), 0o644)
 	}
-	mustPull(t, nil, "--cache", cache, ref, filepath.Join(base, "warm")) // the cache holds trees now
+	MustPull(t, nil, "--cache", cache, ref, filepath.Join(base, "warm")) // the cache holds trees now
 
 	tests := []struct{ name, dest, want string }{
 		{"Dot", ".", "current directory"},
@@ -50,12 +51,12 @@ func TestDestinationsRefused(t *testing.T) {
 	for _, tt := range tests {
 		for _, mode := range []string{"hardlink", "copy", "overlay"} {
 			t.Run(tt.name+"/"+mode, func(t *testing.T) {
-				before := atkScan(t, base, nil)
-				res := rootsIn(t, work, runDeadline, nil, "pull", "--cache", cache, "--mode", mode, "--force", ref, tt.dest)
-				if res.code != 2 || !strings.HasPrefix(res.stderr, "roots: ") || !strings.Contains(res.stderr, tt.want) || strings.Count(res.stderr, "\n") != 1 {
-					t.Errorf("exit %d, stderr %q; want exit 2 and one line with %q", res.code, res.stderr, tt.want)
+				before := testtree.Scan(t, base)
+				res := RootsIn(t, work, Deadline, nil, "pull", "--cache", cache, "--mode", mode, "--force", ref, tt.dest)
+				if res.Code != 2 || !strings.HasPrefix(res.Stderr, "roots: ") || !strings.Contains(res.Stderr, tt.want) || strings.Count(res.Stderr, "\n") != 1 {
+					t.Errorf("exit %d, stderr %q; want exit 2 and one line with %q", res.Code, res.Stderr, tt.want)
 				}
-				atkUnchanged(t, before, atkScan(t, base, nil))
+				Unchanged(t, before, testtree.Scan(t, base))
 			})
 		}
 	}
@@ -66,7 +67,7 @@ func TestDestinationsRefused(t *testing.T) {
 			t.Run("MountBelow/"+kind+"/"+mode, func(t *testing.T) {
 				parent := t.TempDir()
 				dest := filepath.Join(parent, "rootfs")
-				mustPull(t, nil, "--cache", cache, ref, dest)
+				MustPull(t, nil, "--cache", cache, ref, dest)
 				mnt := filepath.Join(dest, "dev")
 				os.MkdirAll(mnt, 0o755)
 				switch kind {
@@ -84,9 +85,9 @@ func TestDestinationsRefused(t *testing.T) {
 					os.WriteFile(filepath.Join(mnt, "null"), []byte("the host's"), 0o644)
 				}
 				t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-				res := runRoots(t, nil, "pull", "--cache", cache, "--mode", mode, "--force", ref, dest)
-				if res.code != 1 || !strings.Contains(res.stderr, "mounted below it") || !strings.Contains(res.stderr, mnt) {
-					t.Errorf("exit %d, stderr %q; want exit 1 naming the mount %s", res.code, res.stderr, mnt)
+				res := Roots(t, nil, "pull", "--cache", cache, "--mode", mode, "--force", ref, dest)
+				if res.Code != 1 || !strings.Contains(res.Stderr, "mounted below it") || !strings.Contains(res.Stderr, mnt) {
+					t.Errorf("exit %d, stderr %q; want exit 1 naming the mount %s", res.Code, res.Stderr, mnt)
 				}
 				if b, err := os.ReadFile(filepath.Join(mnt, "null")); err != nil || string(b) != "the host's" {
 					t.Errorf("the mount's file: %q, %v", b, err)
@@ -94,7 +95,7 @@ func TestDestinationsRefused(t *testing.T) {
 				if b, err := os.ReadFile(filepath.Join(dest, "a")); err != nil || string(b) != "a" {
 					t.Errorf("the old DEST changed: a = %q, %v", b, err)
 				}
-				assertNoStaging(t, parent)
+				AssertNoStaging(t, parent)
 			})
 		}
 	}
@@ -103,17 +104,17 @@ func TestDestinationsRefused(t *testing.T) {
 // TestMessagesQuotePaths: a DEST with control characters is shown quoted, so that the error
 // stays one line and a terminal shows no escape sequence.
 func TestMessagesQuotePaths(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "img", "v1", registrytest.Image{Layers: []registrytest.Layer{{Entries: []reg{{Name: "a", Body: []byte("a")}}}}})
 	dest := filepath.Join(t.TempDir(), "bad\x1b[31mname\nline")
 	if err := os.Mkdir(dest, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	res := runRoots(t, nil, "pull", "--cache", t.TempDir(), r.Host+"/img:v1", dest)
-	if res.code != 1 || strings.Count(res.stderr, "\n") != 1 || strings.ContainsRune(res.stderr, 0x1b) ||
-		!strings.Contains(res.stderr, `bad\x1b[31mname\nline`) {
-		t.Errorf("exit %d, stderr %q; want one line with the path quoted", res.code, res.stderr)
+	res := Roots(t, nil, "pull", "--cache", t.TempDir(), r.Host+"/img:v1", dest)
+	if res.Code != 1 || strings.Count(res.Stderr, "\n") != 1 || strings.ContainsRune(res.Stderr, 0x1b) ||
+		!strings.Contains(res.Stderr, `bad\x1b[31mname\nline`) {
+		t.Errorf("exit %d, stderr %q; want one line with the path quoted", res.Code, res.Stderr)
 	}
 }
 
@@ -134,8 +135,8 @@ func TestNoLibraryLogLines(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
-	res := runRoots(t, nil, "digest", host+"/img:v1")
-	if res.code == 0 || strings.Count(res.stderr, "\n") != 1 || !strings.HasPrefix(res.stderr, "roots: ") || strings.Contains(res.stderr, "Unsolicited") {
-		t.Errorf("exit %d, stderr %q; want one roots: line and no library log", res.code, res.stderr)
+	res := Roots(t, nil, "digest", host+"/img:v1")
+	if res.Code == 0 || strings.Count(res.Stderr, "\n") != 1 || !strings.HasPrefix(res.Stderr, "roots: ") || strings.Contains(res.Stderr, "Unsolicited") {
+		t.Errorf("exit %d, stderr %q; want one roots: line and no library log", res.Code, res.Stderr)
 	}
 }

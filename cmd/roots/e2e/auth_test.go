@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/base64"
@@ -9,14 +9,15 @@ import (
 	"testing"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // TestPullAuth pulls from registries with each kind of authentication, with
 // credentials given each way a user can give them.
 func TestPullAuth(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	img := registrytest.Image{Layers: []registrytest.Layer{{Compression: "gzip", Entries: []reg{{Name: "hello", Body: []byte("hi")}}}}}
-	want := map[string]entry{"hello": file(0o644, "hi")}
+	want := map[string]entry{"hello": testtree.File(0o644, "hi")}
 	dockerConfig := func(t *testing.T, r *registrytest.Registry) string {
 		dir := t.TempDir()
 		auth := base64.StdEncoding.EncodeToString([]byte(r.User + ":" + r.Password))
@@ -67,21 +68,21 @@ func TestPullAuth(t *testing.T) {
 			}
 			dest := filepath.Join(t.TempDir(), "rootfs")
 			args = append(args, "--cache=no", r.Host+"/private/app:1", dest)
-			res := runRoots(t, env, append([]string{"pull"}, args...)...)
+			res := Roots(t, env, append([]string{"pull"}, args...)...)
 			if tt.wantErr == "" {
-				if res.code != 0 {
-					t.Fatalf("pull: exit %d: %s", res.code, res.stderr)
+				if res.Code != 0 {
+					t.Fatalf("pull: exit %d: %s", res.Code, res.Stderr)
 				}
-				sameTree(t, scan(t, dest), want)
+				SameTree(t, testtree.Scan(t, dest), want)
 				return
 			}
-			if res.code != 1 || !strings.Contains(strings.ToLower(res.stderr), tt.wantErr) || strings.Count(res.stderr, "\n") != 1 {
-				t.Fatalf("pull: exit %d, stderr %q; want exit 1 and one line mentioning %q", res.code, res.stderr, tt.wantErr)
+			if res.Code != 1 || !strings.Contains(strings.ToLower(res.Stderr), tt.wantErr) || strings.Count(res.Stderr, "\n") != 1 {
+				t.Fatalf("pull: exit %d, stderr %q; want exit 1 and one line mentioning %q", res.Code, res.Stderr, tt.wantErr)
 			}
 			if _, err := os.Lstat(dest); !os.IsNotExist(err) {
 				t.Fatalf("failed pull left %s", dest)
 			}
-			assertNoStaging(t, filepath.Dir(dest))
+			AssertNoStaging(t, filepath.Dir(dest))
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The cache's lifecycle, end to end: purge policies, integrity of trees that
 // hardlinked destinations share, roots check, roots ls, copy mode.
@@ -17,6 +17,7 @@ import (
 
 	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // noise is n bytes that no compressor shrinks.
@@ -87,7 +88,7 @@ func noneExist(paths []string) bool {
 // --max-size evicts least recently used first, --dry-run removes nothing and
 // says what would go.
 func TestPurgePolicies(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	a := r.Push(t, "a", "latest", bigImage("a", 1))
 	b := r.Push(t, "b", "latest", bigImage("b", 2))
@@ -95,8 +96,8 @@ func TestPurgePolicies(t *testing.T) {
 	env := []string{"ROOTS_CACHE=" + cache}
 	host := strings.Split(r.Host, "/")[0]
 	pullBoth := func() {
-		mustPull(t, env, r.Host+"/a", filepath.Join(t.TempDir(), "a"))
-		mustPull(t, env, r.Host+"/b", filepath.Join(t.TempDir(), "b"))
+		MustPull(t, env, r.Host+"/a", filepath.Join(t.TempDir(), "a"))
+		MustPull(t, env, r.Host+"/b", filepath.Join(t.TempDir(), "b"))
 	}
 	pullBoth()
 	aObjs := imageObjects(cache, a, host+"/a/latest")
@@ -109,21 +110,21 @@ func TestPurgePolicies(t *testing.T) {
 	age(t, bObjs, now.Add(-2*time.Hour))
 
 	// --dry-run names a's objects (and only them) and removes nothing.
-	res := runRoots(t, env, "purge", "--older-than", "7d", "--dry-run")
-	if res.code != 0 {
-		t.Fatalf("purge --dry-run: %s", res.stderr)
+	res := Roots(t, env, "purge", "--older-than", "7d", "--dry-run")
+	if res.Code != 0 {
+		t.Fatalf("purge --dry-run: %s", res.Stderr)
 	}
-	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
 	if len(lines) != len(aObjs)+1 || !strings.HasPrefix(lines[len(lines)-1], "would free 2.1 MB") {
-		t.Fatalf("purge --older-than 7d --dry-run printed:\n%s\nwant %d objects and a total of about 2 MiB (blob and tree)", res.stdout, len(aObjs))
+		t.Fatalf("purge --older-than 7d --dry-run printed:\n%s\nwant %d objects and a total of about 2 MiB (blob and tree)", res.Stdout, len(aObjs))
 	}
 	for _, l := range a.Layers {
-		if !strings.Contains(res.stdout, l.Digest.String()) {
+		if !strings.Contains(res.Stdout, l.Digest.String()) {
 			t.Errorf("dry run does not name a's layer %s", l.Digest)
 		}
 	}
 	for _, l := range b.Layers {
-		if strings.Contains(res.stdout, l.Digest.String()) {
+		if strings.Contains(res.Stdout, l.Digest.String()) {
 			t.Errorf("dry run names b's layer %s, used 2 hours ago", l.Digest)
 		}
 	}
@@ -132,8 +133,8 @@ func TestPurgePolicies(t *testing.T) {
 	}
 
 	// --older-than removes a, keeps b.
-	if res := runRoots(t, env, "purge", "--older-than", "7d"); res.code != 0 || res.stdout != "" {
-		t.Fatalf("purge --older-than: exit %d: %s%s", res.code, res.stdout, res.stderr)
+	if res := Roots(t, env, "purge", "--older-than", "7d"); res.Code != 0 || res.Stdout != "" {
+		t.Fatalf("purge --older-than: exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	if !noneExist(aObjs) || !allExist(bObjs) {
 		t.Fatalf("after --older-than 7d: a gone %v (want true), b kept %v (want true)", noneExist(aObjs), allExist(bObjs))
@@ -146,22 +147,22 @@ func TestPurgePolicies(t *testing.T) {
 	pullBoth()
 	age(t, bObjs, now.Add(-2*time.Hour))
 	age(t, aObjs, now.Add(-1*time.Hour))
-	if res := runRoots(t, env, "purge", "--max-size", "2.5M"); res.code != 0 {
-		t.Fatalf("purge --max-size: %s", res.stderr)
+	if res := Roots(t, env, "purge", "--max-size", "2.5M"); res.Code != 0 {
+		t.Fatalf("purge --max-size: %s", res.Stderr)
 	}
 	bigA := []string{filepath.Join(cache, "blobs/sha256", a.Layers[1].Digest.Encoded()), filepath.Join(cache, "trees/sha256", a.DiffIDs[1].Encoded())}
 	bigB := []string{filepath.Join(cache, "blobs/sha256", b.Layers[1].Digest.Encoded()), filepath.Join(cache, "trees/sha256", b.DiffIDs[1].Encoded())}
 	if !allExist(aObjs) || !noneExist(bigB) {
 		t.Fatalf("after --max-size 2.5M: a kept %v (want true), b's big layer gone %v (want true)", allExist(aObjs), noneExist(bigB))
 	}
-	if res := runRoots(t, env, "purge", "--max-size", "100G"); res.code != 0 || !allExist(bigA) {
-		t.Fatalf("purge --max-size 100G removed something: %s", res.stderr)
+	if res := Roots(t, env, "purge", "--max-size", "100G"); res.Code != 0 || !allExist(bigA) {
+		t.Fatalf("purge --max-size 100G removed something: %s", res.Stderr)
 	}
 
 	// Blobs and trees go separately: with the blob gone, the tree still serves a pull.
 	os.Remove(filepath.Join(cache, "blobs/sha256", a.Layers[1].Digest.Encoded()))
 	r.ResetRequests()
-	mustPull(t, env, r.Host+"/a", filepath.Join(t.TempDir(), "a2"))
+	MustPull(t, env, r.Host+"/a", filepath.Join(t.TempDir(), "a2"))
 	for _, req := range r.Requests() {
 		for _, l := range a.Layers {
 			if strings.HasSuffix(req.Path, l.Digest.String()) {
@@ -171,8 +172,8 @@ func TestPurgePolicies(t *testing.T) {
 	}
 
 	// A plain purge empties the cache.
-	if res := runRoots(t, env, "purge"); res.code != 0 {
-		t.Fatal(res.stderr)
+	if res := Roots(t, env, "purge"); res.Code != 0 {
+		t.Fatal(res.Stderr)
 	}
 	for _, d := range []string{"blobs/sha256", "trees/sha256", "fixups/sha256", "images", "tmp"} {
 		if ents, _ := os.ReadDir(filepath.Join(cache, d)); len(ents) != 0 {
@@ -180,8 +181,8 @@ func TestPurgePolicies(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]string{{"--older-than", "soon"}, {"--max-size", "lots"}, {"--max-size", "-1G"}} {
-		if res := runRoots(t, env, append([]string{"purge"}, bad...)...); res.code != 2 {
-			t.Errorf("purge %v: exit %d, want a usage error: %s", bad, res.code, res.stderr)
+		if res := Roots(t, env, append([]string{"purge"}, bad...)...); res.Code != 2 {
+			t.Errorf("purge %v: exit %d, want a usage error: %s", bad, res.Code, res.Stderr)
 		}
 	}
 }
@@ -190,13 +191,13 @@ func TestPurgePolicies(t *testing.T) {
 // changes the cache's tree; the next pull notices, warns and unpacks the
 // layer again, and roots check finds and repairs the same.
 func TestHardlinkWriteIsRepaired(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	p := r.Push(t, "base", "latest", baseImage(registrytest.OCI))
 	cache := t.TempDir()
 	env := []string{"ROOTS_CACHE=" + cache}
 	d1 := filepath.Join(t.TempDir(), "d1")
-	mustPull(t, env, r.Host+"/base", d1)
+	MustPull(t, env, r.Host+"/base", d1)
 
 	// (etc/ is copied into a hardlink destination: a file elsewhere is shared.)
 	f, err := os.OpenFile(d1+"/usr/bin/tool", os.O_APPEND|os.O_WRONLY, 0)
@@ -208,11 +209,11 @@ func TestHardlinkWriteIsRepaired(t *testing.T) {
 
 	r.ResetRequests()
 	d2 := filepath.Join(t.TempDir(), "d2")
-	res := runRoots(t, env, "pull", r.Host+"/base", d2)
-	if res.code != 0 || !strings.Contains(res.stderr, "was not as roots left it") || strings.Count(res.stderr, "\n") != 1 {
-		t.Fatalf("pull after a write into the cache: exit %d, stderr %q; want success and one warning", res.code, res.stderr)
+	res := Roots(t, env, "pull", r.Host+"/base", d2)
+	if res.Code != 0 || !strings.Contains(res.Stderr, "was not as roots left it") || strings.Count(res.Stderr, "\n") != 1 {
+		t.Fatalf("pull after a write into the cache: exit %d, stderr %q; want success and one warning", res.Code, res.Stderr)
 	}
-	sameTree(t, scan(t, d2), fixModes(baseWant()))
+	SameTree(t, testtree.Scan(t, d2), fixModes(baseWant()))
 	for _, req := range r.Requests() {
 		for _, l := range p.Layers {
 			if strings.HasSuffix(req.Path, l.Digest.String()) {
@@ -220,23 +221,23 @@ func TestHardlinkWriteIsRepaired(t *testing.T) {
 			}
 		}
 	}
-	if res := runRoots(t, env, "check"); res.code != 0 || !strings.HasSuffix(res.stdout, ": 0 repaired\n") || strings.Count(res.stdout, "\n") != 1 {
-		t.Fatalf("check after the pull repaired it: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
+	if res := Roots(t, env, "check"); res.Code != 0 || !strings.HasSuffix(res.Stdout, ": 0 repaired\n") || strings.Count(res.Stdout, "\n") != 1 {
+		t.Fatalf("check after the pull repaired it: exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 
 	// roots check finds a chmod and a write, and repairs both trees.
 	os.Chmod(d2+"/usr/bin/tool", 0o777)
 	os.WriteFile(d2+"/tmp/x", []byte("in TMP"), 0o644) // same size, new mtime
-	res = runRoots(t, env, "check")
-	if res.code != 0 || strings.Count(res.stdout, "unpacked again from its blob") != 2 || !strings.HasSuffix(res.stdout, ": 2 repaired\n") {
-		t.Fatalf("check after two writes: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
+	res = Roots(t, env, "check")
+	if res.Code != 0 || strings.Count(res.Stdout, "unpacked again from its blob") != 2 || !strings.HasSuffix(res.Stdout, ": 2 repaired\n") {
+		t.Fatalf("check after two writes: exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
-	if res := runRoots(t, env, "check"); !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
-		t.Fatalf("second check: %s", res.stdout)
+	if res := Roots(t, env, "check"); !strings.HasSuffix(res.Stdout, ": 0 repaired\n") {
+		t.Fatalf("second check: %s", res.Stdout)
 	}
 	d3 := filepath.Join(t.TempDir(), "d3")
-	mustPull(t, env, r.Host+"/base", d3)
-	sameTree(t, scan(t, d3), fixModes(baseWant()))
+	MustPull(t, env, r.Host+"/base", d3)
+	SameTree(t, testtree.Scan(t, d3), fixModes(baseWant()))
 
 	// A rotten blob is removed; a changed tree whose blob is gone is removed, and the next pull fetches it.
 	blobs, _ := filepath.Glob(filepath.Join(cache, "blobs/sha256/*"))
@@ -244,27 +245,27 @@ func TestHardlinkWriteIsRepaired(t *testing.T) {
 		os.WriteFile(b, []byte("rotten"), 0o644)
 	}
 	os.WriteFile(d3+"/opt/keep", []byte("changed"), 0o644)
-	res = runRoots(t, env, "check")
-	if res.code != 0 || strings.Count(res.stdout, "blob sha256:") != len(blobs) || !strings.Contains(res.stdout, "removed (its blob is not cached") {
-		t.Fatalf("check of rotten blobs: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
+	res = Roots(t, env, "check")
+	if res.Code != 0 || strings.Count(res.Stdout, "blob sha256:") != len(blobs) || !strings.Contains(res.Stdout, "removed (its blob is not cached") {
+		t.Fatalf("check of rotten blobs: exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
-	mustPull(t, env, r.Host+"/base", filepath.Join(t.TempDir(), "d4"))
-	if res := runRoots(t, env, "check"); !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
-		t.Fatalf("check after the re-fetch: %s", res.stdout)
+	MustPull(t, env, r.Host+"/base", filepath.Join(t.TempDir(), "d4"))
+	if res := Roots(t, env, "check"); !strings.HasSuffix(res.Stdout, ": 0 repaired\n") {
+		t.Fatalf("check after the re-fetch: %s", res.Stdout)
 	}
 }
 
 // TestCopyModeSharesNothing: a --mode copy destination has no inode of the
 // cache, keeps hardlinks within itself, and writing into it leaves the cache sound.
 func TestCopyModeSharesNothing(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "base", "latest", baseImage(registrytest.OCI))
 	cache := t.TempDir()
 	dest := filepath.Join(t.TempDir(), "rootfs")
-	mustPull(t, nil, "--cache", cache, "--mode", "copy", r.Host+"/base", dest)
-	sameTree(t, scan(t, dest), fixModes(baseWant()))
-	if !sameInode(t, dest+"/usr/bin/tool", dest+"/usr/bin/tool2") {
+	MustPull(t, nil, "--cache", cache, "--mode", "copy", r.Host+"/base", dest)
+	SameTree(t, testtree.Scan(t, dest), fixModes(baseWant()))
+	if !SameInode(t, dest+"/usr/bin/tool", dest+"/usr/bin/tool2") {
 		t.Error("usr/bin/tool2 is not a hard link of usr/bin/tool in the copy")
 	}
 	cacheInodes := map[uint64]string{}
@@ -284,34 +285,34 @@ func TestCopyModeSharesNothing(t *testing.T) {
 	})
 	os.WriteFile(dest+"/etc/passwd", []byte("mine"), 0o644)
 	os.Chmod(dest+"/usr/bin/tool", 0o700)
-	if res := runRoots(t, nil, "check", "--cache", cache); !strings.HasSuffix(res.stdout, ": 0 repaired\n") {
-		t.Fatalf("check after writing into a copy: %s%s", res.stdout, res.stderr)
+	if res := Roots(t, nil, "check", "--cache", cache); !strings.HasSuffix(res.Stdout, ": 0 repaired\n") {
+		t.Fatalf("check after writing into a copy: %s%s", res.Stdout, res.Stderr)
 	}
-	if res := runRoots(t, nil, "pull", "--mode", "fast", r.Host+"/base", dest+"2"); res.code != 2 {
-		t.Fatalf("--mode fast: exit %d, want a usage error", res.code)
+	if res := Roots(t, nil, "pull", "--mode", "fast", r.Host+"/base", dest+"2"); res.Code != 2 {
+		t.Fatalf("--mode fast: exit %d, want a usage error", res.Code)
 	}
 }
 
 // TestLs lists cached images and live destinations, as a table and as JSON.
 func TestLs(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	p := r.Push(t, "base", "v1", baseImage(registrytest.OCI))
 	cache := t.TempDir()
 	env := []string{"ROOTS_CACHE=" + cache}
-	res := runRoots(t, env, "ls", "--json")
-	if res.code != 0 || !strings.Contains(res.stdout, `"images": []`) {
-		t.Fatalf("ls of an empty cache: exit %d: %s%s", res.code, res.stdout, res.stderr)
+	res := Roots(t, env, "ls", "--json")
+	if res.Code != 0 || !strings.Contains(res.Stdout, `"images": []`) {
+		t.Fatalf("ls of an empty cache: exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 	}
-	mustPull(t, env, r.Host+"/base:v1", filepath.Join(t.TempDir(), "d"))
+	MustPull(t, env, r.Host+"/base:v1", filepath.Join(t.TempDir(), "d"))
 	dest := filepath.Join(t.TempDir(), "ov")
 	umountAll(t, dest)
-	mustPull(t, env, "--mode", "overlay", r.Host+"/base@"+p.Digest.String(), dest)
+	MustPull(t, env, "--mode", "overlay", r.Host+"/base@"+p.Digest.String(), dest)
 
-	res = runRoots(t, env, "ls", "--json")
+	res = Roots(t, env, "ls", "--json")
 	var out roots.Listing
-	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || res.code != 0 {
-		t.Fatalf("ls --json: exit %d, %v: %s%s", res.code, err, res.stdout, res.stderr)
+	if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil || res.Code != 0 {
+		t.Fatalf("ls --json: exit %d, %v: %s%s", res.Code, err, res.Stdout, res.Stderr)
 	}
 	var size int64
 	for _, l := range p.Layers {
@@ -334,17 +335,17 @@ func TestLs(t *testing.T) {
 	if len(out.Destinations) != 1 || out.Destinations[0].Dest != dest || !out.Destinations[0].Live || out.Destinations[0].Digest != p.Digest.String() {
 		t.Fatalf("ls destinations: %+v", out.Destinations)
 	}
-	res = runRoots(t, env, "ls")
+	res = Roots(t, env, "ls")
 	for _, want := range []string{"IMAGE", r.Host + "/base:v1", p.Digest.String()[:19], "3/3", "DESTINATION", dest, "mounted"} {
-		if !strings.Contains(res.stdout, want) {
-			t.Errorf("ls table lacks %q:\n%s", want, res.stdout)
+		if !strings.Contains(res.Stdout, want) {
+			t.Errorf("ls table lacks %q:\n%s", want, res.Stdout)
 		}
 	}
-	if res := runRoots(t, env, "umount", dest); res.code != 0 {
-		t.Fatal(res.stderr)
+	if res := Roots(t, env, "umount", dest); res.Code != 0 {
+		t.Fatal(res.Stderr)
 	}
-	res = runRoots(t, env, "ls", "--json")
-	json.Unmarshal([]byte(res.stdout), &out)
+	res = Roots(t, env, "ls", "--json")
+	json.Unmarshal([]byte(res.Stdout), &out)
 	if len(out.Destinations) != 0 {
 		t.Fatalf("ls after umount: %+v", out.Destinations)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Overlay mode, end to end: the mount shows exactly what hardlink assembly
 // gives, writes go to the destination's upper layer and never into the cache,
@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,81 +22,23 @@ import (
 
 	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
-// lcMeta is one entry of a root filesystem with everything overlay and
-// hardlink assembly must agree on, mtimes and xattrs included.
-type lcMeta struct {
-	entry
-	Mtime  int64
-	Xattrs string
+// scanMeta is scan with what overlay and hardlink assembly must agree on besides: mtimes and
+// xattrs (overlayfs bookkeeping, trusted.overlay.*, aside).
+func scanMeta(t *testing.T, dir string) map[string]entry {
+	t.Helper()
+	return testtree.Scan(t, dir, testtree.SkipXattrs("trusted.overlay."))
 }
 
-// lcScan is scan plus mtimes (but for the root's, which the upper layer's
-// own changes move) and xattrs.
-func lcScan(t *testing.T, dir string) map[string]lcMeta {
+// sameMeta fails unless two scans agree on type, mode, owner, content, link target, mtime and
+// xattrs.
+func sameMeta(t *testing.T, got, want map[string]entry) {
 	t.Helper()
-	base := scan(t, dir)
-	out := make(map[string]lcMeta, len(base))
-	for p, e := range base {
-		full := filepath.Join(dir, p)
-		var st syscall.Stat_t
-		if err := syscall.Lstat(full, &st); err != nil {
-			t.Fatal(err)
-		}
-		m := lcMeta{entry: e, Mtime: st.Mtim.Nano()}
-		if e.Type != "l" {
-			m.Xattrs = lcXattrs(t, full)
-		}
-		out[p] = m
-	}
-	return out
-}
-
-func lcXattrs(t *testing.T, path string) string {
-	t.Helper()
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(path, buf)
-	if err != nil {
-		t.Fatalf("listxattr %s: %v", path, err)
-	}
-	var names []string
-	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name != "" && !strings.HasPrefix(name, "trusted.overlay.") {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, name := range names {
-		v := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(path, name, v)
-		if err != nil {
-			t.Fatalf("getxattr %s %s: %v", path, name, err)
-		}
-		fmt.Fprintf(&b, "%s=%q;", name, v[:m])
-	}
-	return b.String()
-}
-
-// lcSame fails unless two scans are equal.
-func lcSame(t *testing.T, got, want map[string]lcMeta) {
-	t.Helper()
-	var diffs []string
-	for p, w := range want {
-		if g, ok := got[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("missing %s (want %v)", p, w))
-		} else if g != w {
-			diffs = append(diffs, fmt.Sprintf("%s: got %v mtime=%d %s, want %v mtime=%d %s", p, g.entry, g.Mtime, g.Xattrs, w.entry, w.Mtime, w.Xattrs))
-		}
-	}
-	for p, g := range got {
-		if _, ok := want[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("unexpected %s (%+v)", p, g))
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 0 {
+	only := testtree.Only(testtree.Type, testtree.Mode, testtree.Owner, testtree.Size, testtree.Content, testtree.Target,
+		testtree.Mtime, testtree.Xattrs)
+	if diffs := testtree.Diff(want, got, only); len(diffs) > 0 {
 		t.Fatalf("overlay and hardlink destinations differ:\n%s", strings.Join(diffs, "\n"))
 	}
 }
@@ -180,7 +121,7 @@ func overlayImages() map[string]registrytest.Image {
 // landing in the upper layer only, and umount; and again against a copy pull
 // from a cache that only copy and overlay pulls used.
 func TestOverlayMatchesHardlink(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	imgs := overlayImages()
 	for name, img := range imgs {
@@ -191,35 +132,35 @@ func TestOverlayMatchesHardlink(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ref := r.Host + "/ov/" + strings.ToLower(name)
 			hard := filepath.Join(t.TempDir(), "hard")
-			mustPull(t, nil, "--cache", cache, ref, hard)
+			MustPull(t, nil, "--cache", cache, ref, hard)
 			dest := filepath.Join(t.TempDir(), "over")
 			umountAll(t, dest)
-			mustPull(t, nil, "--cache", cache, "--mode", "overlay", ref, dest)
+			MustPull(t, nil, "--cache", cache, "--mode", "overlay", ref, dest)
 			if !isOverlayMount(t, dest) {
 				t.Fatalf("%s is not an overlay mount", dest)
 			}
-			lcSame(t, lcScan(t, dest), lcScan(t, hard))
+			sameMeta(t, scanMeta(t, dest), scanMeta(t, hard))
 			var hst, ost syscall.Stat_t
 			syscall.Stat(hard, &hst)
 			syscall.Stat(dest, &ost)
 			if hst.Mode != ost.Mode || hst.Uid != ost.Uid || hst.Gid != ost.Gid {
 				t.Errorf("DEST root: overlay %o %d:%d, hardlink %o %d:%d", ost.Mode, ost.Uid, ost.Gid, hst.Mode, hst.Uid, hst.Gid)
 			}
-			if res := runRoots(t, nil, "umount", dest); res.code != 0 || res.stdout != "" {
-				t.Fatalf("umount: exit %d: %s%s", res.code, res.stdout, res.stderr)
+			if res := Roots(t, nil, "umount", dest); res.Code != 0 || res.Stdout != "" {
+				t.Fatalf("umount: exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 			}
-			assertNoStaging(t, filepath.Dir(dest))
+			AssertNoStaging(t, filepath.Dir(dest))
 
 			// From a cache that a copy pull filled, no tree is linked: the
 			// overlay trusts them without reading their records
 			// (cas.Lookup, DirOnly), and the fix-up made from them must read them.
 			ovCache := longCache(t)
 			copied := filepath.Join(t.TempDir(), "copy")
-			mustPull(t, nil, "--cache", ovCache, "--mode", "copy", ref, copied)
-			mustPull(t, nil, "--cache", ovCache, "--mode", "overlay", ref, dest)
-			lcSame(t, lcScan(t, dest), lcScan(t, copied))
-			if res := runRoots(t, nil, "umount", dest); res.code != 0 {
-				t.Fatalf("umount: exit %d: %s%s", res.code, res.stdout, res.stderr)
+			MustPull(t, nil, "--cache", ovCache, "--mode", "copy", ref, copied)
+			MustPull(t, nil, "--cache", ovCache, "--mode", "overlay", ref, dest)
+			sameMeta(t, scanMeta(t, dest), scanMeta(t, copied))
+			if res := Roots(t, nil, "umount", dest); res.Code != 0 {
+				t.Fatalf("umount: exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 			}
 		})
 	}
@@ -230,14 +171,14 @@ func TestOverlayMatchesHardlink(t *testing.T) {
 // the upper layer, that purge keeps the leased layers, and that umount (with
 // and without --keep) cleans up.
 func TestOverlayWritesStayInUpper(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "base", "latest", baseImage(registrytest.OCI))
 	cache := longCache(t)
 	parent := t.TempDir()
 	dest := filepath.Join(parent, "rootfs")
 	umountAll(t, dest)
-	mustPull(t, nil, "--cache", cache, "--mode", "overlay", r.Host+"/base", dest)
+	MustPull(t, nil, "--cache", cache, "--mode", "overlay", r.Host+"/base", dest)
 	before := cacheFiles(t, cache)
 
 	if err := os.WriteFile(dest+"/etc/passwd", []byte("changed\n"), 0o644); err != nil {
@@ -264,16 +205,16 @@ func TestOverlayWritesStayInUpper(t *testing.T) {
 	}
 
 	// ls shows the live destination; a purge keeps its layers.
-	res := runRoots(t, nil, "ls", "--json", "--cache", cache)
+	res := Roots(t, nil, "ls", "--json", "--cache", cache)
 	var ls roots.Listing
-	if err := json.Unmarshal([]byte(res.stdout), &ls); err != nil || res.code != 0 {
-		t.Fatalf("ls --json: exit %d, %v: %s%s", res.code, err, res.stdout, res.stderr)
+	if err := json.Unmarshal([]byte(res.Stdout), &ls); err != nil || res.Code != 0 {
+		t.Fatalf("ls --json: exit %d, %v: %s%s", res.Code, err, res.Stdout, res.Stderr)
 	}
 	if len(ls.Destinations) != 1 || ls.Destinations[0].Dest != dest || !ls.Destinations[0].Live {
 		t.Fatalf("ls destinations: %+v, want %s live", ls.Destinations, dest)
 	}
-	if res := runRoots(t, nil, "purge", "--cache", cache); res.code != 0 {
-		t.Fatalf("purge: %s", res.stderr)
+	if res := Roots(t, nil, "purge", "--cache", cache); res.Code != 0 {
+		t.Fatalf("purge: %s", res.Stderr)
 	}
 	trees, _ := filepath.Glob(filepath.Join(cache, "trees/sha256/*.json"))
 	if len(trees) != 3 {
@@ -282,24 +223,24 @@ func TestOverlayWritesStayInUpper(t *testing.T) {
 	if b, err := os.ReadFile(dest + "/tmp/x"); err != nil || string(b) != "in tmp" {
 		t.Fatalf("after purge, reading through the mount: %q, %v", b, err)
 	}
-	if res := runRoots(t, nil, "check", "--cache", cache); res.code != 0 || strings.Count(res.stdout, "\n") != 1 {
-		t.Fatalf("check after writes through the overlay: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
+	if res := Roots(t, nil, "check", "--cache", cache); res.Code != 0 || strings.Count(res.Stdout, "\n") != 1 {
+		t.Fatalf("check after writes through the overlay: exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 
 	// A second pull to the mounted DEST needs --force, which replaces the mount.
-	if res := runRoots(t, nil, "pull", "--cache", cache, "--mode", "overlay", r.Host+"/base", dest); res.code != 1 || !strings.Contains(res.stderr, "exists") {
-		t.Fatalf("pull onto a mounted DEST without --force: exit %d: %s", res.code, res.stderr)
+	if res := Roots(t, nil, "pull", "--cache", cache, "--mode", "overlay", r.Host+"/base", dest); res.Code != 1 || !strings.Contains(res.Stderr, "exists") {
+		t.Fatalf("pull onto a mounted DEST without --force: exit %d: %s", res.Code, res.Stderr)
 	}
-	mustPull(t, nil, "--cache", cache, "--mode", "overlay", "--force", r.Host+"/base", dest)
+	MustPull(t, nil, "--cache", cache, "--mode", "overlay", "--force", r.Host+"/base", dest)
 	if b, err := os.ReadFile(dest + "/etc/passwd"); err != nil || string(b) != "root:x:0:0::/root:/bin/bash\n" {
 		t.Fatalf("after --force, etc/passwd: %q, %v (the old upper layer must go)", b, err)
 	}
 	os.WriteFile(dest+"/kept", []byte("k"), 0o644)
 
 	// umount --keep leaves the upper layer at DEST.upper.
-	res = runRoots(t, nil, "umount", "--keep", dest)
-	if res.code != 0 || !strings.Contains(res.stdout, dest+".upper") {
-		t.Fatalf("umount --keep: exit %d: %s%s", res.code, res.stdout, res.stderr)
+	res = Roots(t, nil, "umount", "--keep", dest)
+	if res.Code != 0 || !strings.Contains(res.Stdout, dest+".upper") {
+		t.Fatalf("umount --keep: exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	if isOverlayMount(t, dest) {
 		t.Fatal("still mounted after umount")
@@ -311,15 +252,15 @@ func TestOverlayWritesStayInUpper(t *testing.T) {
 		t.Fatalf("DEST left after umount: %v", err)
 	}
 	os.RemoveAll(dest + ".upper")
-	assertNoStaging(t, parent)
+	AssertNoStaging(t, parent)
 	if leases, _ := os.ReadDir(filepath.Join(cache, "leases")); len(leases) != 0 {
 		t.Fatalf("umount left %d leases", len(leases))
 	}
-	if res := runRoots(t, nil, "umount", dest); res.code != 1 || !strings.Contains(res.stderr, "not an overlay") {
-		t.Fatalf("umount of nothing: exit %d: %s", res.code, res.stderr)
+	if res := Roots(t, nil, "umount", dest); res.Code != 1 || !strings.Contains(res.Stderr, "not an overlay") {
+		t.Fatalf("umount of nothing: exit %d: %s", res.Code, res.Stderr)
 	}
 	// Without a lease the trees may go.
-	runRoots(t, nil, "purge", "--cache", cache)
+	Roots(t, nil, "purge", "--cache", cache)
 	if trees, _ := filepath.Glob(filepath.Join(cache, "trees/sha256/*")); len(trees) != 0 {
 		t.Fatalf("purge after umount left %d trees", len(trees))
 	}
@@ -328,27 +269,27 @@ func TestOverlayWritesStayInUpper(t *testing.T) {
 // TestForceAcrossModes replaces a hardlink destination by an overlay one and
 // back, with --force.
 func TestForceAcrossModes(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "base", "latest", baseImage(registrytest.OCI))
 	cache := t.TempDir()
 	env := []string{"ROOTS_CACHE=" + cache}
 	dest := filepath.Join(t.TempDir(), "rootfs")
 	umountAll(t, dest)
-	mustPull(t, env, r.Host+"/base", dest)
+	MustPull(t, env, r.Host+"/base", dest)
 	os.WriteFile(dest+"/old", []byte("old"), 0o644)
-	mustPull(t, env, "--force", "--mode", "overlay", r.Host+"/base", dest)
+	MustPull(t, env, "--force", "--mode", "overlay", r.Host+"/base", dest)
 	if !isOverlayMount(t, dest) {
 		t.Fatal("overlay --force over a hardlink DEST did not mount")
 	}
-	sameTree(t, scan(t, dest), fixModes(baseWant()))
+	SameTree(t, testtree.Scan(t, dest), fixModes(baseWant()))
 	os.WriteFile(dest+"/new", []byte("new"), 0o644)
-	mustPull(t, env, "--force", "--mode", "copy", r.Host+"/base", dest)
+	MustPull(t, env, "--force", "--mode", "copy", r.Host+"/base", dest)
 	if isOverlayMount(t, dest) {
 		t.Fatal("copy --force over an overlay DEST left it mounted")
 	}
-	sameTree(t, scan(t, dest), fixModes(baseWant()))
-	assertNoStaging(t, filepath.Dir(dest))
+	SameTree(t, testtree.Scan(t, dest), fixModes(baseWant()))
+	AssertNoStaging(t, filepath.Dir(dest))
 	if leases, _ := os.ReadDir(filepath.Join(cache, "leases")); len(leases) != 0 {
 		t.Fatalf("the replaced overlay's lease stayed: %d", len(leases))
 	}
@@ -357,37 +298,37 @@ func TestForceAcrossModes(t *testing.T) {
 // TestOverlayStaleLease: a mount that disappears behind roots' back (a manual
 // umount, a reboot) leaves a lease that the next purge or ls releases.
 func TestOverlayStaleLease(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	r.Push(t, "img", "latest", smallImage("stale"))
 	cache := t.TempDir()
 	dest := filepath.Join(t.TempDir(), "d")
 	umountAll(t, dest)
-	mustPull(t, nil, "--cache", cache, "--mode", "overlay", r.Host+"/img", dest)
+	MustPull(t, nil, "--cache", cache, "--mode", "overlay", r.Host+"/img", dest)
 	if err := unix.Unmount(dest, 0); err != nil {
 		t.Fatal(err)
 	}
-	res := runRoots(t, nil, "ls", "--json", "--cache", cache)
+	res := Roots(t, nil, "ls", "--json", "--cache", cache)
 	var ls roots.Listing
-	json.Unmarshal([]byte(res.stdout), &ls)
+	json.Unmarshal([]byte(res.Stdout), &ls)
 	if len(ls.Destinations) != 0 {
 		t.Fatalf("ls after a manual umount: %+v, want the stale lease released", ls.Destinations)
 	}
-	runRoots(t, nil, "purge", "--cache", cache)
+	Roots(t, nil, "purge", "--cache", cache)
 	if trees, _ := filepath.Glob(filepath.Join(cache, "trees/sha256/*")); len(trees) != 0 {
 		t.Fatalf("purge kept %d trees of a stale lease", len(trees))
 	}
 	// roots umount still cleans up what is left beside DEST.
-	if res := runRoots(t, nil, "umount", dest); res.code != 0 {
-		t.Fatalf("umount after a manual umount: exit %d: %s", res.code, res.stderr)
+	if res := Roots(t, nil, "umount", dest); res.Code != 0 {
+		t.Fatalf("umount after a manual umount: exit %d: %s", res.Code, res.Stderr)
 	}
-	assertNoStaging(t, filepath.Dir(dest))
+	AssertNoStaging(t, filepath.Dir(dest))
 }
 
 // TestOverlayManyLayers mounts an image of 200 layers from a cache at a long
 // path: far beyond one page of lowerdir= options.
 func TestOverlayManyLayers(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	var img registrytest.Image
 	for i := 0; i < 200; i++ {
@@ -400,8 +341,8 @@ func TestOverlayManyLayers(t *testing.T) {
 	cache := longCache(t)
 	dest := filepath.Join(t.TempDir(), "d")
 	umountAll(t, dest)
-	mustPull(t, nil, "--cache", cache, "--jobs", "8", "--mode", "overlay", r.Host+"/many", dest)
-	got := scan(t, dest)
+	MustPull(t, nil, "--cache", cache, "--jobs", "8", "--mode", "overlay", r.Host+"/many", dest)
+	got := testtree.Scan(t, dest)
 	if len(got) != 202 {
 		t.Fatalf("%d entries, want 202", len(got))
 	}
@@ -417,13 +358,13 @@ func TestOverlayManyLayers(t *testing.T) {
 	r.Push(t, "one", "latest", registrytest.Image{Layers: img.Layers[:1]})
 	one := filepath.Join(t.TempDir(), "one")
 	umountAll(t, one)
-	mustPull(t, nil, "--cache", cache, "--mode", "overlay", r.Host+"/one", one)
+	MustPull(t, nil, "--cache", cache, "--mode", "overlay", r.Host+"/one", one)
 	if b, _ := os.ReadFile(one + "/top"); string(b) != "0" {
 		t.Fatalf("one layer: top %q", b)
 	}
 	for _, d := range []string{dest, one} {
-		if res := runRoots(t, nil, "umount", d); res.code != 0 {
-			t.Fatalf("umount %s: %s", d, res.stderr)
+		if res := Roots(t, nil, "umount", d); res.Code != 0 {
+			t.Fatalf("umount %s: %s", d, res.Stderr)
 		}
 	}
 }
@@ -431,15 +372,15 @@ func TestOverlayManyLayers(t *testing.T) {
 // TestOverlayNeedsRoot: without root, overlay mode fails at once and says
 // what to do instead.
 func TestOverlayNeedsRoot(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	// The binary's directory is private to root; nobody must be able to run it.
-	if err := os.Chmod(filepath.Dir(rootsBin), 0o755); err != nil {
+	if err := os.Chmod(filepath.Dir(Bin()), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	parent := t.TempDir()
 	os.Chmod(parent, 0o777)
 	dest := filepath.Join(parent, "d")
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", rootsBin,
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Bin(),
 		"pull", "--cache", filepath.Join(parent, "cache"), "--mode", "overlay", "127.0.0.1:1/img", dest)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + parent}
 	var stderr bytes.Buffer

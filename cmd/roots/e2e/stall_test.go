@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"math/rand/v2"
@@ -14,7 +14,7 @@ import (
 // never hangs a pull. A stall is retried from where it broke; one that lasts fails cleanly,
 // naming the host and the blob, well within the test's deadline.
 func TestStalledRegistry(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	noise := make([]byte, 64<<10) // incompressible: the blob is as large
 	rand.NewChaCha8([32]byte{1}).Read(noise)
@@ -44,19 +44,19 @@ func TestStalledRegistry(t *testing.T) {
 				dest := t.TempDir() + "/rootfs"
 				args := append([]string{"pull", "--cache", cache}, tt.flags...)
 				start := time.Now()
-				res := rootsLimit(t, time.Minute, nil, append(args, front.Host+"/img", dest)...)
-				t.Logf("%s: %v: %s", cache, time.Since(start).Round(time.Millisecond), strings.TrimSpace(res.stderr))
+				res := RootsLimit(t, time.Minute, nil, append(args, front.Host+"/img", dest)...)
+				t.Logf("%s: %v: %s", cache, time.Since(start).Round(time.Millisecond), strings.TrimSpace(res.Stderr))
 				if tt.wantErr == "" {
-					if res.code != 0 {
-						t.Fatalf("exit %d: %s", res.code, res.stderr)
+					if res.Code != 0 {
+						t.Fatalf("exit %d: %s", res.Code, res.Stderr)
 					}
 					continue
 				}
-				assertCleanFailure(t, res, tt.wantErr, dest)
-				if !strings.Contains(res.stderr, front.Host) {
+				AssertCleanFailure(t, res, tt.wantErr, dest)
+				if !strings.Contains(res.Stderr, front.Host) {
 					t.Errorf("the error does not name the host %s", front.Host)
 				}
-				if tt.name != "StalledManifest" && !strings.Contains(res.stderr, blob) {
+				if tt.name != "StalledManifest" && !strings.Contains(res.Stderr, blob) {
 					t.Errorf("the error does not name the blob %s", blob)
 				}
 			}

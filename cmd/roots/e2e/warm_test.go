@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // A warm pull does what only a warm pull needs: one manifest request for the
 // tag (is it still the same image?), nothing that a digest names, and no
@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // TestWarmPullFetchesOnlyTheTag: a second pull of an index image GETs the
@@ -29,12 +30,12 @@ func TestWarmPullFetchesOnlyTheTag(t *testing.T) {
 	r.PushIndex(t, "multi", "latest", registrytest.OCI, img, other)
 	cache := t.TempDir()
 	env := []string{"ROOTS_CACHE=" + cache}
-	mustPull(t, env, r.Host+"/multi", filepath.Join(t.TempDir(), "cold"))
+	MustPull(t, env, r.Host+"/multi", filepath.Join(t.TempDir(), "cold"))
 	for _, mode := range []string{"hardlink", "copy"} {
 		r.ResetRequests()
 		dest := filepath.Join(t.TempDir(), mode)
-		mustPull(t, env, "--mode", mode, r.Host+"/multi", dest)
-		sameTree(t, scan(t, dest), fixModes(baseWant()))
+		MustPull(t, env, "--mode", mode, r.Host+"/multi", dest)
+		SameTree(t, testtree.Scan(t, dest), fixModes(baseWant()))
 		var gets []string
 		for _, req := range r.Requests() {
 			if req.Method == "GET" && strings.HasPrefix(req.Path, "/v2/multi/") {
@@ -52,26 +53,26 @@ func TestWarmPullFetchesOnlyTheTag(t *testing.T) {
 // cache by hand is not seen there (roots check sees it); once a hardlink pull
 // has exposed the tree, the next pull of any mode checks it and repairs it.
 func TestOverlayTrustsUnexposedTrees(t *testing.T) {
-	needRoot(t)
+	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
 	p := r.Push(t, "base", "latest", baseImage(registrytest.OCI))
 	cache := t.TempDir()
 	env := []string{"ROOTS_CACHE=" + cache}
 	top := t.TempDir()
-	overlay := func(name string) (string, result) {
+	overlay := func(name string) (string, Result) {
 		t.Helper()
 		dest := filepath.Join(top, name)
 		umountAll(t, dest)
-		res := runRoots(t, env, "pull", "--mode", "overlay", r.Host+"/base", dest)
-		if res.code != 0 {
-			t.Fatalf("overlay pull %s: exit %d: %s", name, res.code, res.stderr)
+		res := Roots(t, env, "pull", "--mode", "overlay", r.Host+"/base", dest)
+		if res.Code != 0 {
+			t.Fatalf("overlay pull %s: exit %d: %s", name, res.Code, res.Stderr)
 		}
 		return dest, res
 	}
 	umount := func(dest string) {
 		t.Helper()
-		if res := runRoots(t, env, "umount", dest); res.code != 0 {
-			t.Fatalf("umount %s: %s", dest, res.stderr)
+		if res := Roots(t, env, "umount", dest); res.Code != 0 {
+			t.Fatalf("umount %s: %s", dest, res.Stderr)
 		}
 	}
 	stamps := func() []string {
@@ -93,26 +94,26 @@ func TestOverlayTrustsUnexposedTrees(t *testing.T) {
 	}
 	change()
 	d2, res := overlay("o2")
-	if strings.Contains(res.stderr, "was not as roots left it") {
-		t.Fatalf("an unexposed tree was checked: %s", res.stderr)
+	if strings.Contains(res.Stderr, "was not as roots left it") {
+		t.Fatalf("an unexposed tree was checked: %s", res.Stderr)
 	}
 	if b, _ := os.ReadFile(filepath.Join(d2, "etc/passwd")); string(b) != "changed by hand\n" {
 		t.Fatalf("o2 etc/passwd %q: the unexposed tree was walked and remade", b)
 	}
 	umount(d2)
-	if res := runRoots(t, env, "check"); res.code != 0 || !strings.HasSuffix(res.stdout, ": 1 repaired\n") {
-		t.Fatalf("roots check must still check every tree: exit %d:\n%s%s", res.code, res.stdout, res.stderr)
+	if res := Roots(t, env, "check"); res.Code != 0 || !strings.HasSuffix(res.Stdout, ": 1 repaired\n") {
+		t.Fatalf("roots check must still check every tree: exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 
 	change()
 	h := filepath.Join(top, "h")
-	mustPull(t, env, r.Host+"/base", h) // exposes the trees (the change predates it: unseen here)
+	MustPull(t, env, r.Host+"/base", h) // exposes the trees (the change predates it: unseen here)
 	if len(stamps()) != len(p.DiffIDs) {
 		t.Fatalf("a hardlink pull marked %d of %d trees linked", len(stamps()), len(p.DiffIDs))
 	}
 	d3, res := overlay("o3")
-	if !strings.Contains(res.stderr, "was not as roots left it") {
-		t.Fatalf("an exposed changed tree was not repaired: stderr %q", res.stderr)
+	if !strings.Contains(res.Stderr, "was not as roots left it") {
+		t.Fatalf("an exposed changed tree was not repaired: stderr %q", res.Stderr)
 	}
 	if b, _ := os.ReadFile(filepath.Join(d3, "etc/passwd")); string(b) != "root:x:0:0::/root:/bin/bash\n" {
 		t.Fatalf("o3 etc/passwd %q after the repair", b)
