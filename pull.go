@@ -122,56 +122,94 @@ func (p *puller) trees(ctx context.Context, c *cas.Cache, want cas.Want, img *fe
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	made := make(chan error, 1)
+	changed := make(chan struct{}, 1) // a tree became ready
 	go func() {
-		err := p.makeTrees(ctx, c, want, img, first, layers, owner, trees, ready)
+		err := p.makeTrees(ctx, c, want, img, first, layers, owner, trees, ready, func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
 		if err != nil {
 			cancel(err)
 		}
 		made <- err
 	}()
 
-	// A tree just made comes unpublished (see cas.StartTree): it is
-	// published once use is done with it, or on the way out, whatever
-	// happened, so that its lock and tmp/ directory are let go.
+	// A tree just made comes unpublished (see cas.StartTree), holding its lock:
+	// it is published once use is done with it, or as soon as it is ready when
+	// it has to wait for the trees below it (or nothing uses it: an overlay),
+	// or on the way out, whatever happened. A made tree is never held while
+	// this pull waits for another: the other may be made by a process that
+	// waits for this one.
 	var wg sync.WaitGroup
 	published := make([]bool, n)
+	pubDone := make([]chan struct{}, n)
 	pubErrs := make([]error, n)
-	publish := func(i int) {
-		published[i] = true
+	publish := func(o int) {
+		published[o] = true
+		pubDone[o] = make(chan struct{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pubErrs[i] = trees[i].Publish(outer)
+			defer close(pubDone[o])
+			pubErrs[o] = trees[o].Publish(outer)
 		}()
 	}
+	isReady := func(i int) bool {
+		select {
+		case <-ready[i]:
+			return true
+		default:
+			return false
+		}
+	}
+	publishWaiting := func() {
+		for o := range last {
+			if !published[o] && isReady(o) {
+				publish(o)
+			}
+		}
+	}
 	var useErr error
-	if use != nil {
-	consume:
-		for i := range n {
+	madeErr, gotMade := error(nil), false
+consume:
+	for i := 0; use == nil || i < n; {
+		if use == nil || !isReady(i) {
+			publishWaiting()
 			select {
-			case <-ready[i]:
+			case <-changed:
+			case madeErr = <-made:
+				gotMade = true
+				if use == nil {
+					break consume
+				}
 			case <-ctx.Done():
 				break consume
 			}
-			if useErr = use(i, trees[owner[i]]); useErr != nil {
+			continue
+		}
+		o := owner[i]
+		if published[o] {
+			<-pubDone[o] // Dir is its place in the cache now
+			if useErr = pubErrs[o]; useErr != nil {
 				cancel(useErr)
 				break
 			}
-			if last[owner[i]] == i {
-				publish(owner[i])
-			}
 		}
-	}
-	madeErr := <-made
-	for o := range last {
-		select {
-		case <-ready[o]:
-			if !published[o] {
-				publish(o)
-			}
-		default:
+		if useErr = use(i, trees[o]); useErr != nil {
+			cancel(useErr)
+			break
 		}
+		if last[o] == i && !published[o] {
+			publish(o)
+		}
+		i++
 	}
+	if !gotMade {
+		madeErr = <-made
+	}
+	publishWaiting()
 	wg.Wait()
 	for i := range n {
 		trees[i] = trees[owner[i]] // published: Dir is the tree's place in the cache
@@ -194,8 +232,8 @@ func (p *puller) trees(ctx context.Context, c *cas.Cache, want cas.Want, img *fe
 
 // makeTrees fills trees: first the cached ones, looked up many at once, then
 // the others, fetched and unpacked Jobs at once (and left unpublished, see
-// cas.StartTree). It closes ready[i] once trees[i] is set.
-func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, want cas.Want, img *fetch.Image, first layer.Observer, layers []cas.Layer, owner []int, trees []cas.Tree, ready []chan struct{}) error {
+// cas.StartTree). It closes ready[i] once trees[i] is set, and calls notify.
+func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, want cas.Want, img *fetch.Image, first layer.Observer, layers []cas.Layer, owner []int, trees []cas.Tree, ready []chan struct{}, notify func()) error {
 	places := make(map[int][]int, len(layers)) // owner → every position of its layer
 	for i, o := range owner {
 		places[o] = append(places[o], i)
@@ -211,6 +249,7 @@ func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, want cas.Want, img
 			}
 			close(ready[i])
 		}
+		notify()
 	}
 	var owners []int
 	for i, o := range owner {

@@ -482,6 +482,9 @@ func TestDifferentialAssemblyEqualsApplier(t *testing.T) {
 				}
 				dests[m.name] = err
 			}
+			streamed := filepath.Join(base, "streamed")
+			followed, err := streamAll(base, streamed, tars, trees, unpackErr)
+			dests["Streamed"] = err
 
 			if diff := diffScans(before, scan(t, out)); len(diff) > 0 {
 				t.Errorf("the sentinel directory outside changed:\n%s", strings.Join(diff, "\n"))
@@ -501,7 +504,10 @@ func TestDifferentialAssemblyEqualsApplier(t *testing.T) {
 				t.Fatalf("Applier: %v", applyErr)
 			}
 			want := scan(t, applied)
-			for _, name := range []string{"Hardlink", "Copy"} {
+			if first := tc.layers[0]; err == nil && !followed && streamable(first) {
+				t.Errorf("Streamed: Add assembled the first tree again instead of finishing the stream")
+			}
+			for _, name := range []string{"Hardlink", "Copy", "Streamed"} {
 				if err := dests[name]; err != nil {
 					t.Errorf("Unpack + %s: %v", name, err)
 					continue
@@ -512,6 +518,58 @@ func TestDifferentialAssemblyEqualsApplier(t *testing.T) {
 			}
 		})
 	}
+}
+
+// streamAll is Hardlink with the first tree unpacked again under the eyes of the assembly's
+// Stream (what roots pull does for the bottom layer), and reports whether Add finished what
+// the stream linked.
+func streamAll(base, dest string, tars [][]byte, trees []assemble.Tree, err error) (followed bool, _ error) {
+	if err != nil {
+		return false, err
+	}
+	if err := os.Mkdir(dest, 0o700); err != nil {
+		return false, err
+	}
+	asm, err := assemble.NewHardlink(dest)
+	if err != nil {
+		return false, err
+	}
+	defer asm.Close()
+	st := asm.Stream()
+	dir := filepath.Join(base, "trees", "streamed")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, err
+	}
+	rec, err := layer.UnpackObserved(context.Background(), bytes.NewReader(tars[0]), dir, st)
+	if err != nil {
+		return false, err
+	}
+	for i, t := range trees {
+		if i == 0 {
+			t = treeOf(dir, rec)
+		}
+		if err := asm.Add(context.Background(), t); err != nil {
+			return false, err
+		}
+	}
+	return assemble.Followed(st), asm.Finish(context.Background())
+}
+
+// streamable reports whether the stream must carry a first layer to the end: it has a
+// non-directory, and no whiteout or opaque marker, hardlink to a name it does not have (a
+// Link) or raw block, which leave the tree to Add.
+func streamable(ents []te) bool {
+	names := map[string]bool{}
+	files := false
+	for _, e := range ents {
+		switch {
+		case e.Raw != nil, strings.Contains(e.Name, ".wh."), e.Type == tar.TypeLink && !names[strings.TrimPrefix(e.Link, "/")]:
+			return false
+		}
+		names[strings.TrimSuffix(e.Name, "/")] = true
+		files = files || e.Type != tar.TypeDir
+	}
+	return files
 }
 
 // mkSentinel makes the directory that no layer may touch.

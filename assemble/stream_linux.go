@@ -35,10 +35,11 @@ func (s *Assembly) Stream() *Stream {
 
 // A Stream is Assembly.Stream's observer.
 type Stream struct {
-	a      *assembler
-	used   bool // something was linked, removed or reset: Add must finish or redo it
-	broken bool // the stream gave up: Add empties the destination and adds the tree as usual
-	path   []streamDir
+	a        *assembler
+	used     bool // something was linked, removed or reset: Add must finish or redo it
+	broken   bool // the stream gave up: Add empties the destination and adds the tree as usual
+	followed bool // Add finished what the stream linked (it did not start over)
+	path     []streamDir
 }
 
 // streamDir is one directory of the destination open along the stream's current path.
@@ -177,7 +178,8 @@ func (a *assembler) addStreamed(ctx context.Context, t *Tree, st *Stream) error 
 	if !st.used {
 		return a.addTree(ctx, t, true) // a tree that was not made while streaming: a cached one
 	}
-	if st.broken || len(t.Whiteouts) > 0 || len(t.Opaque) > 0 || len(t.Links) > 0 {
+	st.followed = !st.broken && len(t.Whiteouts) == 0 && len(t.Opaque) == 0 && len(t.Links) == 0
+	if !st.followed {
 		fd, err := disk.OpenDir(a.root, ".")
 		if err != nil {
 			return pathErr("open", ".", err)

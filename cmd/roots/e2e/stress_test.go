@@ -272,3 +272,68 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestMadeLayerNotHeldWhileWaiting: a pull that has made a layer and waits for a layer below
+// it, which another process is making, publishes what it made instead of keeping it locked:
+// the other process may be pulling the same layers in another order and wait for it (a lock
+// cycle, forever). The test is that other process: it holds the bottom layer's lock and waits
+// for the pull to publish the top layer, in every mode.
+func TestMadeLayerNotHeldWhileWaiting(t *testing.T) {
+	NeedRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	pushed := r.Push(t, "order", "ab", registrytest.Image{Layers: []registrytest.Layer{
+		{Compression: "gzip", Entries: []reg{{Name: "a", Body: noise(21, 64<<10)}}},
+		{Compression: "gzip", Entries: []reg{{Name: "b", Body: noise(22, 64<<10)}}},
+	}})
+	bottom, top := pushed.DiffIDs[0], pushed.DiffIDs[1]
+	for _, mode := range []string{"hardlink", "copy", "overlay"} {
+		t.Run(mode, func(t *testing.T) {
+			cache := t.TempDir()
+			if err := os.Mkdir(filepath.Join(cache, "tmp"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			// As another roots process would: the cache shared (so that the pull does not tidy
+			// tmp/ away), the bottom layer's lock exclusive (it is making that layer).
+			flock := func(path string, how int) *os.File {
+				f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+				if err := syscall.Flock(int(f.Fd()), how); err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+			flock(filepath.Join(cache, "roots.lock"), syscall.LOCK_SH)
+			lk := flock(filepath.Join(cache, "tmp", bottom.Encoded()+".lock"), syscall.LOCK_EX)
+			dest := filepath.Join(t.TempDir(), "d")
+			cmd, stderr := start(t, "pull", "--cache", cache, "--mode", mode, r.Host+"/order:ab", dest)
+			published := filepath.Join(cache, "trees", "sha256", top.Encoded())
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if _, err := os.Stat(published); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("the pull kept the top layer it made unpublished while it waited for the bottom one: %s", stderr)
+				}
+			}
+			syscall.Flock(int(lk.Fd()), syscall.LOCK_UN)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("pull: %v: %s", err, stderr)
+			}
+			for _, name := range []string{"a", "b"} {
+				if _, err := os.Stat(filepath.Join(dest, name)); err != nil {
+					t.Error(err)
+				}
+			}
+			if mode == "overlay" {
+				if res := Roots(t, nil, "umount", dest); res.Code != 0 {
+					t.Errorf("umount: %s", res.Stderr)
+				}
+			}
+		})
+	}
+}
