@@ -62,21 +62,7 @@ func (a *assembler) close() { unix.Close(a.root) }
 // at their names; (5) its own entries, parents first. first says the destination is still
 // empty, so entries need no look before they are made.
 func (a *assembler) addTree(ctx context.Context, t *Tree, first bool) error {
-	a.tree, a.crossDev, a.copies, a.copyMu = t, new(atomic.Bool), map[fileID]string{}, new(sync.Mutex)
-	a.whiteouts = make(map[string]map[string]bool)
-	for _, p := range t.Whiteouts {
-		dir, name := splitLast(p)
-		if a.whiteouts[dir] == nil {
-			a.whiteouts[dir] = make(map[string]bool)
-		}
-		a.whiteouts[dir][name] = true
-	}
-	a.implicit = make(map[string]bool, len(t.Implicit))
-	for _, p := range t.Implicit {
-		a.implicit[p] = true
-	}
-	a.linkDirs, a.follows = nil, &follows{}
-
+	a.begin(t)
 	held, err := a.holdLinks(t.Links)
 	if err != nil {
 		return err
@@ -99,20 +85,49 @@ func (a *assembler) addTree(ctx context.Context, t *Tree, first bool) error {
 		}
 	}
 
-	tfd, err := unix.Open(t.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	tfd, err := a.openTree(t)
 	if err != nil {
-		return pathErr("open", t.Dir, err)
+		return err
 	}
 	defer unix.Close(tfd)
-	if !a.implicit["."] {
-		if a.rootMeta, err = readMeta(tfd); err != nil {
-			return pathErr("stat", t.Dir, err)
-		}
-	}
 	if err := a.walkTree(ctx, tfd, first && len(t.Links) == 0); err != nil {
 		return err
 	}
 	return a.addFollowed(ctx, tfd)
+}
+
+// begin sets up the state of adding the tree t.
+func (a *assembler) begin(t *Tree) {
+	a.tree, a.crossDev, a.copies, a.copyMu = t, new(atomic.Bool), map[fileID]string{}, new(sync.Mutex)
+	a.whiteouts = make(map[string]map[string]bool)
+	for _, p := range t.Whiteouts {
+		dir, name := splitLast(p)
+		if a.whiteouts[dir] == nil {
+			a.whiteouts[dir] = make(map[string]bool)
+		}
+		a.whiteouts[dir][name] = true
+	}
+	a.implicit = make(map[string]bool, len(t.Implicit))
+	for _, p := range t.Implicit {
+		a.implicit[p] = true
+	}
+	a.linkDirs, a.follows = nil, &follows{}
+}
+
+// openTree opens the tree's directory and takes the root's metadata from it, unless the tree
+// marks "." implicit.
+func (a *assembler) openTree(t *Tree) (int, error) {
+	tfd, err := unix.Open(t.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, pathErr("open", t.Dir, err)
+	}
+	if !a.implicit["."] {
+		if a.rootMeta, err = readMeta(tfd); err != nil {
+			unix.Close(tfd)
+			return -1, pathErr("stat", t.Dir, err)
+		}
+	}
+	return tfd, nil
 }
 
 // walkTree adds the entries of the tree's root directory tfd to the destination's root, walking

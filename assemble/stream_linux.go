@@ -3,8 +3,6 @@ package assemble
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -192,22 +190,12 @@ func (a *assembler) addStreamed(ctx context.Context, t *Tree, st *Stream) error 
 		a.top, a.rootMeta = &node{}, nil
 		return a.addTree(ctx, t, true)
 	}
-	a.tree, a.crossDev, a.copies, a.copyMu = t, new(atomic.Bool), map[fileID]string{}, new(sync.Mutex)
-	a.whiteouts, a.linkDirs, a.follows = map[string]map[string]bool{}, nil, &follows{}
-	a.implicit = make(map[string]bool, len(t.Implicit))
-	for _, p := range t.Implicit {
-		a.implicit[p] = true
-	}
-	tfd, err := unix.Open(t.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	a.begin(t)
+	tfd, err := a.openTree(t)
 	if err != nil {
-		return pathErr("open", t.Dir, err)
+		return err
 	}
 	defer unix.Close(tfd)
-	if !a.implicit["."] {
-		if a.rootMeta, err = readMeta(tfd); err != nil {
-			return pathErr("stat", t.Dir, err)
-		}
-	}
 	return a.finishDir(ctx, tfd, a.root, ".", a.top)
 }
 
