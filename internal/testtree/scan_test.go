@@ -63,13 +63,18 @@ func TestScan(t *testing.T) {
 			must(t, f.Close())
 		}, nil, map[string]Entry{"big": Sparse(0o644, 1<<30, Frag{1<<30 - 4, "tail"})}},
 		{"LongPath", func(t *testing.T, dir string) {
-			p := dir
+			// Made through descriptors: the whole path is longer than PATH_MAX.
+			fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			must(t, err)
 			for range 20 {
-				p = filepath.Join(p, strings.Repeat("n", 250))
-				if err := unix.Mkdirat(unix.AT_FDCWD, p, 0o755); err != nil {
-					t.Skipf("mkdir: %v", err)
-				}
+				name := strings.Repeat("n", 250)
+				must(t, unix.Mkdirat(fd, name, 0o755))
+				next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+				unix.Close(fd)
+				must(t, err)
+				fd = next
 			}
+			unix.Close(fd)
 		}, nil, nil},
 	}
 	for _, tc := range tests {
