@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,16 +45,16 @@ type LocalSource interface {
 	Blob(d digest.Digest) ([]byte, bool)
 }
 
-// Client pulls from registries. It is safe for concurrent use, and keeps one
-// authenticated HTTP client per repository (so tokens are reused) and the
-// working scheme per host.
+// Client pulls from and pushes to registries. It is safe for concurrent use,
+// and keeps one authenticated HTTP client per repository and scope set (so
+// tokens are reused) and the working scheme per host.
 type Client struct {
 	opts      Options
 	transport http.RoundTripper // retry over scheme over base: what auth wraps
 	keychain  auth.Keychain
 
 	mu    sync.Mutex
-	repos map[string]*http.Client // "host/path" → client with auth for that repository
+	repos map[string]*http.Client // "host/path\nscopes" → client with auth for that repository and scopes
 }
 
 // New returns a Client with the given options.
@@ -93,15 +94,23 @@ func New(o Options) *Client {
 	}
 }
 
-// httpClient returns the client for ref's repository, creating it on first use.
+// httpClient returns the client for pulling from ref's repository, creating
+// it on first use.
 func (c *Client) httpClient(ref Reference) *http.Client {
-	key := ref.APIHost() + "/" + ref.Path
+	return c.scopedClient(ref, "repository:"+ref.Path+":pull")
+}
+
+// scopedClient returns the client for ref's repository whose tokens carry
+// scopes (one "repository:NAME:ACTIONS" each, sent as one scope= parameter
+// each), creating it on first use. Pulls, pushes and mounts from another
+// repository each have their own, so a pull never asks for push rights.
+func (c *Client) scopedClient(ref Reference, scopes ...string) *http.Client {
+	key := ref.APIHost() + "/" + ref.Path + "\n" + strings.Join(scopes, " ")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if hc, ok := c.repos[key]; ok {
 		return hc
 	}
-	scopes := []string{"repository:" + ref.Path + ":pull"}
 	var opts []auth.Option
 	if c.opts.Insecure {
 		opts = append(opts, auth.PlainHTTPRealms())
@@ -127,8 +136,13 @@ func (c *Client) do(ctx context.Context, ref Reference, method, target string, h
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	return c.send(c.httpClient(ref), req)
+}
+
+// send sends req with hc, with roots' User-Agent.
+func (c *Client) send(hc *http.Client, req *http.Request) (*http.Response, error) {
 	req.Header.Set("User-Agent", c.opts.UserAgent)
-	resp, err := c.httpClient(ref).Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		// The url.Error's "Get https://...": names a URL whose scheme may
 		// not be the one used; callers name the manifest or blob instead.

@@ -26,6 +26,13 @@ var ErrStalled = errors.New("registry connection stalled")
 // cancelled with the reason, which unblocks a Read waiting on the network; the Read returns an
 // error wrapping ErrStalled that names the host. Waiting for the response header is bounded by
 // the transport's ResponseHeaderTimeout.
+//
+// A request body (an upload) is watched too: from the start of the round trip until the
+// response header arrives, the transport must take a byte of the body at least every idle, and
+// after the last byte the registry must answer within idle. A source that stops sending and a
+// registry that stops reading (the socket fills, so the transport stops taking bytes) both end
+// the request with an error wrapping ErrStalled; the caller closes the body it gave, which
+// unblocks a source that is still waiting.
 type watchdog struct {
 	next  http.RoundTripper
 	idle  time.Duration
@@ -35,8 +42,20 @@ type watchdog struct {
 
 func (w *watchdog) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
-	resp, err := w.next.RoundTrip(req.WithContext(ctx))
+	out := req.WithContext(ctx)
+	var up *watchedUpload
+	if w.idle > 0 && req.Body != nil && req.Body != http.NoBody {
+		up = watchUpload(req.Body, w.idle, req.URL.Host, cancel)
+		out.Body = up
+	}
+	resp, err := w.next.RoundTrip(out)
+	if up != nil {
+		up.stop()
+	}
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrStalled) {
+			err = cause
+		}
 		cancel(nil)
 		return nil, err
 	}
@@ -116,4 +135,47 @@ func (b *watchedBody) Close() error {
 	err := b.rc.Close()
 	b.cancel(nil)
 	return err
+}
+
+// watchedUpload is a request body under a watchdog: each byte the transport
+// takes pushes the deadline back by idle.
+type watchedUpload struct {
+	rc      io.ReadCloser
+	idle    time.Duration
+	timer   *time.Timer
+	mu      sync.Mutex
+	stopped bool // the transport may read on after the answer: no new deadline then
+}
+
+func watchUpload(rc io.ReadCloser, idle time.Duration, host string, cancel context.CancelCauseFunc) *watchedUpload {
+	u := &watchedUpload{rc: rc, idle: idle}
+	u.timer = time.AfterFunc(idle, func() {
+		cancel(fmt.Errorf("%w: upload to %s made no progress for %v", ErrStalled, host, idle))
+		// The transport waits for its body Read to return before it does: a
+		// source blocked in Read is woken by closing it.
+		u.rc.Close()
+	})
+	return u
+}
+
+func (u *watchedUpload) Read(p []byte) (int, error) {
+	n, err := u.rc.Read(p)
+	if n > 0 {
+		u.mu.Lock()
+		if !u.stopped {
+			u.timer.Reset(u.idle)
+		}
+		u.mu.Unlock()
+	}
+	return n, err
+}
+
+func (u *watchedUpload) Close() error { return u.rc.Close() }
+
+// stop ends the watch once the response header is there (or the request failed).
+func (u *watchedUpload) stop() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.stopped = true
+	u.timer.Stop()
 }
