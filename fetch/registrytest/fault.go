@@ -36,6 +36,10 @@ const (
 	StallAfter
 	// Trickle forwards the body one byte per Delay.
 	Trickle
+	// CutRequest reads at most Bytes bytes of the request's body, then closes the connection
+	// without an answer (a registry or proxy that drops an upload half way). Its default Match
+	// is IsUpload; the registry never sees the request.
+	CutRequest
 )
 
 func (k FaultKind) String() string {
@@ -54,6 +58,8 @@ func (k FaultKind) String() string {
 		return "StallAfter"
 	case Trickle:
 		return "Trickle"
+	case CutRequest:
+		return "CutRequest"
 	}
 	return "FaultKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -66,10 +72,11 @@ const slowChunk = 32 << 10
 // request and the others stack on the body.
 type Fault struct {
 	// Match selects the requests the fault applies to; nil means every blob
-	// GET (path containing /blobs/sha256:).
+	// GET (path containing /blobs/sha256:), or for CutRequest every upload
+	// request (IsUpload).
 	Match func(*http.Request) bool
 	Kind  FaultKind
-	Bytes int64         // CutAfter: body bytes sent; WrongBytes: offset of the flipped byte
+	Bytes int64         // CutAfter: body bytes sent; WrongBytes: offset of the flipped byte; CutRequest: request body bytes read
 	Code  int           // Status: status to answer (default 503)
 	Delay time.Duration // Slow: pause per 32 KiB; Status: Retry-After when > 0
 	// Times is how many matching requests the fault applies to (0 = all).
@@ -81,6 +88,16 @@ type Fault struct {
 // IsBlobGet is the default Match: a GET of a blob.
 func IsBlobGet(req *http.Request) bool {
 	return req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:")
+}
+
+// IsUpload is CutRequest's default Match: a request of a blob upload session (POST, PATCH or
+// PUT under /blobs/uploads/).
+func IsUpload(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodPost, http.MethodPatch, http.MethodPut:
+		return strings.Contains(req.URL.Path, "/blobs/uploads/")
+	}
+	return false
 }
 
 // FaultProxy starts a new loopback front (same scheme and CA as r) that
@@ -95,7 +112,7 @@ func (r *Registry) FaultProxy(t testing.TB, faults ...Fault) (host string) {
 func (r *Registry) FaultFront(t testing.TB, faults ...Fault) *Front {
 	t.Helper()
 	for i, f := range faults {
-		if f.Kind < CutAfter || f.Kind > Trickle {
+		if f.Kind < CutAfter || f.Kind > CutRequest {
 			t.Fatalf("registrytest: fault %d has no valid Kind (%v)", i, f.Kind)
 		}
 	}
@@ -132,6 +149,9 @@ func (h *faultHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		case Status:
 			writeFault(w, f)
 			return
+		case CutRequest:
+			io.Copy(io.Discard, io.LimitReader(req.Body, max(f.Bytes, 0)))
+			panic(http.ErrAbortHandler) // closes the connection; the front still logs the request
 		case IgnoreRange:
 			req.Header.Del("Range")
 			req.Header.Del("If-Range")
@@ -152,6 +172,9 @@ func (h *faultHandler) take(i int, req *http.Request) bool {
 	match := f.Match
 	if match == nil {
 		match = IsBlobGet
+		if f.Kind == CutRequest {
+			match = IsUpload
+		}
 	}
 	if !match(req) {
 		return false

@@ -186,3 +186,30 @@ func TestFaultDefaultMatchIsBlobGet(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultCutRequest: an upload request loses its connection after Bytes of
+// its body, without an answer, and is logged with status 0; other requests pass.
+func TestFaultCutRequest(t *testing.T) {
+	t.Parallel()
+	r := Start(t, Config{})
+	front := r.FaultFront(t, Fault{Kind: CutRequest, Bytes: 10})
+	client := &http.Client{Transport: r.Transport}
+
+	resp, err := client.Get(front.URL + "/v2/")
+	if err != nil {
+		t.Fatalf("GET /v2/ through the fault: %v", err)
+	}
+	resp.Body.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, front.URL+"/v2/cut/blobs/uploads/", bytes.NewReader(make([]byte, 100<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("POST through CutRequest answered %s, want a cut connection", resp.Status)
+	}
+	log := front.Requests()
+	if len(log) != 2 || log[0].Status != http.StatusOK || log[1].Method != http.MethodPost || log[1].Status != 0 {
+		t.Errorf("log %+v, want GET 200 then POST 0", log)
+	}
+}
