@@ -33,6 +33,9 @@ var (
 	// ErrDigestMismatch: content does not hash to the digest it was asked by. It is
 	// cas.ErrDigestMismatch: one error wherever the content came from.
 	ErrDigestMismatch = verify.ErrDigestMismatch
+	// ErrSizeMismatch: content's length differs from its descriptor's size (an upload's
+	// stream, or what the registry received). It is cas.ErrSizeMismatch.
+	ErrSizeMismatch = verify.ErrSizeMismatch
 	// ErrTooLarge: a manifest, config or blob is larger than allowed or announced.
 	ErrTooLarge = errors.New("too large")
 	// ErrPlainHTTP: a registry answered plain HTTP where HTTPS was asked for, and plain HTTP is
@@ -107,8 +110,14 @@ func nameOf(what string) string {
 // "MANIFEST_UNKNOWN","message":"..."}]}) and returns its first message, or
 // "" when there is none. It reads at most 64 KiB.
 func registryMessage(resp *http.Response) string {
+	_, msg := registryError(resp)
+	return msg
+}
+
+// registryError is registryMessage with the error's code ("DIGEST_INVALID").
+func registryError(resp *http.Response) (code, msg string) {
 	if resp.Body == nil || resp.Request != nil && resp.Request.Method == http.MethodHead {
-		return ""
+		return "", ""
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e struct {
@@ -118,13 +127,13 @@ func registryMessage(resp *http.Response) string {
 		} `json:"errors"`
 	}
 	if json.Unmarshal(body, &e) != nil || len(e.Errors) == 0 {
-		return ""
+		return "", ""
 	}
 	first := e.Errors[0]
 	switch {
 	case first.Message != "":
-		return first.Message
+		return first.Code, first.Message
 	default:
-		return strings.ToLower(strings.ReplaceAll(first.Code, "_", " "))
+		return first.Code, strings.ToLower(strings.ReplaceAll(first.Code, "_", " "))
 	}
 }

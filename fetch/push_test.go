@@ -1,0 +1,717 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/rootsdev/roots/fetch/auth"
+	"github.com/rootsdev/roots/fetch/registrytest"
+)
+
+// newBlob is size random bytes (the same for the same seed) and their descriptor.
+func newBlob(size int, seed byte) ([]byte, ocispec.Descriptor) {
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{seed, byte(size), byte(size >> 8), byte(size >> 16)}).Read(data)
+	return data, ocispec.Descriptor{MediaType: "application/octet-stream", Digest: digest.FromBytes(data), Size: int64(size)}
+}
+
+// opener is PushBlob's open over data; opens counts its calls.
+func opener(data []byte, opens *atomic.Int64) func(context.Context) (io.ReadCloser, error) {
+	return func(context.Context) (io.ReadCloser, error) {
+		opens.Add(1)
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
+}
+
+// pushLog lists the blob and manifest requests of a log as "METHOD status",
+// with a PATCH's Content-Range ("PATCH 0-65535 202"), leaving out the 401s of
+// the auth handshake.
+func pushLog(log []registrytest.Request) []string {
+	var out []string
+	for _, r := range log {
+		if r.Status == http.StatusUnauthorized || !strings.Contains(r.Path, "/blobs/") && !strings.Contains(r.Path, "/manifests/") {
+			continue
+		}
+		s := r.Method
+		if cr := r.Header.Get("Content-Range"); cr != "" {
+			s += " " + cr
+		}
+		out = append(out, s+" "+strconv.Itoa(r.Status))
+	}
+	return out
+}
+
+func checkLog(t *testing.T, log []registrytest.Request, want ...string) {
+	t.Helper()
+	if got := pushLog(log); !slices.Equal(got, want) {
+		t.Errorf("requests %q, want %q:%s", got, want, requests(log))
+	}
+}
+
+// checkStored reads blob desc back from repo and compares it with data.
+func checkStored(t *testing.T, c *Client, repo Reference, desc ocispec.Descriptor, data []byte) {
+	t.Helper()
+	ok, err := c.BlobExists(t.Context(), repo, desc.Digest)
+	if err != nil || !ok {
+		t.Fatalf("BlobExists after the push = %v, %v; want true", ok, err)
+	}
+	got, err := readBlob(t, c, repo, desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("the registry holds %d bytes (%s), want the %d pushed", len(got), digest.FromBytes(got), len(data))
+	}
+}
+
+// credentials is the keychain for r: its user, or anonymous.
+func credentials(t *testing.T, r *registrytest.Registry) auth.Keychain {
+	if r.User == "" {
+		return nil
+	}
+	return keychain(t, r.User, r.Password)
+}
+
+func TestPushBlob(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  registrytest.Config
+	}{
+		{"Anonymous", registrytest.Config{}},
+		{"Basic", registrytest.Config{Auth: registrytest.Basic}},
+		{"Token", registrytest.Config{Auth: registrytest.Token}},
+		{"TokenOverTLS", registrytest.Config{Auth: registrytest.Token, TLS: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := registrytest.Start(t, tt.cfg)
+			c := newTestClient(t, r, credentials(t, r))
+			repo := mustRef(t, r.Host+"/pushed/app")
+			data, desc := newBlob(300_000, 1)
+
+			ok, err := c.BlobExists(t.Context(), repo, desc.Digest)
+			if err != nil || ok {
+				t.Fatalf("BlobExists before the push = %v, %v; want false", ok, err)
+			}
+			r.ResetRequests()
+			var opens atomic.Int64
+			if err := c.PushBlob(t.Context(), repo, desc, opener(data, &opens), UploadOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			log := r.Requests()
+			checkLog(t, log, "POST 202", "PUT 201")
+			for _, req := range log {
+				if req.Method == http.MethodPut && !strings.Contains(req.Query, "digest="+url.QueryEscape(desc.Digest.String())) {
+					t.Errorf("PUT query %q names no digest %s", req.Query, desc.Digest)
+				}
+			}
+			if opens.Load() != 1 {
+				t.Errorf("the blob was opened %d times, want 1", opens.Load())
+			}
+			checkStored(t, c, repo, desc, data)
+		})
+	}
+}
+
+func TestPushBlobChunked(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	tests := []struct {
+		name  string
+		size  int
+		chunk int64
+		want  []string
+	}{
+		{"SmallChunks", 300_000, 64 << 10, []string{"POST 202",
+			"PATCH 0-65535 202", "PATCH 65536-131071 202", "PATCH 131072-196607 202", "PATCH 196608-262143 202", "PATCH 262144-299999 202",
+			"PUT 201"}},
+		{"ChunkLargerThanBlob", 300_000, 1 << 20, []string{"POST 202", "PATCH 0-299999 202", "PUT 201"}},
+		{"ExactChunks", 3 * 1000, 1000, []string{"POST 202", "PATCH 0-999 202", "PATCH 1000-1999 202", "PATCH 2000-2999 202", "PUT 201"}},
+		{"EmptyBlob", 0, 64 << 10, []string{"POST 202", "PUT 201"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newTestClient(t, r, nil)
+			repo := mustRef(t, r.Host+"/chunked/"+strings.ToLower(tt.name))
+			data, desc := newBlob(tt.size, byte(10+i))
+			r.ResetRequests()
+			var opens atomic.Int64
+			if err := c.PushBlob(t.Context(), repo, desc, opener(data, &opens), UploadOptions{ChunkSize: tt.chunk}); err != nil {
+				t.Fatal(err)
+			}
+			log := r.Requests()
+			checkLog(t, log, tt.want...)
+			for _, req := range log {
+				switch req.Method {
+				case http.MethodPatch:
+					if ct := req.Header.Get("Content-Type"); ct != "application/octet-stream" {
+						t.Errorf("PATCH Content-Type %q", ct)
+					}
+				case http.MethodPut:
+					if cl := req.Header.Get("Content-Length"); tt.size > 0 && cl != "0" {
+						t.Errorf("closing PUT has Content-Length %q, want 0", cl)
+					}
+				}
+			}
+			checkStored(t, c, repo, desc, data)
+		})
+	}
+}
+
+// TestPushBlobChunkMinLength: a registry that announces OCI-Chunk-Min-Length
+// gets chunks of that size, and the larger of it and ChunkSize. The header is
+// added by a proxy in front of the registry; the registry's Locations point
+// past the proxy, to its own address (another host for the client).
+func TestPushBlobChunkMinLength(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	host := answerProxy(t, r, func(resp *http.Response) {
+		if resp.Request.Method == http.MethodPost {
+			resp.Header.Set("OCI-Chunk-Min-Length", "100000")
+		}
+	})
+	for _, chunk := range []int64{0, 50_000, 150_000} {
+		t.Run("ChunkSize"+strconv.FormatInt(chunk, 10), func(t *testing.T) {
+			c := newTestClient(t, r, nil)
+			repo := mustRef(t, host+"/minlength/app")
+			data, desc := newBlob(250_000, byte(chunk>>10))
+			r.ResetRequests()
+			var opens atomic.Int64
+			if err := c.PushBlob(t.Context(), repo, desc, opener(data, &opens), UploadOptions{ChunkSize: chunk}); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"POST 202", "PATCH 0-99999 202", "PATCH 100000-199999 202", "PATCH 200000-249999 202", "PUT 201"}
+			if chunk > 100_000 {
+				want = []string{"POST 202", "PATCH 0-149999 202", "PATCH 150000-249999 202", "PUT 201"}
+			}
+			checkLog(t, r.Requests(), want...)
+			checkStored(t, c, mustRef(t, r.Host+"/minlength/app"), desc, data)
+		})
+	}
+}
+
+// answerProxy is a proxy in front of r (anonymous) that lets modify change
+// the registry's answers. It returns the proxy's host. The registry's
+// Locations point past it, to r's own address.
+func answerProxy(t *testing.T, r *registrytest.Registry, modify func(*http.Response)) string {
+	backend, _ := url.Parse(r.URL)
+	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(backend) },
+		Transport: r.Transport,
+		ModifyResponse: func(resp *http.Response) error {
+			modify(resp)
+			return nil
+		},
+	})
+	t.Cleanup(proxy.Close)
+	return strings.TrimPrefix(proxy.URL, "http://")
+}
+
+// TestPushChecksStoredDigest: a Docker-Content-Digest that is not the
+// content's fails the push, of a blob and of a manifest.
+func TestPushChecksStoredDigest(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	lie := digest.FromString("something else")
+	var host string
+	host = answerProxy(t, r, func(resp *http.Response) {
+		if resp.StatusCode == http.StatusCreated {
+			resp.Header.Set("Docker-Content-Digest", lie.String())
+		}
+		// Keep the upload session on the proxy, so that it answers the PUT.
+		if loc := resp.Header.Get("Location"); loc != "" {
+			resp.Header.Set("Location", strings.Replace(loc, r.Host, host, 1))
+		}
+	})
+	data, desc := newBlob(1000, 7)
+	r.PushBlob(t, "lie/source", data)
+	var opens atomic.Int64
+	err := newTestClient(t, r, nil).PushBlob(t.Context(), mustRef(t, host+"/lie/blob"), desc, opener(data, &opens), UploadOptions{})
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), lie.String()) || opens.Load() != 1 {
+		t.Errorf("PushBlob answered with digest %s: %v (%d opens); want ErrDigestMismatch naming it, no retry", lie, err, opens.Load())
+	}
+	mounted, err := newTestClient(t, r, nil).MountBlob(t.Context(), mustRef(t, host+"/lie/other"), desc.Digest, "lie/source")
+	if !errors.Is(err, ErrDigestMismatch) || mounted {
+		t.Errorf("MountBlob answered with digest %s: %v, %v; want ErrDigestMismatch", lie, mounted, err)
+	}
+	_, err = newTestClient(t, r, nil).PushManifest(t.Context(), mustRef(t, host+"/lie/blob:v1"), ocispec.MediaTypeImageIndex, []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`))
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), lie.String()) {
+		t.Errorf("PushManifest answered with digest %s: %v; want ErrDigestMismatch naming it", lie, err)
+	}
+}
+
+// TestPushBlobLocations: an upload follows the registry's Locations when they
+// are relative, and sends no credential to a Location on another host (the
+// registry behind the proxy refuses the unauthenticated PUT).
+func TestPushBlobLocations(t *testing.T) {
+	data, desc := newBlob(200_000, 8)
+
+	t.Run("Relative", func(t *testing.T) {
+		r := registrytest.Start(t, registrytest.Config{})
+		host := answerProxy(t, r, func(resp *http.Response) {
+			if loc, err := url.Parse(resp.Header.Get("Location")); err == nil && loc.Host != "" {
+				resp.Header.Set("Location", loc.RequestURI())
+			}
+		})
+		var opens atomic.Int64
+		c := newTestClient(t, r, nil)
+		if err := c.PushBlob(t.Context(), mustRef(t, host+"/relative/app"), desc, opener(data, &opens), UploadOptions{ChunkSize: 64 << 10}); err != nil {
+			t.Fatal(err)
+		}
+		checkLog(t, r.Requests(), "POST 202", "PATCH 0-65535 202", "PATCH 65536-131071 202", "PATCH 131072-196607 202", "PATCH 196608-199999 202", "PUT 201")
+		checkStored(t, c, mustRef(t, r.Host+"/relative/app"), desc, data)
+	})
+
+	t.Run("OtherHostGetsNoCredentials", func(t *testing.T) {
+		r := registrytest.Start(t, registrytest.Config{Auth: registrytest.Basic})
+		host := answerProxy(t, r, func(*http.Response) {})
+		var opens atomic.Int64
+		err := newTestClient(t, r, credentials(t, r)).PushBlob(t.Context(), mustRef(t, host+"/elsewhere/app"), desc, opener(data, &opens), UploadOptions{})
+		if !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("PushBlob with a Location on another host: %v; want the registry's refusal", err)
+		}
+		log := r.Requests()
+		checkLog(t, log, "POST 202")
+		puts := 0
+		for _, req := range log {
+			if req.Method == http.MethodPut {
+				puts++
+				if req.Header.Get("Authorization") != "" || req.Status != http.StatusUnauthorized {
+					t.Errorf("the PUT to another host carried Authorization %q and got %d", req.Header.Get("Authorization"), req.Status)
+				}
+			}
+		}
+		if puts != 1 {
+			t.Errorf("%d PUTs reached the registry, want 1:%s", puts, requests(log))
+		}
+	})
+}
+
+func TestMountBlob(t *testing.T) {
+	for _, cfg := range []registrytest.Config{{}, {Auth: registrytest.Token}} {
+		t.Run(cfg.Auth.String(), func(t *testing.T) {
+			r := registrytest.Start(t, cfg)
+			c := newTestClient(t, r, credentials(t, r))
+			data, desc := newBlob(100_000, 2)
+			r.PushBlob(t, "mount/source", data)
+
+			t.Run("Mounted", func(t *testing.T) {
+				target := mustRef(t, r.Host+"/mount/target")
+				r.ResetRequests()
+				mounted, err := c.MountBlob(t.Context(), target, desc.Digest, "mount/source")
+				if err != nil || !mounted {
+					t.Fatalf("MountBlob = %v, %v; want true", mounted, err)
+				}
+				log := r.Requests()
+				checkLog(t, log, "POST 201")
+				if q, _ := url.ParseQuery(log[len(log)-1].Query); q.Get("mount") != desc.Digest.String() || q.Get("from") != "mount/source" {
+					t.Errorf("mount query %q", log[len(log)-1].Query)
+				}
+				checkStored(t, c, target, desc, data)
+				if cfg.Auth == registrytest.Token {
+					checkMountScopes(t, r.TokenRequests(), "repository:mount/target:pull,push", "repository:mount/source:pull")
+				}
+			})
+			t.Run("SourceLacksBlob", func(t *testing.T) {
+				target := mustRef(t, r.Host+"/mount/other")
+				_, missing := newBlob(1000, 3)
+				r.ResetRequests()
+				mounted, err := c.MountBlob(t.Context(), target, missing.Digest, "mount/source")
+				if err != nil || mounted {
+					t.Fatalf("MountBlob = %v, %v; want false", mounted, err)
+				}
+				log := r.Requests()
+				checkLog(t, log, "POST 202", "DELETE 204")
+				// The session the 202 opened is gone.
+				del := log[len(log)-1]
+				resp, err := r.Transport.RoundTrip(mustRequest(t, http.MethodGet, r.URL+del.Path+"?"+del.Query))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("GET of the cancelled session: %s, want 404", resp.Status)
+				}
+				if ok, err := c.BlobExists(t.Context(), target, missing.Digest); err != nil || ok {
+					t.Errorf("BlobExists after a failed mount = %v, %v", ok, err)
+				}
+			})
+		})
+	}
+}
+
+// checkMountScopes finds a token request that asks for every scope in want,
+// each as its own scope= parameter.
+func checkMountScopes(t *testing.T, log []registrytest.Request, want ...string) {
+	t.Helper()
+	var asked [][]string
+	for _, req := range log {
+		q, _ := url.ParseQuery(req.Query)
+		if len(q["scope"]) == len(want) && !slices.ContainsFunc(want, func(s string) bool { return !slices.Contains(q["scope"], s) }) {
+			return
+		}
+		asked = append(asked, q["scope"])
+	}
+	t.Errorf("no token request asked for scopes %q; they asked for %q", want, asked)
+}
+
+func mustRequest(t *testing.T, method, u string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// pushImage uploads every blob of p to repo and then its manifest by digest.
+func pushImage(t *testing.T, c *Client, repo Reference, p registrytest.Pushed) {
+	t.Helper()
+	for d, data := range p.Blobs {
+		desc := ocispec.Descriptor{Digest: d, Size: int64(len(data))}
+		var opens atomic.Int64
+		if err := c.PushBlob(t.Context(), repo, desc, opener(data, &opens), UploadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.PushManifest(t.Context(), repo.WithDigest(p.Digest), p.MediaType, p.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != p.Digest {
+		t.Fatalf("PushManifest returned %s, want %s", got, p.Digest)
+	}
+}
+
+// checkManifest reads ref's manifest back and compares it byte for byte.
+func checkManifest(t *testing.T, c *Client, ref Reference, mediaType string, body []byte) {
+	t.Helper()
+	got, mt, d, err := c.Manifest(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, body) || mt != mediaType || d != digest.FromBytes(body) {
+		t.Fatalf("%s holds a %s manifest %s of %d bytes, want the %s pushed, %s of %d bytes", ref, mt, d, len(got), mediaType, digest.FromBytes(body), len(body))
+	}
+}
+
+func TestPushManifest(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{Auth: registrytest.Token})
+	c := newTestClient(t, r, credentials(t, r))
+
+	t.Run("Image", func(t *testing.T) {
+		for _, format := range []registrytest.Format{registrytest.OCI, registrytest.Docker} {
+			p := registrytest.Build(t, hostImage(format))
+			repo := mustRef(t, r.Host+"/manifest/image")
+			for d, data := range p.Blobs {
+				var opens atomic.Int64
+				if err := c.PushBlob(t.Context(), repo, ocispec.Descriptor{Digest: d, Size: int64(len(data))}, opener(data, &opens), UploadOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ref := mustRef(t, r.Host+"/manifest/image:v1")
+			r.ResetRequests()
+			d, err := c.PushManifest(t.Context(), ref, p.MediaType, p.Manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d != p.Digest {
+				t.Errorf("PushManifest returned %s, want %s", d, p.Digest)
+			}
+			log := r.Requests()
+			checkLog(t, log, "PUT 201")
+			if ct := log[len(log)-1].Header.Get("Content-Type"); ct != p.MediaType {
+				t.Errorf("PUT Content-Type %q, want %q", ct, p.MediaType)
+			}
+			checkManifest(t, c, ref, p.MediaType, p.Manifest)
+		}
+	})
+
+	t.Run("Index", func(t *testing.T) {
+		repo := mustRef(t, r.Host+"/manifest/multi")
+		idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex}
+		idx.SchemaVersion = 2
+		for _, arch := range []string{"amd64", "arm64"} {
+			p := registrytest.Build(t, image(registrytest.OCI, "linux", arch, ""))
+			pushImage(t, c, repo, p)
+			idx.Manifests = append(idx.Manifests, ocispec.Descriptor{
+				MediaType: p.MediaType, Digest: p.Digest, Size: int64(len(p.Manifest)),
+				Platform: &ocispec.Platform{OS: "linux", Architecture: arch},
+			})
+		}
+		body, err := json.Marshal(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := mustRef(t, r.Host+"/manifest/multi:latest")
+		d, err := c.PushManifest(t.Context(), ref, ocispec.MediaTypeImageIndex, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != digest.FromBytes(body) {
+			t.Errorf("PushManifest returned %s, want %s", d, digest.FromBytes(body))
+		}
+		checkManifest(t, c, ref, ocispec.MediaTypeImageIndex, body)
+		img, err := c.Resolve(t.Context(), ref, mustPlatform(t, "linux/arm64"))
+		if err != nil {
+			t.Fatalf("resolve the pushed index: %v", err)
+		}
+		if img.Digest != idx.Manifests[1].Digest || img.IndexDigest != d {
+			t.Errorf("linux/arm64 resolves to %s in %s, want %s in %s", img.Digest, img.IndexDigest, idx.Manifests[1].Digest, d)
+		}
+	})
+
+	t.Run("BlobsMissing", func(t *testing.T) {
+		p := registrytest.Build(t, image(registrytest.OCI, "linux", "s390x", ""))
+		ref := mustRef(t, r.Host+"/manifest/empty:v1")
+		_, err := c.PushManifest(t.Context(), ref, p.MediaType, p.Manifest)
+		if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), ref.String()) {
+			t.Fatalf("PushManifest without its blobs: %v; want the registry's 400 naming %s", err, ref)
+		}
+	})
+
+	t.Run("DigestNotTheBodys", func(t *testing.T) {
+		ref := mustRef(t, r.Host+"/manifest/image").WithDigest(digest.FromString("other"))
+		r.ResetRequests()
+		_, err := c.PushManifest(t.Context(), ref, ocispec.MediaTypeImageManifest, []byte(`{}`))
+		if !errors.Is(err, ErrDigestMismatch) {
+			t.Fatalf("PushManifest under another digest: %v; want ErrDigestMismatch", err)
+		}
+		checkLog(t, r.Requests())
+	})
+}
+
+// TestPushBlobRetriesSession: a session that fails is started again from a
+// new POST and a new open, never resumed.
+func TestPushBlobRetriesSession(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{Auth: registrytest.Basic})
+	isPut := func(req *http.Request) bool { return req.Method == http.MethodPut }
+	isPatch := func(from string) func(*http.Request) bool {
+		return func(req *http.Request) bool {
+			return req.Method == http.MethodPatch && strings.HasPrefix(req.Header.Get("Content-Range"), from+"-")
+		}
+	}
+	tests := []struct {
+		name  string
+		chunk int64
+		fault registrytest.Fault
+		want  []string
+	}{
+		{
+			name:  "CutPut",
+			fault: registrytest.Fault{Kind: registrytest.CutRequest, Bytes: 100_000, Times: 1, Match: isPut},
+			want:  []string{"POST 202", "PUT 0", "POST 202", "PUT 201"},
+		},
+		{
+			name:  "CutPost",
+			fault: registrytest.Fault{Kind: registrytest.CutRequest, Times: 1},
+			want:  []string{"POST 0", "POST 202", "PUT 201"},
+		},
+		{
+			name:  "CutSecondPatch",
+			chunk: 100_000,
+			fault: registrytest.Fault{Kind: registrytest.CutRequest, Bytes: 50_000, Times: 1, Match: isPatch("100000")},
+			want: []string{"POST 202", "PATCH 0-99999 202", "PATCH 100000-199999 0",
+				"POST 202", "PATCH 0-99999 202", "PATCH 100000-199999 202", "PATCH 200000-299999 202", "PUT 201"},
+		},
+		{
+			name:  "ServiceUnavailableOnPut",
+			fault: registrytest.Fault{Kind: registrytest.Status, Code: 503, Times: 1, Match: isPut},
+			want:  []string{"POST 202", "PUT 503", "POST 202", "PUT 201"},
+		},
+		{
+			name:  "RangeNotSatisfiable",
+			chunk: 150_000,
+			fault: registrytest.Fault{Kind: registrytest.Status, Code: 416, Times: 1, Match: isPatch("150000")},
+			want: []string{"POST 202", "PATCH 0-149999 202", "PATCH 150000-299999 416",
+				"POST 202", "PATCH 0-149999 202", "PATCH 150000-299999 202", "PUT 201"},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			front := r.FaultFront(t, tt.fault)
+			c := newTestClient(t, r, credentials(t, r))
+			repo := mustRef(t, front.Host+"/retry/"+strings.ToLower(tt.name))
+			data, desc := newBlob(300_000, byte(20+i))
+			var opens atomic.Int64
+			if err := c.PushBlob(t.Context(), repo, desc, opener(data, &opens), UploadOptions{ChunkSize: tt.chunk}); err != nil {
+				t.Fatal(err)
+			}
+			checkLog(t, settledLog(front.Requests, len(tt.want)), tt.want...)
+			if want := int64(strings.Count(strings.Join(tt.want, ","), "POST 202")); opens.Load() != want {
+				t.Errorf("the blob was opened %d times, want %d (once per session)", opens.Load(), want)
+			}
+			checkStored(t, c, repo, desc, data)
+		})
+	}
+}
+
+// TestPushBlobGivesUp: uploads that always fail end with a clear error after
+// Options.Retries sessions, in bounded time.
+func TestPushBlobGivesUp(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	data, desc := newBlob(300_000, 4)
+
+	t.Run("CutEveryTime", func(t *testing.T) {
+		front := r.FaultFront(t, registrytest.Fault{Kind: registrytest.CutRequest, Bytes: 1000, Match: func(req *http.Request) bool { return req.Method == http.MethodPut }})
+		c := New(Options{Transport: r.Transport, Retries: 3, Backoff: 5 * time.Millisecond})
+		repo := mustRef(t, front.Host+"/giveup/cut")
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		var opens atomic.Int64
+		err := c.PushBlob(ctx, repo, desc, opener(data, &opens), UploadOptions{})
+		if err == nil || ctx.Err() != nil {
+			t.Fatalf("PushBlob = %v (context: %v); want an error before the deadline", err, ctx.Err())
+		}
+		t.Log(err)
+		for _, part := range []string{"push blob " + desc.Digest.String(), repo.Name(), "3 attempts"} {
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("error %q does not say %q", err, part)
+			}
+		}
+		if opens.Load() != 3 {
+			t.Errorf("the blob was opened %d times, want 3", opens.Load())
+		}
+		checkLog(t, settledLog(front.Requests, 6), "POST 202", "PUT 0", "POST 202", "PUT 0", "POST 202", "PUT 0")
+	})
+
+	t.Run("StalledStream", func(t *testing.T) {
+		c := New(Options{Transport: r.Transport, Retries: 2, Backoff: 5 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+		repo := mustRef(t, r.Host+"/giveup/stall")
+		start := time.Now()
+		var opens atomic.Int64
+		err := c.PushBlob(t.Context(), repo, desc, func(context.Context) (io.ReadCloser, error) {
+			opens.Add(1)
+			return &stallingReader{data: data[:1000], closed: make(chan struct{})}, nil
+		}, UploadOptions{})
+		if !errors.Is(err, ErrStalled) {
+			t.Fatalf("PushBlob of a stream that stalls: %v; want ErrStalled", err)
+		}
+		t.Log(err)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("gave up after %v", d)
+		}
+		if opens.Load() != 2 {
+			t.Errorf("the blob was opened %d times, want 2", opens.Load())
+		}
+	})
+
+	t.Run("Denied", func(t *testing.T) {
+		token := registrytest.Start(t, registrytest.Config{Auth: registrytest.Token})
+		basic := registrytest.Start(t, registrytest.Config{Auth: registrytest.Basic})
+		forbidden := r.FaultFront(t, registrytest.Fault{Kind: registrytest.Status, Code: 403, Match: registrytest.IsUpload})
+		tests := []struct {
+			name string
+			r    *registrytest.Registry
+			host string
+			kc   auth.Keychain
+			want string // besides the repository's name
+		}{
+			{"TokenAnonymous", token, token.Host, nil, "push access denied for "},
+			{"TokenWrongPassword", token, token.Host, keychain(t, token.User, "wrong"), "refused the user " + token.User},
+			{"BasicWrongPassword", basic, basic.Host, keychain(t, basic.User, "wrong"), "push access denied for "},
+			{"Forbidden", r, forbidden.Host, nil, "push access denied for "},
+		}
+		for _, tt := range tests {
+			c := newTestClient(t, tt.r, tt.kc)
+			repo := mustRef(t, tt.host+"/giveup/denied")
+			var opens atomic.Int64
+			err := c.PushBlob(t.Context(), repo, desc, opener(data, &opens), UploadOptions{})
+			if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), repo.Name()) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s: PushBlob = %v; want ErrUnauthorized naming %s and saying %q", tt.name, err, repo.Name(), tt.want)
+			}
+			t.Logf("%s: %v", tt.name, err)
+			if opens.Load() != 0 {
+				t.Errorf("%s: the blob was opened %d times, want 0", tt.name, opens.Load())
+			}
+		}
+	})
+}
+
+// stallingReader sends data, then blocks until it is closed.
+type stallingReader struct {
+	data   []byte
+	closed chan struct{}
+	once   atomic.Bool
+}
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	if len(s.data) > 0 {
+		n := copy(p, s.data)
+		s.data = s.data[n:]
+		return n, nil
+	}
+	<-s.closed
+	return 0, errors.New("closed")
+}
+
+func (s *stallingReader) Close() error {
+	if s.once.CompareAndSwap(false, true) {
+		close(s.closed)
+	}
+	return nil
+}
+
+// TestPushBlobRefusesWrongContent: bytes that are not the descriptor's fail
+// once, with the error that says so, and are not retried.
+func TestPushBlobRefusesWrongContent(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	data, desc := newBlob(200_000, 5)
+	other, _ := newBlob(200_000, 6)
+	tests := []struct {
+		name  string
+		body  []byte
+		chunk int64
+		want  error
+		log   []string // nil: not checked
+	}{
+		{"OtherBytes", other, 0, ErrDigestMismatch, []string{"POST 202", "PUT 400"}},
+		{"OtherBytesChunked", other, 128 << 10, ErrDigestMismatch, []string{"POST 202", "PATCH 0-131071 202", "PATCH 131072-199999 202", "PUT 400"}},
+		// A request whose body ends early may or may not reach the registry's log
+		// (as a 502): the log is not checked; BlobExists is. A longer stream fails
+		// before its last bytes go out, so the registry never has a whole blob.
+		{"Shorter", data[:150_000], 0, ErrSizeMismatch, nil},
+		{"ShorterChunked", data[:150_000], 128 << 10, ErrSizeMismatch, nil},
+		{"Longer", append(slices.Clone(data), 'x'), 0, ErrSizeMismatch, nil},
+		{"LongerChunked", append(slices.Clone(data), 'x'), 128 << 10, ErrSizeMismatch, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newTestClient(t, r, nil)
+			repo := mustRef(t, r.Host+"/wrong/"+strings.ToLower(tt.name))
+			r.ResetRequests()
+			var opens atomic.Int64
+			err := c.PushBlob(t.Context(), repo, desc, opener(tt.body, &opens), UploadOptions{ChunkSize: tt.chunk})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("PushBlob = %v; want %v", err, tt.want)
+			}
+			t.Log(err)
+			if want := strings.TrimPrefix(tt.want.Error(), "fetch: "); !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), desc.Digest.String()) {
+				t.Errorf("error %q does not say %q and name %s", err, want, desc.Digest)
+			}
+			if opens.Load() != 1 {
+				t.Errorf("the blob was opened %d times, want 1 (no retry)", opens.Load())
+			}
+			if tt.log != nil {
+				checkLog(t, r.Requests(), tt.log...)
+			}
+			if ok, err := c.BlobExists(t.Context(), repo, desc.Digest); err != nil || ok {
+				t.Errorf("BlobExists after a refused upload = %v, %v", ok, err)
+			}
+		})
+	}
+}
