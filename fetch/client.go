@@ -14,20 +14,22 @@ import (
 	"github.com/rootsdev/roots/fetch/auth"
 )
 
-// Options configure a Client. The zero value pulls anonymously over HTTPS
-// (plain HTTP for loopback registries) with five attempts per request.
+// Options configure a Client. The zero value pulls and pushes anonymously
+// over HTTPS (plain HTTP for loopback registries) with five attempts per
+// request.
 type Options struct {
 	Insecure  bool              // allow plain HTTP to non-loopback hosts (never unverified TLS)
 	Keychain  auth.Keychain     // nil = anonymous
 	Transport http.RoundTripper // base transport; nil = a clone of http.DefaultTransport
-	Retries   int               // attempts per request and per blob stream without progress (default 5)
+	Retries   int               // attempts per request, per blob stream without progress and per blob upload (sessions) (default 5)
 	Backoff   time.Duration     // first backoff (default 200ms), doubled each time, with jitter
 	UserAgent string            // default "roots"
 	// IdleTimeout ends a response (header or body) that sends nothing for this long (default
 	// 30s; negative: never). MinSpeed and SpeedTime end a body that sends fewer than MinSpeed
 	// bytes a second over SpeedTime (defaults 1024 and 30s; MinSpeed negative: no floor), as
 	// curl's --speed-limit and --speed-time. A blob stream retries either with Range, as a cut
-	// connection; the error wraps ErrStalled.
+	// connection; the error wraps ErrStalled. An upload whose body the connection takes
+	// nothing of, or that gets no answer, for IdleTimeout ends its session with ErrStalled.
 	IdleTimeout time.Duration
 	MinSpeed    int64
 	SpeedTime   time.Duration

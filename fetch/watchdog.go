@@ -18,7 +18,8 @@ const (
 )
 
 // ErrStalled reports a response body that sent nothing for the idle timeout, or less than the
-// floor speed over a whole window. Blob streams retry it with Range, as a cut connection.
+// floor speed over a whole window, or an upload that made no progress for the idle timeout.
+// Blob streams retry it with Range, as a cut connection; uploads with a new session.
 var ErrStalled = errors.New("registry connection stalled")
 
 // watchdog ends every response body that stalls: no byte for idle, or fewer than floor bytes a
