@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,13 +41,17 @@ func opener(data []byte, opens *atomic.Int64) func(context.Context) (io.ReadClos
 	}
 }
 
-// pushLog lists the blob and manifest requests of a log as "METHOD status",
-// with a PATCH's Content-Range ("PATCH 0-65535 202"), leaving out the 401s of
-// the auth handshake.
+// pushLog lists the requests of a log as "METHOD status", with a PATCH's
+// Content-Range ("PATCH 0-65535 202"), leaving out the 401s of the auth
+// handshake; anything else (a GET /v2/ ping, say) is listed as well.
 func pushLog(log []registrytest.Request) []string {
 	var out []string
 	for _, r := range log {
-		if r.Status == http.StatusUnauthorized || !strings.Contains(r.Path, "/blobs/") && !strings.Contains(r.Path, "/manifests/") {
+		if r.Status == http.StatusUnauthorized {
+			continue
+		}
+		if !strings.Contains(r.Path, "/blobs/") && !strings.Contains(r.Path, "/manifests/") {
+			out = append(out, r.Method+" "+r.Path+" "+strconv.Itoa(r.Status))
 			continue
 		}
 		s := r.Method
@@ -326,6 +331,23 @@ func TestMountBlob(t *testing.T) {
 					checkMountScopes(t, r.TokenRequests(), "repository:mount/target:pull,push", "repository:mount/source:pull")
 				}
 			})
+			if cfg.Auth == registrytest.Token {
+				// Through a proxy that takes the scope out of the registry's
+				// challenges, only the scopes MountBlob asks for itself reach
+				// the token: pull on the source must be one of them.
+				t.Run("ScopesOfItsOwn", func(t *testing.T) {
+					scope := regexp.MustCompile(`,?scope="[^"]*"`)
+					host := answerProxy(t, r, func(resp *http.Response) {
+						for i, v := range resp.Header.Values("Www-Authenticate") {
+							resp.Header["Www-Authenticate"][i] = scope.ReplaceAllString(v, "")
+						}
+					})
+					mounted, err := newTestClient(t, r, credentials(t, r)).MountBlob(t.Context(), mustRef(t, host+"/mount/third"), desc.Digest, "mount/source")
+					if err != nil || !mounted {
+						t.Fatalf("MountBlob = %v, %v; want true", mounted, err)
+					}
+				})
+			}
 			t.Run("SourceLacksBlob", func(t *testing.T) {
 				target := mustRef(t, r.Host+"/mount/other")
 				_, missing := newBlob(1000, 3)
@@ -355,13 +377,15 @@ func TestMountBlob(t *testing.T) {
 }
 
 // checkMountScopes finds a token request that asks for every scope in want,
-// each as its own scope= parameter.
+// each as its own scope= parameter. It may ask for more: the scope a
+// registry's challenge names is added, and Distribution writes the actions of
+// a push in either order ("push,pull").
 func checkMountScopes(t *testing.T, log []registrytest.Request, want ...string) {
 	t.Helper()
 	var asked [][]string
 	for _, req := range log {
 		q, _ := url.ParseQuery(req.Query)
-		if len(q["scope"]) == len(want) && !slices.ContainsFunc(want, func(s string) bool { return !slices.Contains(q["scope"], s) }) {
+		if !slices.ContainsFunc(want, func(s string) bool { return !slices.Contains(q["scope"], s) }) {
 			return
 		}
 		asked = append(asked, q["scope"])
@@ -473,6 +497,20 @@ func TestPushManifest(t *testing.T) {
 		if img.Digest != idx.Manifests[1].Digest || img.IndexDigest != d {
 			t.Errorf("linux/arm64 resolves to %s in %s, want %s in %s", img.Digest, img.IndexDigest, idx.Manifests[1].Digest, d)
 		}
+	})
+
+	t.Run("RetriedAfterServiceUnavailable", func(t *testing.T) {
+		p := registrytest.Build(t, hostImage(registrytest.OCI))
+		pushImage(t, c, mustRef(t, r.Host+"/manifest/retried"), p)
+		front := r.FaultFront(t, registrytest.Fault{Kind: registrytest.Status, Code: 503, Times: 2, Match: func(req *http.Request) bool {
+			return req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/manifests/")
+		}})
+		ref := mustRef(t, front.Host+"/manifest/retried:v2")
+		if _, err := c.PushManifest(t.Context(), ref, p.MediaType, p.Manifest); err != nil {
+			t.Fatal(err)
+		}
+		checkLog(t, settledLog(front.Requests, 3), "PUT 503", "PUT 503", "PUT 201")
+		checkManifest(t, c, ref, p.MediaType, p.Manifest)
 	})
 
 	t.Run("BlobsMissing", func(t *testing.T) {
@@ -640,6 +678,60 @@ func TestPushBlobGivesUp(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPushBlobRegistryStops: a registry that stops reading an upload, or
+// never answers it, ends the session with ErrStalled instead of hanging. The
+// registry sits behind a proxy that holds every PUT without reading it, so a
+// large body fills the socket buffers and a small one waits for an answer.
+func TestPushBlobRegistryStops(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	backend, _ := url.Parse(r.URL)
+	proxy := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(backend) },
+		Transport: r.Transport,
+		ModifyResponse: func(resp *http.Response) error { // the session's requests come back here
+			if loc, err := url.Parse(resp.Header.Get("Location")); err == nil && loc.Host != "" {
+				resp.Header.Set("Location", loc.RequestURI())
+			}
+			return nil
+		},
+	}
+	release := make(chan struct{})
+	var puts atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPut {
+			proxy.ServeHTTP(w, req)
+			return
+		}
+		puts.Add(1)
+		select {
+		case <-req.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: lets the held PUTs end
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, size := range []int{300_000, 32 << 20} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			puts.Store(0)
+			data, desc := newBlob(size, 9)
+			c := New(Options{Transport: r.Transport, Retries: 2, Backoff: time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+			start := time.Now()
+			var opens atomic.Int64
+			err := c.PushBlob(t.Context(), mustRef(t, host+"/stops/app"), desc, opener(data, &opens), UploadOptions{})
+			if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), host) {
+				t.Fatalf("PushBlob to a registry that holds the PUT: %v; want ErrStalled naming %s", err, host)
+			}
+			if d := time.Since(start); d > 15*time.Second {
+				t.Errorf("gave up after %v", d)
+			}
+			if puts.Load() != 2 || opens.Load() != 2 {
+				t.Errorf("%d PUTs from %d opens, want 2 of each (one per session)", puts.Load(), opens.Load())
+			}
+		})
+	}
 }
 
 // stallingReader sends data, then blocks until it is closed.
