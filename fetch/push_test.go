@@ -598,6 +598,32 @@ func TestPushBlobRetriesSession(t *testing.T) {
 	}
 }
 
+// TestPushBlobTokenRefusedMidSession: a registry that refuses the token in
+// the middle of a session (it expired) gets a new token and a new session: the
+// body already sent is not replayed.
+func TestPushBlobTokenRefusedMidSession(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{Auth: registrytest.Token})
+	challenge := `Bearer realm="` + r.TokenRealm + `",service="` + r.TokenService + `",scope="repository:expired/app:pull,push"`
+	front := r.FaultFront(t, registrytest.Fault{Kind: registrytest.Status, Code: 401, Times: 1,
+		Header: http.Header{"Www-Authenticate": {challenge}},
+		Match: func(req *http.Request) bool {
+			return req.Method == http.MethodPut && req.Header.Get("Authorization") != ""
+		}})
+	c := newTestClient(t, r, credentials(t, r))
+	repo := mustRef(t, front.Host+"/expired/app")
+	data, desc := newBlob(100_000, 11)
+	var opens atomic.Int64
+	if err := c.PushBlob(t.Context(), repo, desc, opener(data, &opens), UploadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	log := settledLog(front.Requests, 4)
+	checkLog(t, log, "POST 202", "POST 202", "PUT 201")
+	if opens.Load() != 2 {
+		t.Errorf("the blob was opened %d times, want 2 (once per session)", opens.Load())
+	}
+	checkStored(t, c, repo, desc, data)
+}
+
 // TestPushBlobGivesUp: uploads that always fail end with a clear error after
 // Options.Retries sessions, in bounded time.
 func TestPushBlobGivesUp(t *testing.T) {

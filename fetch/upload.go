@@ -205,7 +205,8 @@ func (u *upload) send(ctx context.Context, method, target string, header http.He
 // source that broke) is returned as the stream gave it, without the network
 // error the transport wrapped around it, and ends the push unless it is
 // transient; a connection the registry dropped while the body was going out
-// (reset, closed under the writer) is worth another session.
+// (reset, closed under the writer), or a request that had to be resent, is
+// worth another session.
 func (u *upload) sendError(method string, err error, body io.ReadCloser) error {
 	if errors.Is(err, ErrStalled) {
 		return &againError{err: err}
@@ -224,7 +225,10 @@ func (u *upload) sendError(method string, err error, body io.ReadCloser) error {
 		return src.err
 	}
 	err = fmt.Errorf("%s of the upload: %w", method, err)
-	if errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, errNoReplay) {
+		// errNoReplay: the registry wanted the request again (a token that
+		// expired, a connection lost before the body went out), and a new
+		// session will carry the new token.
 		return &againError{err: err}
 	}
 	return againIfTransient(err)
