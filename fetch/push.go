@@ -60,8 +60,11 @@ func (c *Client) BlobExists(ctx context.Context, repo Reference, d digest.Digest
 
 // MountBlob asks the registry to link the blob d, which its repository from
 // (a path on target's registry: "library/debian") holds, into target's
-// repository without an upload: POST /v2/<name>/blobs/uploads/?mount=d&from=
-// from. It reports true when the registry answers 201 Created.
+// repository without an upload: POST
+// /v2/<name>/blobs/uploads/?mount=<d>&from=<from>. It reports true when the
+// registry answers 201 Created (with a Docker-Content-Digest of d if it sends
+// one). Its token asks for pull,push on target and pull on from, each its own
+// scope.
 //
 // A registry that cannot mount (the source lacks the blob, the token has no
 // pull on it, or it does not do mounts) answers 202 Accepted with a new upload
@@ -131,9 +134,11 @@ func (c *Client) cancelUpload(ctx context.Context, hc *http.Client, repo Referen
 // Content-Type) under ref's digest if it has one, else under its tag: PUT
 // /v2/<name>/manifests/<ref>. It returns the manifest's digest: ref's digest
 // (which must be body's), or body's sha256. When the registry answers with
-// Docker-Content-Digest, that must be body's digest too. Children go before
-// the index that lists them, and blobs before the manifest: the registry
-// refuses a manifest whose blobs it lacks.
+// Docker-Content-Digest, that must be body's digest too. A PUT that fails in
+// a way that may pass (a cut connection, a 5xx) is sent again, at most
+// Options.Retries times. Children go before the index that lists them, and
+// blobs before the manifest: the registry refuses a manifest whose blobs it
+// lacks.
 func (c *Client) PushManifest(ctx context.Context, ref Reference, mediaType string, body []byte) (digest.Digest, error) {
 	fail := func(err error) (digest.Digest, error) {
 		return "", fmt.Errorf("push manifest %s: %w", ref, err)

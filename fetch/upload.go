@@ -41,10 +41,17 @@ var errNoReplay = errors.New("upload request cannot be resent: the session start
 // <Location>?digest=<d> without a body. The registry must answer 201, with a
 // Docker-Content-Digest of d if it sends one.
 //
+// Every request follows the Location of the answer before it, resolved
+// against that request's URL; a Location on another host (an object store)
+// gets no credential, as the auth transport sends none off the registry's
+// host, and a plain HTTP one is refused unless plain HTTP is allowed there
+// (loopback, Options.Insecure).
+//
 // A session that fails in a way that may pass (a cut or stalled connection, a
-// 5xx, a 416 range error, a session the registry forgot) is abandoned and a
-// new one starts, from a new POST and a new open: bytes already sent are never
-// trusted to resume. At most Options.Retries sessions are tried, with the
+// 5xx, a 416 range error, a session the registry forgot, a token it refused
+// half way) is abandoned and a new one starts, from a new POST and a new open:
+// bytes already sent are never trusted to resume, and no request is replayed
+// within a session. The abandoned session is left to the registry's purge. At most Options.Retries sessions are tried, with the
 // pull's backoff between them. A stream that stalls (Options.IdleTimeout) ends
 // its session; its ReadCloser is then closed while a Read may be blocked, as
 // files and pipes allow.
