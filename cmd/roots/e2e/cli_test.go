@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"io"
@@ -80,12 +81,16 @@ func TestVersion(t *testing.T) {
 }
 
 // TestProfileFiles: ROOTS_PPROF=DIR leaves the CPU, block and mutex profiles
-// there, and changes nothing else the command does.
+// and the execution trace there, and changes nothing else the command does.
 func TestProfileFiles(t *testing.T) {
 	dir := t.TempDir()
 	r := Roots(t, []string{"ROOTS_PPROF=" + dir}, "version")
 	if r.Code != 0 || r.Stderr != "" {
 		t.Fatalf("roots version with ROOTS_PPROF: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "trace.out"))
+	if err != nil || !bytes.HasPrefix(b, []byte("go 1.")) {
+		t.Errorf("trace.out: %v, starts %.8q; want a Go execution trace", err, b)
 	}
 	for _, name := range []string{"cpu.pprof", "block.pprof", "mutex.pprof"} {
 		f, err := os.Open(filepath.Join(dir, name))
