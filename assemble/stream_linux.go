@@ -3,6 +3,8 @@ package assemble
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -12,33 +14,68 @@ import (
 
 // Stream returns an observer (caslayer.Observer) that links the first tree of a Hardlink
 // assembly into the destination while cas/layer unpacks it: each non-directory is linked as
-// soon as it is written, on the unpacker's goroutine, so that a large bottom layer is not
-// linked only after it is wholly unpacked. Give the tree to Add when it is made, as always:
-// Add then only makes the directories the stream did not need and takes their metadata,
-// copies what is copied (CopiedDirs), and applies the tree's record. Where the stream cannot
-// follow — a link that fails (another filesystem), a tree with whiteouts, opaque directories
-// or Links (the order of the record.Layer contract puts them before the entries), an unpack
-// that started again — Add empties the destination and assembles the tree as usual. The
-// destination is the same either way.
+// soon as it is written, so that a large bottom layer is not linked only after it is wholly
+// unpacked. The links are made on a goroutine of the stream's own, in the order the unpacker
+// reported its changes, so that the unpacker's core does not wait for them. Give the tree to
+// Add when it is made, as always: Add waits for the stream to catch up, then only makes the
+// directories the stream did not need and takes their metadata, copies what is copied
+// (CopiedDirs), and applies the tree's record. Where the stream cannot follow — a link that
+// fails (another filesystem), a tree with whiteouts, opaque directories or Links (the order of
+// the record.Layer contract puts them before the entries), an unpack that started again — Add
+// empties the destination and assembles the tree as usual. The destination is the same
+// either way.
 //
 // Stream returns nil for a Copy assembly and once a tree was added. The observer must be used
-// for the first tree only, and before Add.
+// for the first tree only, by one goroutine, and before Add.
 func (s *Assembly) Stream() *Stream {
 	if s.a.copy || s.n > 0 || s.err != nil || s.done || s.stream != nil {
 		return nil
 	}
-	s.stream = &Stream{a: s.a}
-	return s.stream
+	st := &Stream{a: s.a, ops: make(chan streamOp, streamQueue), done: make(chan struct{}), tdir: -1}
+	go st.link()
+	s.stream = st
+	return st
 }
+
+// streamQueue is how many changes the unpacker may be ahead of the stream's links.
+const streamQueue = 1024
 
 // A Stream is Assembly.Stream's observer.
 type Stream struct {
-	a        *assembler
-	used     bool // something was linked, removed or reset: Add must finish or redo it
+	a    *assembler
+	ops  chan streamOp // the unpacker's changes, in order, to the linking goroutine
+	done chan struct{} // closed when the linking goroutine has applied every change
+	once sync.Once
+
+	// The unpacker's side.
+	used  bool   // something was linked, removed or reset: Add must finish or redo it
+	odir  string // the tree directory of the last Wrote, whose descriptor the links hold
+	oset  bool   // odir is set
+	quit  atomic.Bool
+	fixed bool // close was called: nothing more is sent
+
+	// The linking goroutine's side; Add reads them once done is closed.
 	broken   bool // the stream gave up: Add empties the destination and adds the tree as usual
 	followed bool // Add finished what the stream linked (it did not start over)
 	path     []streamDir
+	tdir     int // the tree directory the links come from (-1: none)
 }
+
+// A streamOp is one change of the tree, as the unpacker reported it.
+type streamOp struct {
+	kind  opKind
+	rel   string // the path in the tree
+	isDir bool   // removed: a directory
+	tdir  int    // wrote: the tree directory of rel from now on (a descriptor the stream owns), or -1: as before
+}
+
+type opKind uint8
+
+const (
+	opWrote opKind = iota
+	opRemoved
+	opReset
+)
 
 // streamDir is one directory of the destination open along the stream's current path.
 type streamDir struct {
@@ -51,29 +88,99 @@ var _ caslayer.Observer = (*Stream)(nil)
 
 // Wrote links the tree's new non-directory into the destination.
 func (st *Stream) Wrote(dirfd int, name, rel string) {
-	if st.broken {
+	if st.quit.Load() || st.fixed {
 		return
 	}
 	st.used = true
-	dir, _ := splitLast(rel)
+	op := streamOp{kind: opWrote, rel: rel, tdir: -1}
+	if dir, _ := splitLast(rel); dir != st.odir || !st.oset {
+		// The links of a new directory come from a descriptor of their own: dirfd is the
+		// unpacker's, valid during this call only.
+		fd, err := unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			st.send(streamOp{kind: opReset})
+			return
+		}
+		st.odir, st.oset, op.tdir = dir, true, fd
+	}
+	st.send(op)
+}
+
+// Removed removes from the destination what the unpacker removed from the tree.
+func (st *Stream) Removed(rel string, isDir bool) {
+	if st.quit.Load() || st.fixed {
+		return
+	}
+	st.used = true
+	st.oset = false // what was open may be gone: the next Wrote opens its directory again
+	st.send(streamOp{kind: opRemoved, rel: rel, isDir: isDir})
+}
+
+// Reset gives up: the tree is unpacked again from the start.
+func (st *Stream) Reset() {
+	if st.fixed {
+		return
+	}
+	st.used = true
+	st.oset = false
+	st.send(streamOp{kind: opReset})
+}
+
+func (st *Stream) send(op streamOp) { st.ops <- op }
+
+// link applies the unpacker's changes to the destination, in order, until close.
+func (st *Stream) link() {
+	defer close(st.done)
+	for op := range st.ops {
+		if op.kind == opWrote && op.tdir >= 0 {
+			st.setTreeDir(op.tdir)
+		}
+		if st.broken {
+			continue
+		}
+		switch op.kind {
+		case opWrote:
+			st.wrote(op.rel)
+		case opRemoved:
+			st.removed(op.rel, op.isDir)
+		case opReset:
+			st.giveUp()
+		}
+	}
+	st.setTreeDir(-1)
+	st.truncate(0)
+}
+
+// setTreeDir makes fd the tree directory the links come from, closing the one before.
+func (st *Stream) setTreeDir(fd int) {
+	if st.tdir >= 0 {
+		unix.Close(st.tdir)
+	}
+	st.tdir = fd
+}
+
+// wrote links the tree's non-directory rel, in the tree directory st.tdir, into the
+// destination. A name the tree no longer has was removed since it was written: a Removed
+// follows it, and a Wrote if something new took its place.
+func (st *Stream) wrote(rel string) {
+	dir, name := splitLast(rel)
 	if st.a.copyDirs && copied(dir) {
 		return // Add copies it
 	}
 	pfd, _, err := st.dir(dir, true)
 	if err == nil {
-		err = unix.Linkat(dirfd, name, pfd, name, 0)
+		err = unix.Linkat(st.tdir, name, pfd, name, 0)
+		if errors.Is(err, unix.ENOENT) {
+			return
+		}
 	}
 	if err != nil {
 		st.giveUp()
 	}
 }
 
-// Removed removes from the destination what the unpacker removed from the tree.
-func (st *Stream) Removed(rel string, isDir bool) {
-	if st.broken {
-		return
-	}
-	st.used = true
+// removed removes rel from the destination.
+func (st *Stream) removed(rel string, isDir bool) {
 	dir, name := splitLast(rel)
 	// Nothing at or below rel stays open.
 	for i := range st.path {
@@ -101,14 +208,9 @@ func (st *Stream) Removed(rel string, isDir bool) {
 	}
 }
 
-// Reset gives up: the tree is unpacked again from the start.
-func (st *Stream) Reset() {
-	st.used = true
-	st.giveUp()
-}
-
 func (st *Stream) giveUp() {
 	st.broken = true
+	st.quit.Store(true) // the unpacker stops sending
 	st.truncate(0)
 }
 
@@ -162,8 +264,15 @@ func (st *Stream) dir(rel string, create bool) (int, *node, error) {
 	return fd, n, nil
 }
 
-// close releases the stream's descriptors.
-func (st *Stream) close() { st.truncate(0) }
+// close waits until the stream has linked everything it was sent, and stops it. The observer
+// must not be called any more.
+func (st *Stream) close() {
+	st.once.Do(func() {
+		st.fixed = true
+		close(st.ops)
+	})
+	<-st.done
+}
 
 // hasPathPrefix reports whether p is below dir.
 func hasPathPrefix(p, dir string) bool {
