@@ -129,13 +129,13 @@ func Check(ctx context.Context, root string) (CheckReport, error) {
 		case rec.Fingerprint == "":
 			problem = "no fingerprint to check it against"
 		default:
-			fp, err := fingerprint(ctx, dir)
+			same, err := fingerprintMatches(ctx, dir, rec.Fingerprint)
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
 			if err != nil {
 				problem = err.Error()
-			} else if fp != rec.Fingerprint {
+			} else if !same {
 				problem = "changed since it was unpacked (a write through a hardlinked destination?)"
 			}
 		}

@@ -156,14 +156,14 @@ func (c *Cache) checkExposed(ctx context.Context, d digest.Digest, dir, want str
 	if got {
 		defer lk.Release()
 	}
-	fp, outside, err := fingerprintLinks(ctx, dir)
+	w, err := walkFingerprint(ctx, dir)
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
-	if err != nil || fp != want {
+	if err != nil || !w.matches(want) {
 		return false, nil
 	}
-	if got && !outside {
+	if got && !w.outside() {
 		os.Remove(c.linkedPath(d))
 	}
 	return true, nil

@@ -3,6 +3,7 @@ package cas
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"hash"
 	"os"
@@ -10,44 +11,42 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/cas/layer"
 )
 
-// fingerprint sums what a write through a hardlinked destination changes in a
-// tree: the inode number, type and mode, owner, size and mtime of every
-// non-directory, in name order. Directories are never shared with a
-// destination (assembly makes its own), and ctimes and link counts change
-// whenever a destination links or unlinks a file, so neither counts.
+// A fingerprint sums what a write through a hardlinked destination changes in
+// a tree: the inode number, type and mode, owner, size and mtime of every
+// non-directory. Directories are never shared with a destination (assembly
+// makes its own), and ctimes and link counts change whenever a destination
+// links or unlinks a file, so neither counts.
 //
 // Checking it costs one fstatat per entry, no reads: a few milliseconds per
 // thousand files, against a re-unpack that reads and writes every byte. A
 // write that keeps both the size and the mtime (a deliberate `touch -r`) goes
 // unseen; `roots check` does no better, by design: the blob is what a tree can
 // be compared with, and re-unpacking is what check does when in doubt.
-func fingerprint(ctx context.Context, dir string) (string, error) {
-	fp, _, err := fingerprintLinks(ctx, dir)
-	return fp, err
-}
+//
+// Two forms exist. "v1:" is the SHA-256 of the entries' lines in name order,
+// which only a walk of the finished tree can make. "v2:", what trees are
+// recorded with now, adds up the SHA-256 of each line (four 64-bit lanes,
+// modulo 2^64): the order does not count, so the unpacker sums each entry as
+// it writes it (see fpObserver) and the tree needs no walk before it is
+// published. A walk computes both, and a record is checked in its own form.
 
-// fingerprintLinks is fingerprint, and also reports whether a non-directory
-// of dir has links outside dir: a link count higher than the number of its
-// names in dir (a hardlinked destination, or a fix-up, shares it).
-func fingerprintLinks(ctx context.Context, dir string) (fp string, outside bool, err error) {
+// fingerprintMatches reports whether the tree dir matches the fingerprint want.
+func fingerprintMatches(ctx context.Context, dir, want string) (bool, error) {
 	w, err := walkFingerprint(ctx, dir)
 	if err != nil {
-		return "", false, err
+		return false, err
 	}
-	for ino, n := range w.names {
-		if w.nlink[ino] > n {
-			outside = true
-			break
-		}
-	}
-	return w.fp, outside, nil
+	return w.matches(want), nil
 }
 
 // fpWalk is what one fingerprint walk found.
 type fpWalk struct {
-	fp    string
+	v1    string
+	v2    fpSum
 	names map[uint64]uint64 // inode → names in dir, for files with several links
 	nlink map[uint64]uint64 // inode → link count, same files
 	// shared counts the non-directories that are not whiteouts (0:0
@@ -55,7 +54,27 @@ type fpWalk struct {
 	shared int
 }
 
-// walkFingerprint walks dir once for fingerprint and fingerprintLinks.
+// fp is the fingerprint a new record gets.
+func (w *fpWalk) fp() string { return w.v2.String() }
+
+// matches reports whether want, in either form, is the fingerprint of what w walked.
+func (w *fpWalk) matches(want string) bool {
+	return want != "" && (want == w.v1 || want == w.v2.String())
+}
+
+// outside reports whether a non-directory has links outside the walked tree:
+// a link count higher than the number of its names there (a hardlinked
+// destination, or a fix-up, shares it).
+func (w *fpWalk) outside() bool {
+	for ino, n := range w.names {
+		if w.nlink[ino] > n {
+			return true
+		}
+	}
+	return false
+}
+
+// walkFingerprint walks dir once.
 func walkFingerprint(ctx context.Context, dir string) (*fpWalk, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -66,7 +85,7 @@ func walkFingerprint(ctx context.Context, dir string) (*fpWalk, error) {
 	if err := w.sumDir(ctx, h, fd, ""); err != nil {
 		return nil, err
 	}
-	w.fp = "v1:" + hex.EncodeToString(h.Sum(nil))
+	w.v1 = "v1:" + hex.EncodeToString(h.Sum(nil))
 	return w, nil
 }
 
@@ -106,15 +125,90 @@ func (w *fpWalk) sumDir(ctx context.Context, h hash.Hash, fd int, rel string) er
 			w.names[st.Ino]++
 			w.nlink[st.Ino] = uint64(st.Nlink)
 		}
-		line = append(line[:0], rel...)
-		line = append(line, name...)
-		line = append(line, 0)
-		for _, n := range []uint64{st.Ino, uint64(st.Mode), uint64(st.Uid), uint64(st.Gid), uint64(st.Size), uint64(st.Mtim.Sec), uint64(st.Mtim.Nsec)} {
-			line = strconv.AppendUint(line, n, 16)
-			line = append(line, ' ')
-		}
-		line[len(line)-1] = '\n'
+		line = fpLine(line[:0], rel, name, &st)
 		h.Write(line)
+		w.v2.add(line)
 	}
 	return nil
+}
+
+// fpLine appends the fingerprint line of the non-directory dir+name (dir "" or ending in "/").
+func fpLine(line []byte, dir, name string, st *unix.Stat_t) []byte {
+	line = append(line, dir...)
+	line = append(line, name...)
+	line = append(line, 0)
+	for _, n := range []uint64{st.Ino, uint64(st.Mode), uint64(st.Uid), uint64(st.Gid), uint64(st.Size), uint64(st.Mtim.Sec), uint64(st.Mtim.Nsec)} {
+		line = strconv.AppendUint(line, n, 16)
+		line = append(line, ' ')
+	}
+	line[len(line)-1] = '\n'
+	return line
+}
+
+// fpSum is a "v2:" fingerprint being summed.
+type fpSum [4]uint64
+
+func (s *fpSum) add(line []byte) {
+	h := sha256.Sum256(line)
+	for i := range s {
+		s[i] += binary.LittleEndian.Uint64(h[8*i:])
+	}
+}
+
+func (s fpSum) String() string {
+	var b [32]byte
+	for i, v := range s {
+		binary.LittleEndian.PutUint64(b[8*i:], v)
+	}
+	return "v2:" + hex.EncodeToString(b[:])
+}
+
+// An fpObserver sums the "v2:" fingerprint of a tree while it is unpacked, one fstatat per
+// non-directory the unpacker reports, and passes every change on to next (nil: nobody). Its
+// sum is the tree's only while nothing was removed or started again and the tree holds nothing
+// the unpacker does not report (whiteouts, opaque directories): fingerprint says.
+type fpObserver struct {
+	next layer.Observer
+	sum  fpSum
+	lost bool // something the sum cannot follow happened: the tree is walked
+	line []byte
+}
+
+func (o *fpObserver) Wrote(dirfd int, name, rel string) {
+	if !o.lost {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			o.lost = true
+		} else {
+			dir := rel[:len(rel)-len(name)]
+			o.line = fpLine(o.line[:0], dir, name, &st)
+			o.sum.add(o.line)
+		}
+	}
+	if o.next != nil {
+		o.next.Wrote(dirfd, name, rel)
+	}
+}
+
+func (o *fpObserver) Removed(rel string, dir bool) {
+	o.lost = true
+	if o.next != nil {
+		o.next.Removed(rel, dir)
+	}
+}
+
+func (o *fpObserver) Reset() {
+	o.lost = true
+	if o.next != nil {
+		o.next.Reset()
+	}
+}
+
+// fingerprint returns the tree's "v2:" fingerprint as summed while it was unpacked into
+// rec, or "" when a walk must make it.
+func (o *fpObserver) fingerprint(rec layer.Record) string {
+	if o.lost || len(rec.Whiteouts) > 0 || len(rec.Opaque) > 0 {
+		return ""
+	}
+	return o.sum.String()
 }

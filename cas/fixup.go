@@ -85,7 +85,7 @@ func (c *Cache) Fixup(ctx context.Context, trees []digest.Digest, build func(ctx
 	if err != nil {
 		return "", fmt.Errorf("overlay fix-up %s: %w", key, err)
 	}
-	rec.Fingerprint, rec.Private = w.fp, w.shared == 0
+	rec.Fingerprint, rec.Private = w.fp(), w.shared == 0
 	b, _ := json.Marshal(rec)
 	if err := c.writeFile(final+".json", b); err != nil {
 		return "", fmt.Errorf("overlay fix-up %s: %w", key, err)
@@ -114,11 +114,11 @@ func (c *Cache) cachedFixup(ctx context.Context, dir string, all bool) (bool, er
 		return false, nil
 	}
 	if rec.Fingerprint != "" && (all || !rec.Private) {
-		fp, err := fingerprint(ctx, dir)
+		same, err := fingerprintMatches(ctx, dir, rec.Fingerprint)
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		if err != nil || fp != rec.Fingerprint {
+		if err != nil || !same {
 			return false, nil
 		}
 	}

@@ -179,11 +179,12 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Loc
 
 	dir := tmp + "/tree"
 	var rec layer.Record
+	fo := &fpObserver{next: obs}
 	unpack := func(tar io.Reader) (err error) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return err
 		}
-		rec, err = layer.UnpackObserved(ctx, tar, dir, obs)
+		rec, err = layer.UnpackObserved(ctx, tar, dir, fo)
 		return err
 	}
 	blob := c.blobPath(l.Digest)
@@ -201,9 +202,7 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Loc
 			if err := disk.RemoveAll(dir); err != nil {
 				return Tree{}, err
 			}
-			if obs != nil {
-				obs.Reset()
-			}
+			fo.Reset()
 			fetched, err = c.fetch(ctx, l, open, tmp, unpack)
 		}
 		if err != nil {
@@ -217,21 +216,24 @@ func (c *Cache) makeTree(ctx context.Context, l Layer, open Opener, lk *lock.Loc
 	// The seal outlives this call (ctx may end with it): Publish's ctx stops it.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
-	go func() { p.synced <- c.seal(sctx, tmp, l, rec) }()
+	fp := fo.fingerprint(rec)
+	go func() { p.synced <- c.seal(sctx, tmp, l, rec, fp) }()
 	return Tree{DiffID: l.DiffID, Dir: dir, Record: rec, pending: p}, nil
 }
 
-// seal fingerprints the tree unpacked in tmp, writes its record beside it and
-// syncs the filesystem: what publishing needs before the renames.
-func (c *Cache) seal(ctx context.Context, tmp string, l Layer, rec layer.Record) error {
+// seal writes the record of the tree unpacked in tmp beside it, with its fingerprint fp (""
+// walks the tree for it), and syncs the filesystem: what publishing needs before the renames.
+func (c *Cache) seal(ctx context.Context, tmp string, l Layer, rec layer.Record, fp string) error {
 	dir := tmp + "/tree"
-	full := treeRecord{Format: treeFormat, Record: rec, Blob: &blobRef{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}}
-	var err error
-	if full.Fingerprint, err = fingerprint(ctx, dir); err != nil {
+	full := treeRecord{Format: treeFormat, Record: rec, Blob: &blobRef{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}, Fingerprint: fp}
+	if fp == "" {
+		w, err := walkFingerprint(ctx, dir)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		full.Fingerprint = "" // a tree this process cannot walk is not checked
+		if err == nil {
+			full.Fingerprint = w.fp()
+		} // else a tree this process cannot walk is not checked
 	}
 	b, err := json.Marshal(full)
 	if err != nil {
