@@ -184,3 +184,39 @@ func TestTargetsReadTheLargeImage(t *testing.T) {
 		}
 	}
 }
+
+func TestColdTargetsReadEveryImage(t *testing.T) {
+	ms := time.Millisecond
+	row := func(key string, wall time.Duration) *result {
+		return &result{sc: &scenario{key: key, label: key, group: groupRoots}, samples: []sample{{wall: wall}}}
+	}
+	r := &report{images: []*image{{name: "many"}, {name: "flat1"}, {name: "flat100"}}, results: map[string][]*result{
+		"many": {
+			row("roots-cold", 1000*ms), row("roots-nocache", 900*ms), row("crane", 1200*ms), row("skopeo-umoci", 5000*ms),
+			row("pigz-tar", 700*ms), row("roots-warm-hardlink", 300*ms), row("cp-al", 300*ms), row("roots-warm-overlay", 20*ms),
+		},
+		"flat1":   {row("roots-warm-overlay", 10*ms), row("roots-warm-overlay-shared", 10*ms)},
+		"flat100": {row("roots-warm-overlay", 12*ms), row("roots-warm-overlay-shared", 40*ms)},
+	}}
+	got := map[string]string{}
+	for _, tg := range r.coldTargets() {
+		got[strings.SplitN(tg.text, ":", 3)[1]] = tg.mark()
+	}
+	want := map[string]string{
+		" cold pull ≥ 1.3× faster than crane export | tar -x":                                      "❌ fails:", // 1.2×
+		" cold pull ≥ 4× faster than skopeo copy + umoci unpack":                                   "✅ holds:", // 5×
+		" cold pull ≤ 1.25× pigz -dc | tar -x":                                                     "❌ fails:", // 1.43×
+		" cold pull ≤ 1.15× roots pull --cache=no":                                                 "✅ holds:", // 1.11×
+		" --cache=no ≥ 1.3× faster than crane export | tar -x":                                     "✅ holds:", // 1.33×
+		" warm hardlink ≤ 1.0× cp -al":                                                             "✅ holds:",
+		" roots-warm-overlay < 50 ms":                                                              "✅ holds:",
+		" roots-warm-overlay-shared < 50 ms":                                                       "➖ not measured:",
+		" roots-warm-overlay flat in layer count (100 layers ≤ 1.5× 1 layer, both < 50 ms)":        "✅ holds:",
+		" roots-warm-overlay-shared flat in layer count (100 layers ≤ 1.5× 1 layer, both < 50 ms)": "❌ fails:", // 4×
+	}
+	for text, mark := range want {
+		if got[text] != mark {
+			t.Errorf("%q: got %q, want %q (all: %v)", text, got[text], mark, got)
+		}
+	}
+}

@@ -65,6 +65,12 @@ func (r *report) write(w io.Writer) {
 		fmt.Fprintf(w, "- %s %s\n", t.mark(), t.text)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## Targets (issue 14, every image)")
+	fmt.Fprintln(w)
+	for _, t := range r.coldTargets() {
+		fmt.Fprintf(w, "- %s %s\n", t.mark(), t.text)
+	}
+	fmt.Fprintln(w)
 	r.notes(w)
 }
 
@@ -323,6 +329,60 @@ func (r *report) targets() []target {
 		ts = append(ts, target{ok: flatOK, text: "peak RSS flat in image size (small → large → double; the large → double growth extrapolated to a 4 GB image must stay < 100 MB): " + strings.Join(flat, "; ")})
 	} else {
 		ts = append(ts, target{text: "peak RSS flat in image size (needs the double image)", na: true})
+	}
+	return ts
+}
+
+// coldTargets are issue 14's targets, checked on every image that has the rows (the flat
+// images only for the warm overlay's flatness in layer count).
+func (r *report) coldTargets() []target {
+	var ts []target
+	// compare checks a's median against b's on img: at least factor× faster (faster) or at
+	// most factor× b's (!faster).
+	compare := func(img, a, b string, faster bool, factor float64, what string) {
+		sa, ok1 := r.stats(img, a)
+		sb, ok2 := r.stats(img, b)
+		if !ok1 || !ok2 {
+			ts = append(ts, target{text: img + ": " + what, na: true})
+			return
+		}
+		if faster {
+			x := ratio(sb.median, sa.median)
+			ts = append(ts, target{ok: x >= factor, text: fmt.Sprintf("%s: %s: %.2f× (%s vs %s)", img, what, x, seconds(sa.median), seconds(sb.median))})
+			return
+		}
+		x := ratio(sa.median, sb.median)
+		ts = append(ts, target{ok: x <= factor, text: fmt.Sprintf("%s: %s: %.2f× (%s vs %s)", img, what, x, seconds(sa.median), seconds(sb.median))})
+	}
+	for _, img := range r.images {
+		n := img.name
+		if strings.HasPrefix(n, "flat") || n == "double" {
+			continue
+		}
+		compare(n, "roots-cold", "crane", true, 1.3, "cold pull ≥ 1.3× faster than crane export | tar -x")
+		compare(n, "roots-cold", "skopeo-umoci", true, 4, "cold pull ≥ 4× faster than skopeo copy + umoci unpack")
+		compare(n, "roots-cold", "pigz-tar", false, 1.25, "cold pull ≤ 1.25× pigz -dc | tar -x")
+		compare(n, "roots-cold", "roots-nocache", false, 1.15, "cold pull ≤ 1.15× roots pull --cache=no")
+		compare(n, "roots-nocache", "crane", true, 1.3, "--cache=no ≥ 1.3× faster than crane export | tar -x")
+		compare(n, "roots-warm-hardlink", "cp-al", false, 1.0, "warm hardlink ≤ 1.0× cp -al")
+		for _, k := range []string{"roots-warm-overlay", "roots-warm-overlay-shared"} {
+			if s, ok := r.stats(n, k); ok {
+				ts = append(ts, target{ok: s.median < 50*time.Millisecond, text: fmt.Sprintf("%s: %s < 50 ms: %s", n, r.label(n, k), seconds(s.median))})
+			} else {
+				ts = append(ts, target{text: n + ": " + k + " < 50 ms", na: true})
+			}
+		}
+	}
+	for _, k := range []string{"roots-warm-overlay", "roots-warm-overlay-shared"} {
+		one, ok1 := r.stats("flat1", k)
+		hundred, ok2 := r.stats("flat100", k)
+		if !ok1 || !ok2 {
+			ts = append(ts, target{text: "flat1 → flat100: " + k + " flat in layer count", na: true})
+			continue
+		}
+		x := ratio(hundred.median, one.median)
+		ts = append(ts, target{ok: x <= 1.5 && hundred.median < 50*time.Millisecond,
+			text: fmt.Sprintf("flat1 → flat100: %s flat in layer count (100 layers ≤ 1.5× 1 layer, both < 50 ms): %s vs %s, %.2f×", r.label("flat1", k), seconds(hundred.median), seconds(one.median), x)})
 	}
 	return ts
 }

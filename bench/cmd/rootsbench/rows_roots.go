@@ -37,6 +37,7 @@ func (b *bench) rootsRows(img *image) []*scenario {
 	for _, mode := range []string{"hardlink", "copy", "overlay"} {
 		rows = append(rows, b.rootsWarm(img, mode))
 	}
+	rows = append(rows, b.rootsWarmShared(img))
 	rows = append(rows, &scenario{
 		key: "roots-nocache", label: "roots pull --cache=no", group: groupRoots, ref: "roots-cold",
 		prepare: func(ctx context.Context) error { return b.fresh(dest) },
@@ -89,6 +90,45 @@ func (b *bench) rootsWarm(img *image, mode string) *scenario {
 	sc.run = func(ctx context.Context, m *meter) error { return m.run(ctx, args...) }
 	sc.check = func(ctx context.Context) error { return checkTree(dest, img) }
 	sc.teardown = func() { b.removeRootsDest(context.Background(), dest) }
+	return sc
+}
+
+// rootsWarmShared is a warm overlay pull from a cache whose trees a live hardlinked
+// destination shares: each tree is stat-walked against its fingerprint before it is
+// mounted (see cas/exposure.go), which the overlay-only cache of roots-warm-overlay skips.
+func (b *bench) rootsWarmShared(img *image) *scenario {
+	sc := &scenario{key: "roots-warm-overlay-shared", label: "roots pull, warm overlay, cache shared with a live hardlink DEST", group: groupRoots, ref: "roots-cold"}
+	if !b.tools.modes["overlay"] {
+		sc.skip = "not built yet (no --mode overlay in `roots pull --help`)"
+		return sc
+	}
+	dir := filepath.Join(b.work, "run", img.name)
+	cache := filepath.Join(dir, "cache-shared")
+	live := filepath.Join(dir, "dest-live")
+	dest := filepath.Join(dir, "dest-overlay-shared")
+	sc.setup = func(ctx context.Context) error {
+		if err := b.fresh(cache); err != nil {
+			return err
+		}
+		if err := b.fresh(live); err != nil {
+			return err
+		}
+		out, err := exec.CommandContext(ctx, b.tools.roots, "pull", "-q", "--cache", cache, img.ref, live).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("the live hardlink DEST: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	sc.prepare = func(ctx context.Context) error { return b.removeRootsDest(ctx, dest) }
+	sc.run = func(ctx context.Context, m *meter) error {
+		return m.run(ctx, b.tools.roots, "pull", "-q", "--cache", cache, "--mode", "overlay", img.ref, dest)
+	}
+	sc.check = func(ctx context.Context) error { return checkTree(dest, img) }
+	sc.teardown = func() {
+		b.removeRootsDest(context.Background(), dest)
+		b.fresh(live)
+		b.fresh(cache)
+	}
 	return sc
 }
 
@@ -147,10 +187,11 @@ func sameDigest(out string, img *image) error {
 func (b *bench) flatRows(img *image) []*scenario {
 	sc := b.rootsWarm(img, "overlay")
 	sc.ref = ""
-	rows := []*scenario{sc}
+	shared := b.rootsWarmShared(img)
+	shared.ref = sc.key
 	lim := b.overlayLimit(img)
 	lim.ref = sc.key
-	return append(rows, lim)
+	return []*scenario{sc, shared, lim}
 }
 
 // sizeRows are the roots rows whose peak RSS must not grow with the
