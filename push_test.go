@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -19,7 +20,7 @@ type requests struct {
 	heads, posts, mounts, patches, blobPuts, manifestPuts, gets int
 }
 
-func countRequests(r *registrytest.Registry) requests {
+func countRequests(r interface{ Requests() []registrytest.Request }) requests {
 	var n requests
 	for _, q := range r.Requests() {
 		switch {
@@ -177,4 +178,37 @@ func TestPushFormat(t *testing.T) {
 	if _, err := roots.Push(t.Context(), registry+"/example/never:1", "", roots.PushOptions{Cache: cache}); !errors.Is(err, roots.ErrNotInCache) {
 		t.Errorf("push of an image never pulled: %v, want ErrNotInCache", err)
 	}
+}
+
+// TestPushCutUpload: an upload whose connection is cut half way starts a new session and the
+// push ends with the image whole in the target.
+func TestPushCutUpload(t *testing.T) {
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	src := registry + "/example/hello:1"
+	pulled, err := roots.Pull(t.Context(), src, filepath.Join(tmp, "src"), roots.PullOptions{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := registrytest.Start(t, registrytest.Config{})
+	cut := dst.FaultFront(t, registrytest.Fault{Kind: registrytest.CutRequest, Bytes: 10, Times: 1})
+	pushed, err := roots.Push(t.Context(), src, cut.Host+"/app:1", roots.PushOptions{Cache: cache, Jobs: 1,
+		Registry: fetch.Options{Backoff: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed.Digest != pulled.Digest {
+		t.Errorf("pushed %s, want %s", pushed.Digest, pulled.Digest)
+	}
+	if n := countRequests(cut); n.posts != len(pulled.Layers)+2 {
+		t.Errorf("requests %+v: want one session more than blobs (%d)", n, len(pulled.Layers)+1)
+	}
+	back, err := roots.Pull(t.Context(), cut.Host+"/app:1", filepath.Join(tmp, "back"), roots.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Digest != pulled.Digest {
+		t.Errorf("pulled back %s", back.Digest)
+	}
+	sameFiles(t, filepath.Join(tmp, "src"), filepath.Join(tmp, "back"))
 }

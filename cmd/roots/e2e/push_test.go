@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -197,6 +198,29 @@ func TestCopyCommand(t *testing.T) {
 		}
 		if len(answered) != 1 || answered[0].Method != "HEAD" {
 			t.Errorf("second copy sent %+v to %s, want one HEAD", answered, r.Host)
+		}
+	}
+}
+
+// TestPushOnTerminal: on a terminal roots push prints one line per blob and the digest it
+// pushed: to another repository of the registry every blob is mounted from the image's own,
+// and a second push says every blob exists.
+func TestPushOnTerminal(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	p := r.Push(t, "img", "1", gzipImage("tty", 4))
+	cache := t.TempDir()
+	MustPull(t, nil, "--cache", cache, r.Host+"/img:1", filepath.Join(t.TempDir(), "rootfs"))
+	for _, want := range []string{"mounted from " + r.Host + "/img", "exists"} {
+		args := Bin() + " push --cache=" + cache + " " + r.Host + "/img:1 " + r.Host + "/copy:1"
+		cmd := exec.Command("script", "-qec", args, "/dev/null")
+		cmd.Env = Env(t)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("script -c %q: %v\n%s", args, err, out)
+		}
+		text := string(out)
+		if strings.Count(text, want) != len(p.Layers)+1 || !strings.Contains(text, "pushed "+r.Host+"/copy:1@"+p.Digest.String()) {
+			t.Fatalf("want a %q line per blob and the digest in %q", want, text)
 		}
 	}
 }
