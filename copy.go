@@ -70,7 +70,7 @@ func CopyImage(ctx context.Context, src, dst string, opts CopyOptions) (*Pushed,
 		return &Pushed{Reference: to.String(), Digest: want, Manifests: []ManifestResult{}, Blobs: []BlobResult{}, Unchanged: true}, nil
 	}
 	t := newTransfer(client, c, from, to, "", opts.ChunkSize, opts.Jobs, opts.Progress)
-	pushed, err := t.run(ctx, want)
+	pushed, err := t.run(ctx, want, "")
 	if err != nil {
 		return fail(err)
 	}

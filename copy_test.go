@@ -2,6 +2,7 @@ package roots_test
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -111,5 +112,22 @@ func TestPushIndex(t *testing.T) {
 	}
 	if cached != 1+len(pulled.Layers) {
 		t.Errorf("%d blobs from the cache, want %d", cached, 1+len(pulled.Layers))
+	}
+	for _, tt := range []struct {
+		name, image string
+		platform    *fetch.Platform
+	}{
+		{"ByManifestDigest", registry + "/example/multi@" + pulled.Digest.String(), nil},
+		{"ByPlatform", src, &pl},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			one, err := roots.Push(t.Context(), tt.image, dst.Host+"/one:"+strings.ToLower(tt.name), roots.PushOptions{Cache: cache, Platform: tt.platform})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if one.Digest != pulled.Digest || len(one.Manifests) != 1 {
+				t.Errorf("pushed %s with %d manifests, want the platform's manifest %s alone", one.Digest, len(one.Manifests), pulled.Digest)
+			}
+		})
 	}
 }

@@ -71,25 +71,32 @@ func Push(ctx context.Context, image, dest string, opts PushOptions) (*Pushed, e
 	if err != nil {
 		return fail(err)
 	}
-	top := rec.Digest
-	if rec.Index != "" && (opts.Platform == nil || src.Digest == rec.Index) {
-		top = rec.Index
+	top, topType := rec.Digest, rec.MediaType
+	switch {
+	case src.Digest != "": // the record's manifest or its index, as findImage matched
+		top = src.Digest
+		if top == rec.Index {
+			topType = rec.IndexType
+		}
+	case rec.Index != "" && opts.Platform == nil:
+		top, topType = rec.Index, rec.IndexType
 	}
 	if r, err := fetch.ParseReference(rec.Reference); err == nil {
 		src = r // where its blobs came from
 	}
 	opts.Registry.Local = cas.BlobDir(opts.Cache)
 	t := newTransfer(fetch.New(opts.Registry), c, src, dst, opts.Format, opts.ChunkSize, opts.Jobs, opts.Progress)
-	pushed, err := t.run(ctx, top)
+	pushed, err := t.run(ctx, top, topType)
 	if err != nil {
 		return fail(err)
 	}
 	return pushed, nil
 }
 
-// run plans and sends the manifest or index d of the source into the target's reference.
-func (t *transfer) run(ctx context.Context, d digest.Digest) (*Pushed, error) {
-	body, mt, err := t.manifest(ctx, d)
+// run plans and sends the manifest or index d of the source (of mediaType, if known) into the
+// target's reference.
+func (t *transfer) run(ctx context.Context, d digest.Digest, mediaType string) (*Pushed, error) {
+	body, mt, err := t.manifest(ctx, d, mediaType)
 	if err != nil {
 		return nil, err
 	}

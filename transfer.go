@@ -102,12 +102,15 @@ type settling struct {
 }
 
 // manifest returns the manifest d of the source: the cache's copy if it holds one that
-// hashes to d, else the source registry's.
-func (t *transfer) manifest(ctx context.Context, d digest.Digest) ([]byte, string, error) {
+// hashes to d and says its media type (or mediaType, from the descriptor or record that named
+// it, does), else the source registry's.
+func (t *transfer) manifest(ctx context.Context, d digest.Digest, mediaType string) ([]byte, string, error) {
 	if t.cache != nil {
 		if b, ok := t.cache.Blob(d); ok && d.Algorithm().FromBytes(b) == d {
 			if mt := mediaTypeOf(b); mt != "" {
 				return b, mt, nil
+			} else if fetch.IsManifest(mediaType) || fetch.IsIndex(mediaType) {
+				return b, mediaType, nil
 			}
 		}
 	}
@@ -139,7 +142,7 @@ func (t *transfer) plan(ctx context.Context, ref fetch.Reference, body []byte, m
 			if _, ok := converted[e.Digest.String()]; ok {
 				continue
 			}
-			cb, cmt, err := t.manifest(ctx, e.Digest)
+			cb, cmt, err := t.manifest(ctx, e.Digest, e.MediaType)
 			if err != nil {
 				return nil, err
 			}
@@ -345,7 +348,7 @@ func (t *transfer) result(top *node) *Pushed {
 	defer t.mu.Unlock()
 	return &Pushed{
 		Reference: t.dst.String(), Digest: top.desc.Digest, MediaType: top.desc.MediaType,
-		Manifests: slices.Clone(t.manifests), Blobs: slices.Clone(t.blobs),
+		Manifests: append([]ManifestResult{}, t.manifests...), Blobs: append([]BlobResult{}, t.blobs...),
 	}
 }
 
