@@ -32,7 +32,8 @@ type CopyOptions struct {
 // src's. Every blob travels at most once, and only when dst lacks it and cannot mount it from
 // src's repository (same registry) or one the cache remembers: it is then streamed from the
 // cache, or from src through a reader that verifies it. When dst already names src's digest,
-// CopyImage costs one manifest HEAD on each side and reports Unchanged.
+// CopyImage costs one manifest HEAD on each side (with a Platform, a GET of src's index instead
+// of its HEAD) and reports Unchanged.
 func CopyImage(ctx context.Context, src, dst string, opts CopyOptions) (*Pushed, error) {
 	from, err := fetch.ParseReference(src)
 	if err != nil {

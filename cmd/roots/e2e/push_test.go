@@ -11,7 +11,8 @@ import (
 	"github.com/rootsdev/roots/internal/testtree"
 )
 
-// requests counts what a registry was sent since its last ResetRequests.
+// requests counts what a registry was sent since its last ResetRequests, the auth
+// challenges (401) aside.
 type requests struct {
 	heads, posts, mounts, patches, blobPuts, manifestPuts int
 }
@@ -20,6 +21,7 @@ func countRequests(r *registrytest.Registry) requests {
 	var n requests
 	for _, q := range r.Requests() {
 		switch {
+		case q.Status == 401:
 		case q.Method == "HEAD":
 			n.heads++
 		case q.Method == "POST" && strings.Contains(q.Query, "mount="):
@@ -131,6 +133,18 @@ func TestPushCommand(t *testing.T) {
 		}
 		if n := countRequests(other); n.patches <= 3 || n.posts != 3 || n.blobPuts != 3 {
 			t.Errorf("requests %+v: want several PATCHes for the 64 KiB layer, one session per blob", n)
+		}
+	})
+	t.Run("TokenMount", func(t *testing.T) { // push,pull on the target and pull on the source, in tokens
+		src.ResetRequests()
+		out := runJSON(t, "push", "--cache", cache, user, src.Host+"/team/app:1", src.Host+"/team/copy:1")
+		for _, b := range out.Blobs {
+			if b.Action != "mounted" || b.From != src.Host+"/team/app" {
+				t.Errorf("blob %s: %s %s, want mounted from team/app", b.Digest, b.Action, b.From)
+			}
+		}
+		if n := countRequests(src); n != (requests{heads: 3, mounts: 3, manifestPuts: 1}) {
+			t.Errorf("requests %+v, want 3 HEADs, 3 mounts and the manifest", n)
 		}
 	})
 	t.Run("PullBack", func(t *testing.T) {
