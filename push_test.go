@@ -214,3 +214,29 @@ func TestPushCutUpload(t *testing.T) {
 	}
 	sameFiles(t, filepath.Join(tmp, "src"), filepath.Join(tmp, "back"))
 }
+
+// TestPushCorruptCache: a cached blob that no longer hashes to its digest fails the push with
+// ErrDigestMismatch, and the manifest that lists it is never PUT.
+func TestPushCorruptCache(t *testing.T) {
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	src := registry + "/example/hello:1"
+	pulled, err := roots.Pull(t.Context(), src, filepath.Join(tmp, "src"), roots.PullOptions{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := pulled.Layers[len(pulled.Layers)-1]
+	path := filepath.Join(cache, "blobs", "sha256", l.Digest.Encoded())
+	os.Chmod(path, 0o644)
+	if err := os.WriteFile(path, make([]byte, l.Size), 0o644); err != nil { // rot: same length, other bytes
+		t.Fatal(err)
+	}
+	dst := registrytest.Start(t, registrytest.Config{})
+	_, err = roots.Push(t.Context(), src, dst.Host+"/app:1", roots.PushOptions{Cache: cache, Registry: fetch.Options{Backoff: time.Millisecond}})
+	if !errors.Is(err, fetch.ErrDigestMismatch) {
+		t.Fatalf("err = %v, want ErrDigestMismatch", err)
+	}
+	if n := countRequests(dst); n.manifestPuts != 0 {
+		t.Errorf("requests %+v: a manifest was PUT over a blob that is not there", n)
+	}
+}
