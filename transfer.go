@@ -64,11 +64,7 @@ type Pushed struct {
 	Manifests []ManifestResult `json:"manifests"`           // children first, the top manifest last
 	Blobs     []BlobResult     `json:"blobs"`               // in the order they were settled
 	Unchanged bool             `json:"unchanged,omitempty"` // CopyImage: the target had the digest already; nothing was sent
-	Took      TookMillis       `json:"tookMs"`
 }
-
-// TookMillis is a duration that encodes as whole milliseconds.
-type TookMillis int64
 
 // node is one manifest of a transfer, as it will be written.
 type node struct {
