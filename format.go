@@ -26,12 +26,12 @@ const (
 var layerTypes = map[string]map[Format]string{
 	ocispec.MediaTypeImageLayerGzip:                                {FormatOCI: ocispec.MediaTypeImageLayerGzip, FormatDocker: fetch.MediaTypeDockerLayer},
 	fetch.MediaTypeDockerLayer:                                     {FormatOCI: ocispec.MediaTypeImageLayerGzip, FormatDocker: fetch.MediaTypeDockerLayer},
-	ocispec.MediaTypeImageLayerNonDistributableGzip:                {FormatOCI: ocispec.MediaTypeImageLayerNonDistributableGzip, FormatDocker: fetch.MediaTypeDockerForeignLayer}, //nolint:staticcheck // as images carry it
-	fetch.MediaTypeDockerForeignLayer:                              {FormatOCI: ocispec.MediaTypeImageLayerNonDistributableGzip, FormatDocker: fetch.MediaTypeDockerForeignLayer}, //nolint:staticcheck
+	ocispec.MediaTypeImageLayerNonDistributableGzip:                {FormatOCI: ocispec.MediaTypeImageLayerNonDistributableGzip, FormatDocker: fetch.MediaTypeDockerForeignLayer},
+	fetch.MediaTypeDockerForeignLayer:                              {FormatOCI: ocispec.MediaTypeImageLayerNonDistributableGzip, FormatDocker: fetch.MediaTypeDockerForeignLayer},
 	ocispec.MediaTypeImageLayerZstd:                                {FormatOCI: ocispec.MediaTypeImageLayerZstd},
 	fetch.MediaTypeDockerLayerZstd:                                 {FormatOCI: ocispec.MediaTypeImageLayerZstd},
 	ocispec.MediaTypeImageLayer:                                    {FormatOCI: ocispec.MediaTypeImageLayer},
-	ocispec.MediaTypeImageLayerNonDistributable:                    {FormatOCI: ocispec.MediaTypeImageLayerNonDistributable}, //nolint:staticcheck
+	ocispec.MediaTypeImageLayerNonDistributable:                    {FormatOCI: ocispec.MediaTypeImageLayerNonDistributable},
 	"application/vnd.docker.image.rootfs.diff.tar":                 {FormatOCI: ocispec.MediaTypeImageLayer},
 	"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": {FormatOCI: "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"},
 }
