@@ -3,6 +3,7 @@ package roots
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/opencontainers/go-digest"
 
@@ -13,7 +14,8 @@ import (
 // CopyOptions say how CopyImage works.
 type CopyOptions struct {
 	// Cache, if set, is a cache whose blobs and manifests are read instead of the source's
-	// (and which remembers the target as a source of its blobs). CopyImage adds nothing else to it.
+	// (and which remembers the target as a source of its blobs). CopyImage adds nothing else to
+	// it, and creates none: a Cache that does not exist is not used.
 	Cache string
 	// Platform, if set, copies only that platform's manifest of a multi-platform image. nil
 	// copies the reference as it is: an index and every manifest it lists.
@@ -50,7 +52,7 @@ func CopyImage(ctx context.Context, src, dst string, opts CopyOptions) (*Pushed,
 		return fail(fmt.Errorf("chunk size %d, %d jobs: neither may be negative", opts.ChunkSize, opts.Jobs))
 	}
 	var c *cas.Cache
-	if opts.Cache != "" {
+	if _, err := os.Stat(opts.Cache); opts.Cache != "" && err == nil { // a copy makes no cache
 		if c, err = cas.Open(ctx, opts.Cache); err != nil {
 			return fail(err)
 		}
