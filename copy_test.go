@@ -131,3 +131,32 @@ func TestPushIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyFromCache: a copy whose blobs the cache holds uploads them from it; the source is
+// asked for its manifest's digest only.
+func TestCopyFromCache(t *testing.T) {
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	src := registry + "/example/hello:1"
+	pulled, err := roots.Pull(t.Context(), src, filepath.Join(tmp, "src"), roots.PullOptions{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := registrytest.Start(t, registrytest.Config{})
+	testRegistry.ResetRequests()
+	copied, err := roots.CopyImage(t.Context(), src, dst.Host+"/hello:1", roots.CopyOptions{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if copied.Digest != pulled.Digest || len(copied.Blobs) != 1+len(pulled.Layers) {
+		t.Fatalf("copied %+v", copied)
+	}
+	for _, b := range copied.Blobs {
+		if b.Action != roots.BlobUploaded || !b.Cached {
+			t.Errorf("blob %s: %s, cached %v; want pushed from the cache", b.Digest, b.Action, b.Cached)
+		}
+	}
+	if reqs := testRegistry.Requests(); len(reqs) != 1 || reqs[0].Method != "HEAD" {
+		t.Errorf("the source was sent %+v, want one HEAD", reqs)
+	}
+}
