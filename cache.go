@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots/fetch"
 )
 
 // Purge removes from the cache what no lease or running command uses: everything, or what the
@@ -30,16 +33,42 @@ func Check(ctx context.Context, cache string) (cas.CheckReport, error) {
 	return rep, nil
 }
 
+// recordImage records in c what img resolved to (see cas.RecordImage), keeps its index, and
+// remembers that its repository holds its blobs (for mounts).
+func recordImage(c *cas.Cache, img *fetch.Image) error {
+	rec := cas.ImageRecord{
+		Reference: img.Ref.String(), Digest: img.Digest, MediaType: img.MediaType,
+		Index: img.IndexDigest, IndexType: img.IndexType,
+		Platform: img.Platform.String(), Size: compressedSize(img), Layers: img.DiffIDs,
+	}
+	blobs := []digest.Digest{img.Digest, img.ConfigDesc.Digest}
+	if img.IndexDigest != "" {
+		if err := c.PutBlob(img.IndexDigest, img.Index); err != nil {
+			return err
+		}
+		blobs = append(blobs, img.IndexDigest)
+	}
+	for _, l := range img.Layers {
+		blobs = append(blobs, l.Digest)
+	}
+	if err := c.AddSource(img.Ref.Name(), blobs...); err != nil {
+		return err
+	}
+	return c.RecordImage(cas.ImageName(img.Ref.Domain, img.Ref.Path, img.Ref.Tag, img.Ref.Digest), rec)
+}
+
 // Listing is what the cache holds: its images, and the live destinations that use its trees.
 type Listing struct {
 	Images       []ListedImage `json:"images"`
 	Destinations []Destination `json:"destinations"`
 }
 
-// ListedImage is one image recorded in the cache.
+// ListedImage is one platform of an image recorded in the cache: a multi-platform image
+// pulled for two platforms is two.
 type ListedImage struct {
 	Reference    string    `json:"reference"`
-	Digest       string    `json:"digest"`
+	Digest       string    `json:"digest"`             // what the reference resolves to: the index of a multi-platform image, as roots digest prints
+	Manifest     string    `json:"manifest,omitempty"` // the platform's manifest (the digest, for a single-platform image)
 	Platform     string    `json:"platform,omitempty"`
 	Size         int64     `json:"size"` // of the compressed layers
 	Layers       int       `json:"layers"`
@@ -77,7 +106,10 @@ func List(ctx context.Context, cache string) (*Listing, error) {
 			if r.Reference != "" {
 				img.Reference = r.Reference
 			}
-			img.Digest, img.Platform, img.Size, img.Layers = r.Digest.String(), r.Platform, r.Size, len(r.Layers)
+			img.Digest, img.Manifest, img.Platform, img.Size, img.Layers = r.Digest.String(), r.Digest.String(), r.Platform, r.Size, len(r.Layers)
+			if r.Index != "" {
+				img.Digest = r.Index.String()
+			}
 			for _, d := range r.Layers {
 				if c.HasTree(d) {
 					img.CachedLayers++
@@ -106,6 +138,7 @@ func List(ctx context.Context, cache string) (*Listing, error) {
 // referenceOf turns an image record's name (registry/repository/tag, or
 // registry/repository/sha256-HEX) back into a reference.
 func referenceOf(name string) string {
+	name, _ = cas.SplitImageName(name)
 	i := strings.LastIndexByte(name, '/')
 	if i < 0 {
 		return name

@@ -26,6 +26,10 @@ var (
 	// ErrStateExists: an overlay pull found the state directory of an earlier overlay at its
 	// destination, holding what was written into it; PullOptions.Force discards it.
 	ErrStateExists = errors.New("an earlier overlay's changes are in the way")
+	// ErrNotInCache: Push was asked for an image the cache holds no record of.
+	ErrNotInCache = errors.New("not in the cache")
+	// ErrFormat: an image cannot be written in the format asked for (a zstd layer as Docker).
+	ErrFormat = errors.New("cannot convert")
 )
 
 // kindError is a message of its own that matches its kind with errors.Is, so that a message

@@ -13,8 +13,12 @@ import (
 )
 
 // registry is the host of the registry the examples and tests pull from: a real CNCF
-// Distribution registry on loopback, holding example/hello:1.
-var registry string
+// Distribution registry on loopback, holding example/hello:1 and the two-platform index
+// example/multi:1 (linux/amd64, linux/arm64); testRegistry is that registry.
+var (
+	registry     string
+	testRegistry *registrytest.Registry
+)
 
 func TestMain(m *testing.M) {
 	tb, done := registrytest.Main("roots")
@@ -23,7 +27,11 @@ func TestMain(m *testing.M) {
 		{Entries: []registrytest.Entry{{Name: "etc/", Type: '5'}, {Name: "etc/os-release", Body: []byte("NAME=hello\n")}}},
 		{Compression: registrytest.Zstd, Entries: []registrytest.Entry{{Name: "hello.txt", Body: []byte("hello, world\n")}}},
 	}})
-	registry = r.Host
+	r.PushIndex(tb, "example/multi", "1", registrytest.OCI,
+		registrytest.Image{OS: "linux", Arch: "amd64", Layers: []registrytest.Layer{{Entries: []registrytest.Entry{{Name: "arch", Body: []byte("amd64\n")}}}}},
+		registrytest.Image{OS: "linux", Arch: "arm64", Layers: []registrytest.Layer{{Entries: []registrytest.Entry{{Name: "arch", Body: []byte("arm64\n")}}}}},
+	)
+	registry, testRegistry = r.Host, r
 	code := m.Run()
 	done()
 	os.Exit(code)

@@ -223,8 +223,7 @@ consume:
 	if err := errors.Join(pubErrs...); err != nil {
 		return nil, err
 	}
-	rec := cas.ImageRecord{Reference: img.Ref.String(), Digest: img.Digest, Platform: img.Platform.String(), Size: compressedSize(img), Layers: img.DiffIDs}
-	if err := c.RecordImage(cas.ImageName(img.Ref.Domain, img.Ref.Path, img.Ref.Tag, img.Ref.Digest), rec); err != nil {
+	if err := recordImage(c, img); err != nil {
 		return nil, err
 	}
 	return trees, nil

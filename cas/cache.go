@@ -8,12 +8,13 @@
 //
 //	<root>/roots.lock               shared by users, exclusive for purge
 //	<root>/blobs/sha256/<hex>       blobs, manifests and configs
+//	<root>/sources/sha256/<hex>     the repositories known to hold blob <hex> (for mounts)
 //	<root>/trees/sha256/<hex>/      one unpacked layer, keyed by its diff id
 //	<root>/trees/sha256/<hex>.json  what the tree cannot hold itself
 //	<root>/fixups/sha256/<hex>/     an image's overlay fix-up layer (keyed by its trees)
 //	<root>/fixups/sha256/<hex>.json its trees; its mtime is its last use
 //	<root>/linked/<hex>             the tree <hex> may share inodes with a hardlinked destination (see Expose)
-//	<root>/images/<registry>/<repo>/<tag>
+//	<root>/images/<registry>/<repo>/<tag>@<os-arch[-variant]>
 //	<root>/leases/<id>              a live overlay destination that uses trees
 //	<root>/tmp/                     objects being made, and their locks
 //
@@ -41,7 +42,7 @@ type Cache struct {
 	exclusive bool // held is the exclusive lock (purge, check)
 }
 
-var layoutDirs = []string{"blobs/sha256", "trees/sha256", "fixups/sha256", "linked", "images", "leases", "tmp"}
+var layoutDirs = []string{"blobs/sha256", "sources/sha256", "trees/sha256", "fixups/sha256", "linked", "images", "leases", "tmp"}
 
 // Open creates the cache layout under root if needed and takes the shared lock.
 // If no other process uses the cache, leftovers of crashed commands in tmp/ are

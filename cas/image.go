@@ -41,6 +41,9 @@ func sha256Sum(b []byte) []byte {
 type ImageRecord struct {
 	Reference string          `json:"reference,omitempty"` // as the user named it, normalized
 	Digest    digest.Digest   `json:"digest"`              // of the platform's manifest
+	MediaType string          `json:"mediaType,omitempty"` // of the platform's manifest
+	Index     digest.Digest   `json:"index,omitempty"`     // of the index it was chosen from, if any
+	IndexType string          `json:"indexType,omitempty"` // media type of Index
 	Platform  string          `json:"platform,omitempty"`  // os/arch[/variant]
 	Size      int64           `json:"size,omitempty"`      // of the compressed layers
 	Layers    []digest.Digest `json:"layers,omitempty"`    // diff ids, bottom first
@@ -56,14 +59,27 @@ func ImageName(registry, repository, tag string, d digest.Digest) string {
 	return registry + "/" + repository + "/" + tag
 }
 
-// RecordImage remembers that name (see ImageName) resolved to r.Digest now. The record's mtime
-// is the image's last use.
+// RecordImage remembers that name (see ImageName) resolved to r.Digest for r.Platform now: one
+// record per name and platform (images/<name>@<os-arch[-variant]>), so that every platform
+// pulled of a multi-platform image has its own. A record of the same platform written before
+// records had platforms in their names (images/<name>) is replaced. The record's mtime is the
+// image's last use.
 func (c *Cache) RecordImage(name string, r ImageRecord) error {
 	if err := checkDigest(r.Digest); err != nil {
 		return err
 	}
 	if err := checkName(name); err != nil {
 		return err
+	}
+	legacy := c.path("images", filepath.FromSlash(name))
+	if r.Platform != "" {
+		if b, err := os.ReadFile(legacy); err == nil {
+			var old ImageRecord
+			if json.Unmarshal(b, &old) != nil || old.Platform == r.Platform || old.Platform == "" {
+				os.Remove(legacy)
+			}
+		}
+		name += "@" + strings.ReplaceAll(r.Platform, "/", "-")
 	}
 	path := c.path("images", filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -77,6 +93,13 @@ func (c *Cache) RecordImage(name string, r ImageRecord) error {
 		return fmt.Errorf("record image %s: %w", name, err)
 	}
 	return nil
+}
+
+// SplitImageName splits the name of an image record (Object.Name) into the name ImageName
+// made and the platform part, "" for a record written before records had platforms.
+func SplitImageName(name string) (image, platform string) {
+	image, platform, _ = strings.Cut(name, "@")
+	return image, platform
 }
 
 // checkName refuses a name that could leave images/: empty, absolute, or with

@@ -184,7 +184,11 @@ func (c *Cache) remove(o Object) error {
 	if err := os.Rename(path, filepath.Join(doomed, "x")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove %s %s: %w", o.Kind, o.Digest, err)
 	}
-	if o.Kind != KindBlob {
+	if o.Kind == KindBlob {
+		if err := os.Remove(c.sourcesPath(o.Digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	} else {
 		if err := os.Remove(path + ".json"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}

@@ -20,6 +20,7 @@ type Image struct {
 	MediaType   string               // of the manifest
 	Manifest    []byte               // raw bytes exactly as served
 	Index       []byte               // raw index bytes or nil
+	IndexType   string               // media type of Index, "" for a single-platform image
 	Config      []byte               // raw config bytes
 	ConfigDesc  ocispec.Descriptor   // the manifest's config descriptor
 	Layers      []ocispec.Descriptor // in order, bottom first
@@ -43,7 +44,7 @@ func (c *Client) Resolve(ctx context.Context, ref Reference, want *Platform) (*I
 		if err != nil {
 			return nil, err
 		}
-		img.Index, img.IndexDigest = body, dgst
+		img.Index, img.IndexDigest, img.IndexType = body, dgst, mediaType
 		child := ref.WithDigest(desc.Digest)
 		if !c.localManifest(img, desc) {
 			if img.Manifest, img.MediaType, img.Digest, err = c.Manifest(ctx, child); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,12 +55,7 @@ type registryFlags struct {
 
 // options says how to reach registries, from these flags and the environment.
 func (f registryFlags) options(e *env) (fetch.Options, error) {
-	dockerConfig := ""
-	if d := e.getenv("DOCKER_CONFIG"); d != "" {
-		dockerConfig = filepath.Join(d, "config.json")
-	} else if home, err := os.UserHomeDir(); err == nil {
-		dockerConfig = filepath.Join(home, ".docker", "config.json")
-	}
+	dockerConfig := dockerConfigPath(e)
 	kc, err := auth.NewKeychain(auth.Options{
 		User:             f.User,
 		AuthFile:         f.Auth,
@@ -135,4 +131,42 @@ func (f platformFlags) platform() (*fetch.Platform, error) {
 		return nil, usageError{err}
 	}
 	return &q, nil
+}
+
+// credentialHint adds to an authorization failure the credential sources that were tried,
+// so that the one line says where roots looked.
+func (f registryFlags) credentialHint(e *env, err error) error {
+	if !errors.Is(err, auth.ErrUnauthorized) {
+		return err
+	}
+	var tried []string
+	if f.User != "" {
+		tried = append(tried, "--user")
+	}
+	if f.Auth != "" {
+		tried = append(tried, "--auth "+f.Auth)
+	}
+	if p := e.getenv("REGISTRY_AUTH_FILE"); p != "" {
+		tried = append(tried, "REGISTRY_AUTH_FILE "+p)
+	}
+	if p := dockerConfigPath(e); p != "" {
+		if _, statErr := os.Stat(p); statErr == nil {
+			tried = append(tried, p)
+		}
+	}
+	if len(tried) == 0 {
+		tried = append(tried, "none, anonymous")
+	}
+	return fmt.Errorf("%w (credentials tried: %s)", err, strings.Join(tried, ", "))
+}
+
+// dockerConfigPath is docker's config.json: $DOCKER_CONFIG/config.json or ~/.docker/config.json.
+func dockerConfigPath(e *env) string {
+	if d := e.getenv("DOCKER_CONFIG"); d != "" {
+		return filepath.Join(d, "config.json")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".docker", "config.json")
+	}
+	return ""
 }

@@ -18,9 +18,11 @@ type LsCmd struct {
 
 // Help shows examples under `roots ls --help`.
 func (LsCmd) Help() string {
-	return `Lists the images in the cache (reference, manifest digest, platform,
-compressed size, how many of its layers are unpacked, last use) and the live
-overlay destinations that use the cache's layers.
+	return `Lists the images in the cache, one row per platform pulled (reference, the
+digest the reference resolved to, as roots digest prints it: the index's for a
+multi-platform image; platform, compressed size, how many of its layers are
+unpacked, last use), and the live overlay destinations that use the cache's
+layers. --json also gives each platform's manifest digest ("manifest").
 
 Examples:
   roots ls

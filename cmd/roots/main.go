@@ -30,6 +30,8 @@ const (
 // CLI is the command line.
 type CLI struct {
 	Pull    PullCmd    `cmd:"" help:"Pull an image into a root filesystem directory."`
+	Push    PushCmd    `cmd:"" help:"Push a cached image to a registry; only blobs it lacks travel."`
+	Copy    CopyCmd    `cmd:"" help:"Copy an image from registry to registry, byte for byte."`
 	Umount  UmountCmd  `cmd:"" help:"Unmount an overlay destination and release its layers."`
 	Digest  DigestCmd  `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
 	Ls      LsCmd      `cmd:"" help:"List cached images and live overlay destinations."`

@@ -47,6 +47,12 @@ func TestUsageErrors(t *testing.T) {
 		{"PlatformOneField", []string{"pull", "--platform", "linux", "debian", dest}, `--platform "linux"`},
 		{"EmptyCache", []string{"pull", "--cache", "", "debian", dest}, `--cache ""`},
 		{"EmptyCacheEquals", []string{"purge", "--cache="}, `--cache ""`},
+		{"PushBadFormat", []string{"push", "--format", "v2s2", "debian", "host/x"}, "--format"},
+		{"PushBadChunk", []string{"push", "--chunk-size", "0", "debian"}, "--chunk-size"},
+		{"PushNoCache", []string{"push", "--cache=no", "debian"}, "roots copy"},
+		{"PushBadDest", []string{"push", "debian", "UPPER"}, "invalid image reference"},
+		{"CopyPlatformAndAll", []string{"copy", "--all-platforms", "--platform", "linux/amd64", "a/b", "c/d"}, "--all-platforms"},
+		{"CopyOneArg", []string{"copy", "debian"}, "expected"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,12 +38,10 @@ func bigImage(name string, seed uint64) registrytest.Image {
 	}}
 }
 
-// imageObjects are the cache paths whose mtimes are an image's last use.
+// imageObjects are the cache paths (record names an image record without its platform) whose mtimes are an image's last use.
 func imageObjects(cache string, p registrytest.Pushed, record string) []string {
-	paths := []string{
-		filepath.Join(cache, "blobs/sha256", p.Digest.Encoded()),
-		filepath.Join(cache, "images", record),
-	}
+	records, _ := filepath.Glob(filepath.Join(cache, "images", record+"@*")) // one per platform
+	paths := append([]string{filepath.Join(cache, "blobs/sha256", p.Digest.Encoded())}, records...)
 	var cfg struct {
 		Config struct{ Digest digest.Digest } `json:"config"`
 	}

@@ -1,0 +1,100 @@
+package roots_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/rootsdev/roots"
+	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots/fetch"
+)
+
+// TestListPlatforms: each platform pulled of a multi-platform image is its own row of List,
+// under the digest the tag resolves to (the index's, as roots digest prints); the index is kept
+// in the cache, every blob remembers the repository it came from, and purge takes both away.
+func TestListPlatforms(t *testing.T) {
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	ref := registry + "/example/multi:1"
+	r, _ := fetch.ParseReference(ref)
+	index, err := fetch.New(fetch.Options{}).Digest(t.Context(), r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests := map[string]digest.Digest{}
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		pl, _ := fetch.ParsePlatform(p)
+		pulled, err := roots.Pull(t.Context(), ref, filepath.Join(tmp, filepath.Base(p)), roots.PullOptions{Cache: cache, Platform: &pl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pulled.Index != index {
+			t.Errorf("%s: index %s, want %s", p, pulled.Index, index)
+		}
+		manifests[p] = pulled.Digest
+	}
+	list, err := roots.List(t.Context(), cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Images) != 2 {
+		t.Fatalf("List: %+v, want two rows", list.Images)
+	}
+	for _, img := range list.Images {
+		if img.Reference != ref || img.Digest != index.String() || img.Manifest != manifests[img.Platform].String() {
+			t.Errorf("row %+v: want %s, digest %s, manifest %s", img, ref, index, manifests[img.Platform])
+		}
+	}
+	c, err := cas.Open(t.Context(), cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Blob(index); !ok {
+		t.Error("the index is not in the cache")
+	}
+	for _, d := range []digest.Digest{index, manifests["linux/arm64"]} {
+		if got := c.Sources(d); len(got) != 1 || got[0] != r.Name() {
+			t.Errorf("sources of %s: %q, want [%s]", d, got, r.Name())
+		}
+	}
+	c.Close()
+	if _, err := roots.Purge(t.Context(), cache, cas.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(cache, "sources", "sha256")); err != nil || len(ents) != 0 {
+		t.Errorf("sources after purge: %v, %v", ents, err)
+	}
+}
+
+// TestListLegacyRecord: a record written before records had platforms in their names is still
+// listed, and a new pull of its platform replaces it instead of adding a row.
+func TestListLegacyRecord(t *testing.T) {
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	ref := registry + "/example/hello:1"
+	pulled, err := roots.Pull(t.Context(), ref, filepath.Join(tmp, "a"), roots.PullOptions{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cache, "images", registry, "example", "hello")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("records: %v, %v", ents, err)
+	}
+	if err := os.Rename(filepath.Join(dir, ents[0].Name()), filepath.Join(dir, "1")); err != nil {
+		t.Fatal(err)
+	}
+	list, err := roots.List(t.Context(), cache)
+	if err != nil || len(list.Images) != 1 || list.Images[0].Reference != ref || list.Images[0].Digest != pulled.Digest.String() {
+		t.Fatalf("List of the old record: %+v, %v", list, err)
+	}
+	if _, err := roots.Pull(t.Context(), ref, filepath.Join(tmp, "b"), roots.PullOptions{Cache: cache}); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := roots.List(t.Context(), cache); err != nil || len(list.Images) != 1 || list.Images[0].Reference != ref {
+		t.Fatalf("List after a new pull: %+v, %v", list, err)
+	}
+}
