@@ -22,7 +22,26 @@ import (
 type trash struct {
 	dir  string
 	seq  atomic.Int64
-	keep bool // false: delete at once (not enough free space to keep them)
+	keep bool        // false: delete at once (not enough free space to keep them)
+	full atomic.Bool // the filesystem ran low during the run: deleting at once from now on
+}
+
+// keepFree is the free space below which outputs are deleted at once rather than kept: more
+// than the largest row writes in one run (skopeo + umoci on the big image, about 3 GB), so a
+// run that keeps outputs never fills the disk.
+const keepFree = 16 << 30
+
+// keeping reports whether an output can go to the trash: there is room to keep it.
+func (t *trash) keeping() bool {
+	if !t.keep || t.full.Load() {
+		return false
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(t.dir, &st); err == nil && st.Bavail*uint64(st.Bsize) < keepFree {
+		t.full.Store(true)
+		return false
+	}
+	return true
 }
 
 func newTrash(work string, minFree uint64) (*trash, error) {
@@ -42,7 +61,7 @@ func newTrash(work string, minFree uint64) (*trash, error) {
 func (b *bench) fresh(dir string) error {
 	unmountUnder(dir)
 	if _, err := os.Lstat(dir); err == nil {
-		if b.trash.keep {
+		if b.trash.keeping() {
 			aside := filepath.Join(b.trash.dir, fmt.Sprint(b.trash.seq.Add(1)))
 			if err := os.Rename(dir, aside); err != nil {
 				return fmt.Errorf("move %s aside: %w", dir, err)
