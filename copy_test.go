@@ -41,8 +41,8 @@ func TestCopyIndex(t *testing.T) {
 		}
 		uploaded[b.Digest]++
 	}
-	n := countRequests(dst)
-	if n.blobPuts != len(uploaded) || n.manifestPuts != 5 || n.mounts != 0 {
+	n := registrytest.Count(dst.Requests())
+	if n.BlobPuts != len(uploaded) || n.ManifestPuts != 5 || n.Mounts != 0 {
 		t.Errorf("first copy: requests %+v, want %d blob PUTs, 5 manifest PUTs", n, len(uploaded))
 	}
 	if got, err := client.Digest(t.Context(), fetch.Reference{Domain: dst.Host, Path: "mirror/multi", Tag: "1"}, nil); err != nil || got != index {
@@ -69,7 +69,7 @@ func TestCopyIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := countRequests(dst); within.Digest != index || n.posts != 0 || n.blobPuts != 0 || n.mounts != len(uploaded) {
+	if n := registrytest.Count(dst.Requests()); within.Digest != index || n.Posts != 0 || n.BlobPuts != 0 || n.Mounts != len(uploaded) {
 		t.Errorf("copy within the registry: %s, requests %+v; want %d mounts and no upload", within.Digest, n, len(uploaded))
 	}
 

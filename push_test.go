@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,36 +13,6 @@ import (
 	"github.com/rootsdev/roots/fetch"
 	"github.com/rootsdev/roots/fetch/registrytest"
 )
-
-// requests counts what a registry was sent since its last ResetRequests, the auth
-// challenges (401) aside.
-type requests struct {
-	heads, posts, mounts, patches, blobPuts, manifestPuts, gets int
-}
-
-func countRequests(r interface{ Requests() []registrytest.Request }) requests {
-	var n requests
-	for _, q := range r.Requests() {
-		switch {
-		case q.Status == 401:
-		case q.Method == "HEAD":
-			n.heads++
-		case q.Method == "POST" && strings.Contains(q.Query, "mount="):
-			n.mounts++
-		case q.Method == "POST":
-			n.posts++
-		case q.Method == "PATCH":
-			n.patches++
-		case q.Method == "PUT" && strings.Contains(q.Path, "/blobs/uploads/"):
-			n.blobPuts++
-		case q.Method == "PUT" && strings.Contains(q.Path, "/manifests/"):
-			n.manifestPuts++
-		case q.Method == "GET" && strings.Contains(q.Path, "/blobs/"):
-			n.gets++
-		}
-	}
-	return n
-}
 
 // TestPush: a pulled image pushed to an empty repository uploads each blob once and then its
 // manifest; pushed again it sends no blob, only the manifest; pushed to another repository of
@@ -63,11 +32,11 @@ func TestPush(t *testing.T) {
 		name  string
 		dest  string
 		chunk int64
-		want  requests
+		want  registrytest.Counts
 	}{
-		{"Empty", dst.Host + "/app:1", 0, requests{heads: blobs, posts: blobs, blobPuts: blobs, manifestPuts: 1}},
-		{"Again", dst.Host + "/app:1", 0, requests{heads: blobs, manifestPuts: 1}},
-		{"OtherRepository", dst.Host + "/other/app:1", 0, requests{heads: blobs, mounts: blobs, manifestPuts: 1}},
+		{"Empty", dst.Host + "/app:1", 0, registrytest.Counts{Heads: blobs, Posts: blobs, BlobPuts: blobs, ManifestPuts: 1}},
+		{"Again", dst.Host + "/app:1", 0, registrytest.Counts{Heads: blobs, ManifestPuts: 1}},
+		{"OtherRepository", dst.Host + "/other/app:1", 0, registrytest.Counts{Heads: blobs, Mounts: blobs, ManifestPuts: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,7 +50,7 @@ func TestPush(t *testing.T) {
 			if pushed.Digest != pulled.Digest || len(pushed.Blobs) != blobs || len(events) != blobs {
 				t.Errorf("pushed %+v, %d events; want digest %s and %d blobs", pushed, len(events), pulled.Digest, blobs)
 			}
-			if got := countRequests(dst); got != tt.want {
+			if got := registrytest.Count(dst.Requests()); got != tt.want {
 				t.Errorf("requests %+v, want %+v", got, tt.want)
 			}
 		})
@@ -91,8 +60,8 @@ func TestPush(t *testing.T) {
 		if _, err := roots.Push(t.Context(), src, other.Host+"/chunked:1", roots.PushOptions{Cache: cache, ChunkSize: 64}); err != nil {
 			t.Fatal(err)
 		}
-		n := countRequests(other)
-		if n.patches < blobs || n.posts != blobs || n.blobPuts != blobs {
+		n := registrytest.Count(other.Requests())
+		if n.Patches < blobs || n.Posts != blobs || n.BlobPuts != blobs {
 			t.Errorf("requests %+v: want PATCHes, one session per blob", n)
 		}
 	})
@@ -202,7 +171,7 @@ func TestPushCutUpload(t *testing.T) {
 	if pushed.Digest != pulled.Digest {
 		t.Errorf("pushed %s, want %s", pushed.Digest, pulled.Digest)
 	}
-	if n := countRequests(cut); n.posts != len(pulled.Layers)+2 {
+	if n := registrytest.Count(cut.Requests()); n.Posts != len(pulled.Layers)+2 {
 		t.Errorf("requests %+v: want one session more than blobs (%d)", n, len(pulled.Layers)+1)
 	}
 	back, err := roots.Pull(t.Context(), cut.Host+"/app:1", filepath.Join(tmp, "back"), roots.PullOptions{})
@@ -236,7 +205,7 @@ func TestPushCorruptCache(t *testing.T) {
 	if !errors.Is(err, fetch.ErrDigestMismatch) {
 		t.Fatalf("err = %v, want ErrDigestMismatch", err)
 	}
-	if n := countRequests(dst); n.manifestPuts != 0 {
+	if n := registrytest.Count(dst.Requests()); n.ManifestPuts != 0 {
 		t.Errorf("requests %+v: a manifest was PUT over a blob that is not there", n)
 	}
 }

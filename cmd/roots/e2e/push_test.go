@@ -11,34 +11,6 @@ import (
 	"github.com/rootsdev/roots/internal/testtree"
 )
 
-// requests counts what a registry was sent since its last ResetRequests, the auth
-// challenges (401) aside.
-type requests struct {
-	heads, posts, mounts, patches, blobPuts, manifestPuts int
-}
-
-func countRequests(r *registrytest.Registry) requests {
-	var n requests
-	for _, q := range r.Requests() {
-		switch {
-		case q.Status == 401:
-		case q.Method == "HEAD":
-			n.heads++
-		case q.Method == "POST" && strings.Contains(q.Query, "mount="):
-			n.mounts++
-		case q.Method == "POST":
-			n.posts++
-		case q.Method == "PATCH":
-			n.patches++
-		case q.Method == "PUT" && strings.Contains(q.Path, "/blobs/uploads/"):
-			n.blobPuts++
-		case q.Method == "PUT" && strings.Contains(q.Path, "/manifests/"):
-			n.manifestPuts++
-		}
-	}
-	return n
-}
-
 // pushedJSON is what roots push --json and roots copy --json print.
 type pushedJSON struct {
 	Reference string `json:"reference"`
@@ -97,11 +69,11 @@ func TestPushCommand(t *testing.T) {
 		dest   string
 		extra  []string
 		action string
-		want   requests
+		want   registrytest.Counts
 	}{
-		{"Empty", dst.Host + "/app:1", nil, "pushed", requests{heads: 3, posts: 3, blobPuts: 3, manifestPuts: 1}},
-		{"Again", dst.Host + "/app:1", nil, "exists", requests{heads: 3, manifestPuts: 1}},
-		{"Mount", dst.Host + "/mirror/app:1", nil, "mounted", requests{heads: 3, mounts: 3, manifestPuts: 1}},
+		{"Empty", dst.Host + "/app:1", nil, "pushed", registrytest.Counts{Heads: 3, Posts: 3, BlobPuts: 3, ManifestPuts: 1}},
+		{"Again", dst.Host + "/app:1", nil, "exists", registrytest.Counts{Heads: 3, ManifestPuts: 1}},
+		{"Mount", dst.Host + "/mirror/app:1", nil, "mounted", registrytest.Counts{Heads: 3, Mounts: 3, ManifestPuts: 1}},
 	}
 	var digest string
 	for _, tt := range tests {
@@ -120,7 +92,7 @@ func TestPushCommand(t *testing.T) {
 				t.Errorf("digest %s, the first push's %s", out.Digest, digest)
 			}
 			digest = out.Digest
-			if got := countRequests(dst); got != tt.want {
+			if got := registrytest.Count(dst.Requests()); got != tt.want {
 				t.Errorf("requests %+v, want %+v", got, tt.want)
 			}
 		})
@@ -131,7 +103,7 @@ func TestPushCommand(t *testing.T) {
 		if res.Code != 0 || strings.TrimSpace(res.Stdout) != digest {
 			t.Fatalf("exit %d, stdout %q, stderr %s", res.Code, res.Stdout, res.Stderr)
 		}
-		if n := countRequests(other); n.patches <= 3 || n.posts != 3 || n.blobPuts != 3 {
+		if n := registrytest.Count(other.Requests()); n.Patches <= 3 || n.Posts != 3 || n.BlobPuts != 3 {
 			t.Errorf("requests %+v: want several PATCHes for the 64 KiB layer, one session per blob", n)
 		}
 	})
@@ -143,7 +115,7 @@ func TestPushCommand(t *testing.T) {
 				t.Errorf("blob %s: %s %s, want mounted from team/app", b.Digest, b.Action, b.From)
 			}
 		}
-		if n := countRequests(src); n != (requests{heads: 3, mounts: 3, manifestPuts: 1}) {
+		if n := registrytest.Count(src.Requests()); n != (registrytest.Counts{Heads: 3, Mounts: 3, ManifestPuts: 1}) {
 			t.Errorf("requests %+v, want 3 HEADs, 3 mounts and the manifest", n)
 		}
 	})
@@ -190,7 +162,7 @@ func TestCopyCommand(t *testing.T) {
 		}
 		sent[b.Digest] = true
 	}
-	if n := countRequests(dst); n.blobPuts != len(sent) || n.manifestPuts != 5 {
+	if n := registrytest.Count(dst.Requests()); n.BlobPuts != len(sent) || n.ManifestPuts != 5 {
 		t.Errorf("requests %+v: want %d blob PUTs and 5 manifest PUTs", n, len(sent))
 	}
 	res := Roots(t, nil, "digest", user, dst.Host+"/copy/multi:1")
