@@ -31,26 +31,32 @@ func (s *Assembly) Stream() *Stream {
 	if s.a.copy || s.n > 0 || s.err != nil || s.done || s.stream != nil {
 		return nil
 	}
-	st := &Stream{a: s.a, ops: make(chan streamOp, streamQueue), done: make(chan struct{}), tdir: -1}
+	st := &Stream{a: s.a, ops: make(chan []streamOp, streamQueue), done: make(chan struct{}), tdir: -1}
 	go st.link()
 	s.stream = st
 	return st
 }
 
-// streamQueue is how many changes the unpacker may be ahead of the stream's links.
-const streamQueue = 1024
+// The unpacker hands its changes over in batches of streamBatch (a channel send per change
+// woke the linking goroutine per file: a futex call each), and may be streamQueue batches
+// ahead of the links.
+const (
+	streamBatch = 128
+	streamQueue = 8
+)
 
 // A Stream is Assembly.Stream's observer.
 type Stream struct {
 	a    *assembler
-	ops  chan streamOp // the unpacker's changes, in order, to the linking goroutine
-	done chan struct{} // closed when the linking goroutine has applied every change
+	ops  chan []streamOp // the unpacker's changes, in order, to the linking goroutine
+	done chan struct{}   // closed when the linking goroutine has applied every change
 	once sync.Once
 
 	// The unpacker's side.
-	used  bool   // something was linked, removed or reset: Add must finish or redo it
-	odir  string // the tree directory of the last Wrote, whose descriptor the links hold
-	oset  bool   // odir is set
+	used  bool       // something was linked, removed or reset: Add must finish or redo it
+	batch []streamOp // changes not sent yet
+	odir  string     // the tree directory of the last Wrote, whose descriptor the links hold
+	oset  bool       // odir is set
 	quit  atomic.Bool
 	fixed bool // close was called: nothing more is sent
 
@@ -126,25 +132,40 @@ func (st *Stream) Reset() {
 	st.send(streamOp{kind: opReset})
 }
 
-func (st *Stream) send(op streamOp) { st.ops <- op }
+func (st *Stream) send(op streamOp) {
+	st.batch = append(st.batch, op)
+	if len(st.batch) == streamBatch {
+		st.flush()
+	}
+}
+
+// flush sends the batch.
+func (st *Stream) flush() {
+	if len(st.batch) > 0 {
+		st.ops <- st.batch
+		st.batch = make([]streamOp, 0, streamBatch)
+	}
+}
 
 // link applies the unpacker's changes to the destination, in order, until close.
 func (st *Stream) link() {
 	defer close(st.done)
-	for op := range st.ops {
-		if op.kind == opWrote && op.tdir >= 0 {
-			st.setTreeDir(op.tdir)
-		}
-		if st.broken {
-			continue
-		}
-		switch op.kind {
-		case opWrote:
-			st.wrote(op.rel)
-		case opRemoved:
-			st.removed(op.rel, op.isDir)
-		case opReset:
-			st.giveUp()
+	for batch := range st.ops {
+		for _, op := range batch {
+			if op.kind == opWrote && op.tdir >= 0 {
+				st.setTreeDir(op.tdir)
+			}
+			if st.broken {
+				continue
+			}
+			switch op.kind {
+			case opWrote:
+				st.wrote(op.rel)
+			case opRemoved:
+				st.removed(op.rel, op.isDir)
+			case opReset:
+				st.giveUp()
+			}
 		}
 	}
 	st.setTreeDir(-1)
@@ -268,6 +289,7 @@ func (st *Stream) dir(rel string, create bool) (int, *node, error) {
 // must not be called any more.
 func (st *Stream) close() {
 	st.once.Do(func() {
+		st.flush()
 		st.fixed = true
 		close(st.ops)
 	})
