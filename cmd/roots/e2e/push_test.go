@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
 	"github.com/rootsdev/roots/internal/testtree"
@@ -126,6 +129,7 @@ func TestPushCommand(t *testing.T) {
 		if diffs := testtree.Diff(pulled, testtree.Scan(t, back), only); len(diffs) > 0 {
 			t.Errorf("pulled back from the push:\n%s", strings.Join(diffs, "\n"))
 		}
+		craneValidate(t, dst.Host+"/app:1")
 		rootfs := umociUnpack(t, dst.Host+"/app:1")
 		if diffs := testtree.Diff(pulled, testtree.Scan(t, rootfs), testtree.Only(testtree.Type, testtree.Content, testtree.Target)); len(diffs) > 0 {
 			t.Errorf("skopeo + umoci of the push:\n%s", strings.Join(diffs, "\n"))
@@ -138,6 +142,27 @@ func TestPushCommand(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q: want one line naming the registry, the repository and the credentials tried", res.Code, res.Stderr)
 		}
 	})
+}
+
+// craneValidate runs go-containerregistry's own check of ref in its registry: `crane validate
+// --remote` reads the manifest and every blob and checks their digests and sizes. .ci/run
+// installs crane (go install) when it is missing.
+func craneValidate(t *testing.T, ref string) {
+	t.Helper()
+	crane, err := exec.LookPath("crane")
+	if err != nil {
+		out, gerr := exec.Command("go", "env", "GOPATH").Output()
+		crane = filepath.Join(strings.TrimSpace(string(out)), "bin", "crane")
+		if _, serr := os.Stat(crane); gerr != nil || serr != nil {
+			t.Fatalf("crane is needed to check what roots pushed: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1 (as .ci/run does)")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, crane, "validate", "--insecure", "--remote", ref).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("crane validate --remote %s: %v\n%s", ref, err, out)
+	}
 }
 
 // TestCopyCommand: roots copy of a multi-platform index from a token registry keeps its
