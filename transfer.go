@@ -58,9 +58,9 @@ type ManifestResult struct {
 
 // Pushed says what Push or CopyImage wrote.
 type Pushed struct {
-	Reference string           `json:"reference"` // the target, as written
-	Digest    digest.Digest    `json:"digest"`    // of the manifest or index the target's tag names now
-	MediaType string           `json:"mediaType"`
+	Reference string           `json:"reference"`           // the target, as written
+	Digest    digest.Digest    `json:"digest"`              // of the manifest or index the target's tag names now
+	MediaType string           `json:"mediaType,omitempty"` // "" when Unchanged: a HEAD gives the digest only
 	Manifests []ManifestResult `json:"manifests"`           // children first, the top manifest last
 	Blobs     []BlobResult     `json:"blobs"`               // in the order they were settled
 	Unchanged bool             `json:"unchanged,omitempty"` // CopyImage: the target had the digest already; nothing was sent
