@@ -135,13 +135,7 @@ func TestPushIndex(t *testing.T) {
 // TestCopyFromCache: a copy whose blobs the cache holds uploads them from it; the source is
 // asked for its manifest's digest only.
 func TestCopyFromCache(t *testing.T) {
-	tmp := t.TempDir()
-	cache := filepath.Join(tmp, "cache")
-	src := registry + "/example/hello:1"
-	pulled, err := roots.Pull(t.Context(), src, filepath.Join(tmp, "src"), roots.PullOptions{Cache: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, cache, pulled := pullHello(t)
 	dst := registrytest.Start(t, registrytest.Config{})
 	testRegistry.ResetRequests()
 	copied, err := roots.CopyImage(t.Context(), src, dst.Host+"/hello:1", roots.CopyOptions{Cache: cache})

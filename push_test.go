@@ -14,6 +14,19 @@ import (
 	"github.com/rootsdev/roots/fetch/registrytest"
 )
 
+// pullHello pulls the test registry's example/hello:1 into a new cache, as a push or a copy
+// from the cache needs it, and returns its reference, the cache and what the pull says.
+func pullHello(t *testing.T) (src, cache string, pulled *roots.Pulled) {
+	t.Helper()
+	tmp := t.TempDir()
+	src, cache = registry+"/example/hello:1", filepath.Join(tmp, "cache")
+	pulled, err := roots.Pull(t.Context(), src, filepath.Join(tmp, "src"), roots.PullOptions{Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, cache, pulled
+}
+
 // TestPush: a pulled image pushed to an empty repository uploads each blob once and then its
 // manifest; pushed again it sends no blob, only the manifest; pushed to another repository of
 // the same registry it mounts every blob from the first; chunked, it PATCHes; pulled back it
@@ -154,13 +167,7 @@ func TestPushFormat(t *testing.T) {
 // TestPushCutUpload: an upload whose connection is cut half way starts a new session and the
 // push ends with the image whole in the target.
 func TestPushCutUpload(t *testing.T) {
-	tmp := t.TempDir()
-	cache := filepath.Join(tmp, "cache")
-	src := registry + "/example/hello:1"
-	pulled, err := roots.Pull(t.Context(), src, filepath.Join(tmp, "src"), roots.PullOptions{Cache: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, cache, pulled := pullHello(t)
 	dst := registrytest.Start(t, registrytest.Config{})
 	cut := dst.FaultFront(t, registrytest.Fault{Kind: registrytest.CutRequest, Bytes: 10, Times: 1})
 	pushed, err := roots.Push(t.Context(), src, cut.Host+"/app:1", roots.PushOptions{Cache: cache, Jobs: 1,
@@ -174,26 +181,21 @@ func TestPushCutUpload(t *testing.T) {
 	if n := registrytest.Count(cut.Requests()); n.Posts != len(pulled.Layers)+2 {
 		t.Errorf("requests %+v: want one session more than blobs (%d)", n, len(pulled.Layers)+1)
 	}
-	back, err := roots.Pull(t.Context(), cut.Host+"/app:1", filepath.Join(tmp, "back"), roots.PullOptions{})
+	backDir := filepath.Join(t.TempDir(), "back")
+	back, err := roots.Pull(t.Context(), cut.Host+"/app:1", backDir, roots.PullOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if back.Digest != pulled.Digest {
 		t.Errorf("pulled back %s", back.Digest)
 	}
-	sameFiles(t, filepath.Join(tmp, "src"), filepath.Join(tmp, "back"))
+	sameFiles(t, pulled.Dest, backDir)
 }
 
 // TestPushCorruptCache: a cached blob that no longer hashes to its digest fails the push with
 // ErrDigestMismatch, and the manifest that lists it is never PUT.
 func TestPushCorruptCache(t *testing.T) {
-	tmp := t.TempDir()
-	cache := filepath.Join(tmp, "cache")
-	src := registry + "/example/hello:1"
-	pulled, err := roots.Pull(t.Context(), src, filepath.Join(tmp, "src"), roots.PullOptions{Cache: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, cache, pulled := pullHello(t)
 	l := pulled.Layers[len(pulled.Layers)-1]
 	path := filepath.Join(cache, "blobs", "sha256", l.Digest.Encoded())
 	os.Chmod(path, 0o644)
@@ -201,7 +203,7 @@ func TestPushCorruptCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := registrytest.Start(t, registrytest.Config{})
-	_, err = roots.Push(t.Context(), src, dst.Host+"/app:1", roots.PushOptions{Cache: cache, Registry: fetch.Options{Backoff: time.Millisecond}})
+	_, err := roots.Push(t.Context(), src, dst.Host+"/app:1", roots.PushOptions{Cache: cache, Registry: fetch.Options{Backoff: time.Millisecond}})
 	if !errors.Is(err, fetch.ErrDigestMismatch) {
 		t.Fatalf("err = %v, want ErrDigestMismatch", err)
 	}
