@@ -6,8 +6,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build install test test-system lint bench clean
 
+# Static (CGO_ENABLED=0): runs in any rootfs, and starts faster: a dynamic build
+# loads libc first, which costs a warm overlay pull 6 ms of its ~60 (bench).
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/roots ./cmd/roots
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/roots ./cmd/roots
 
 install: build
 	install -D -m 0755 bin/roots $(DESTDIR)$(PREFIX)/bin/roots

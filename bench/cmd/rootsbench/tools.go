@@ -50,10 +50,11 @@ func setupTools(ctx context.Context, repo, work, toolsDir, roots string, install
 		t.roots = filepath.Join(work, "bin", "roots")
 		// Built as `make build` builds it: the binary users install. (Its
 		// size matters here: a pull after a cache drop reads it from disk.)
-		cmdline := "go build -trimpath -ldflags '-s -w' ./cmd/roots"
+		cmdline := "CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' ./cmd/roots"
 		logf("building roots (%s)", cmdline)
 		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", t.roots, "./cmd/roots")
 		build.Dir = repo
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("%s: %v\n%s", cmdline, err, out)
 		}
