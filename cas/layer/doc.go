@@ -14,6 +14,10 @@
 //
 // Both give the same rootfs: Unpack of every layer followed by assembly equals Applier.
 //
+// The other way, [Export] writes a layer from a directory: the [Change]s that turn a base image
+// into it (package assemble finds them), read through the same confined descriptors, in one
+// deterministic tar that Unpack and Applier take back as it was written.
+//
 // Confinement follows containerd: an entry name or hardlink target is cleaned as "/"+name, so
 // "../x", "/x" and "a/../../x" all name "x" inside the target directory. All writes are made
 // relative to directory file descriptors opened component by component with O_NOFOLLOW, so

@@ -23,4 +23,9 @@ var (
 	ErrInvalidHeader = errors.New("invalid tar header field")
 	// ErrFinished: Apply or Finish called on an Applier that has already finished.
 	ErrFinished = errors.New("applier already finished")
+	// ErrInvalidChange: Export was given a Change it cannot write (a path that is not relative
+	// and clean or names a whiteout, a Delete of the root, the same path twice).
+	ErrInvalidChange = errors.New("invalid change")
+	// ErrSourceChanged: a file changed while Export read it (its size, type or inode).
+	ErrSourceChanged = errors.New("source changed while exported")
 )
