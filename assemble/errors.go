@@ -18,6 +18,11 @@ var (
 	// mount than its parent (a bind mount, a tmpfs, a chroot's /dev): roots never removes
 	// anything on a filesystem it did not make.
 	ErrMountPoint = disk.ErrMountPoint
+
+	// ErrUpperNeedsLower reports an entry of an overlay upper directory that means something
+	// only with the lower layers (a redirect_dir rename, a metacopy copy-up): it cannot be
+	// written as a layer on its own.
+	ErrUpperNeedsLower = errors.New("overlay upper entry needs the lower layers")
 )
 
 // errFinished reports a use of an Assembly after Finish or Close.
