@@ -46,3 +46,14 @@ func (e *kindError) Is(t error) bool { return t == e.kind }
 func kindErrorf(kind error, format string, args ...any) error {
 	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
 }
+
+// Errors of git destinations (PullOptions.Git).
+var (
+	// ErrGitMissing: a git destination was asked for and no git command can be run.
+	ErrGitMissing = errors.New("git is not installed")
+	// ErrNotGitDest: a directory is not a git destination: no .git, or HEAD is not a layer
+	// branch.
+	ErrNotGitDest = errors.New("not a git destination of roots")
+	// ErrNotTopLayer: a layer can be committed only on the top layer branch.
+	ErrNotTopLayer = errors.New("not the top layer branch")
+)

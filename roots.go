@@ -59,6 +59,9 @@ type PullOptions struct {
 	Force bool
 	// Registry says how to reach and log in to registries. Pull sets Local to the cache.
 	Registry fetch.Options
+	// Git also makes the destination a git repository with one branch per layer (see git.go):
+	// it needs the git command and the cache, and excludes Overlay.
+	Git bool
 	// Progress, if set, is told what happens as it happens. It is called from several
 	// goroutines at once and must not block.
 	Progress func(Event)
@@ -134,6 +137,11 @@ func Pull(ctx context.Context, ref, dest string, opts PullOptions) (*Pulled, err
 	case opts.Mode == Overlay && os.Geteuid() != 0:
 		return nil, fmt.Errorf("pull %s: %w (it mounts overlayfs)", r, ErrOverlayNeedsRoot)
 	}
+	if opts.Git {
+		if err := checkGitPull(opts); err != nil {
+			return nil, fmt.Errorf("pull %s: %w", r, err)
+		}
+	}
 	dest, err = CheckDest(dest, opts.Cache)
 	if err != nil {
 		return nil, err
@@ -194,6 +202,11 @@ func (p *puller) pull(ctx context.Context) (*fetch.Image, []layer.Unapplied, err
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("pull %s: %w", p.ref, diskFull(err, p.opts.Cache, p.dest, img))
+	}
+	if p.opts.Git {
+		if err := p.gitLayers(ctx, img, stage.Dir); err != nil {
+			return nil, nil, fmt.Errorf("pull %s: %w", p.ref, err)
+		}
 	}
 	if p.opts.Force {
 		// An overlay destination is unmounted (its changes discarded) to be replaced.

@@ -20,6 +20,7 @@ var hints = []struct {
 	{roots.ErrStateExists, "roots umount DEST removes them (--keep moves them aside), or --force discards them"},
 	{roots.ErrOverlayCannotShow, "use --mode hardlink or --mode copy"},
 	{roots.ErrOverlayNeedsRoot, "run it as root, or use --mode hardlink"},
+	{roots.ErrGitMissing, "install git (apt-get install git, dnf install git or apk add git), or pull without --git"},
 	{cas.ErrUntrusted, "--cache DIR names another cache"},
 	{fetch.ErrPlainHTTP, "allow it with --insecure"},
 	{auth.ErrPlainRealm, "--insecure if the network is trusted"},

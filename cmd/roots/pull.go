@@ -18,6 +18,7 @@ type PullCmd struct {
 	Jobs  int    `short:"j" default:"4" help:"Layers to download and unpack at once."`
 	Quiet bool   `short:"q" help:"Print nothing but errors, even on a terminal."`
 	Mode  string `enum:"hardlink,copy,overlay" default:"hardlink" help:"How DEST is made from the cached layers: hardlink (fast, shares inodes with the cache), copy (shares nothing; reflinks where the filesystem can), overlay (root: an overlayfs mount, instant; end it with roots umount)."`
+	Git   bool   `short:"g" help:"Also make DEST a git repository with a branch per layer (layer_<n>_<blob hex>, the top one checked out), as krgo -g did: git diff shows what a layer changed. Needs git and the cache; not with --mode overlay."`
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -34,6 +35,7 @@ func (PullCmd) Help() string {
   roots pull --mode copy debian ./deb             # DEST shares no inode with the cache
   sudo roots pull --mode overlay debian /srv/c1   # an overlayfs mount, in milliseconds when cached
   sudo roots umount /srv/c1                       # ... unmounted, its changes discarded
+  roots pull -g debian ./deb                      # ./deb is also a git repository, a branch per layer
   roots pull --user bob:secret registry.example.com/team/app:1.2 ./app`
 }
 
@@ -49,9 +51,15 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	if p.Jobs < 1 {
 		return usagef("--jobs %d: need at least 1", p.Jobs)
 	}
+	if p.Git && p.Mode == string(roots.Overlay) {
+		return usagef("--git with --mode overlay: an overlay DEST is a mount that git cannot track; use --mode hardlink or --mode copy")
+	}
 	cacheDir, err := p.cacheDir(e)
 	if err != nil {
 		return err
+	}
+	if p.Git && cacheDir == "" {
+		return usagef("--git needs the cache (the layer branches are made from the cached layer blobs): drop --cache=no")
 	}
 	if p.Mode == string(roots.Overlay) && cacheDir == "" {
 		return usagef("--mode overlay needs the cache (its layers are the overlay's): drop --cache=no")
@@ -67,7 +75,7 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	defer prog.stop()
 	pulled, err := roots.Pull(ctx, p.Image, p.Dest, roots.PullOptions{
 		Cache: cacheDir, Mode: roots.Mode(p.Mode), Jobs: p.Jobs, Platform: want, Force: p.Force,
-		Registry: reg, Progress: prog.event,
+		Registry: reg, Progress: prog.event, Git: p.Git,
 	})
 	if errors.Is(err, roots.ErrInvalidDest) {
 		return usageError{err}

@@ -1,0 +1,16 @@
+package roots
+
+import (
+	"context"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// GitHead is gitHead for the tests of package roots_test.
+func GitHead(ctx context.Context, dest string) (n int, blob digest.Digest, top bool, err error) {
+	h, top, err := gitHead(ctx, dest)
+	return h.N, h.Blob, top, err
+}
+
+// GitCommitLayer is gitCommitLayer for the tests of package roots_test.
+var GitCommitLayer = gitCommitLayer
