@@ -41,6 +41,13 @@ func recordImage(c *cas.Cache, img *fetch.Image) error {
 		Index: img.IndexDigest, IndexType: img.IndexType,
 		Platform: img.Platform.String(), Size: compressedSize(img), Layers: img.DiffIDs,
 	}
+	name := cas.ImageName(img.Ref.Domain, img.Ref.Path, img.Ref.Tag, img.Ref.Digest)
+	for _, l := range cas.LocalImages(c.Root(), name) {
+		if l.Digest == img.Digest { // a commit's image, pulled: still the cache's own
+			rec.Local, rec.Reference = true, l.Reference
+			return c.RecordImage(name, rec)
+		}
+	}
 	blobs := []digest.Digest{img.Digest, img.ConfigDesc.Digest}
 	if img.IndexDigest != "" {
 		if err := c.PutBlob(img.IndexDigest, img.Index); err != nil {
@@ -54,7 +61,7 @@ func recordImage(c *cas.Cache, img *fetch.Image) error {
 	if err := c.AddSource(img.Ref.Name(), blobs...); err != nil {
 		return err
 	}
-	return c.RecordImage(cas.ImageName(img.Ref.Domain, img.Ref.Path, img.Ref.Tag, img.Ref.Digest), rec)
+	return c.RecordImage(name, rec)
 }
 
 // Listing is what the cache holds: its images, and the live destinations that use its trees.
@@ -76,15 +83,17 @@ type ListedImage struct {
 	LastUse      time.Time `json:"lastUse"`
 }
 
-// Destination is a destination that uses the cache's trees after its pull ended: an overlay.
+// Destination is a destination a pull made with the cache (see cas.Lease): what it holds and
+// how it was made.
 type Destination struct {
 	Dest   string    `json:"dest"`
 	Mode   Mode      `json:"mode"`
 	Image  string    `json:"image"`
-	Digest string    `json:"digest"`
-	Upper  string    `json:"upper"` // what was written into it
+	Digest string    `json:"digest"`          // its image's manifest: the last commit's, or the one pulled
+	Upper  string    `json:"upper,omitempty"` // overlay: what was written into it
+	Git    bool      `json:"git,omitempty"`   // also a git repository (pull -g)
 	Since  time.Time `json:"since"`
-	Live   bool      `json:"live"` // false: its mount is gone (a reboot, umount(8))
+	Live   bool      `json:"live"` // false: its mount or directory is gone (a reboot, umount(8), rm)
 }
 
 // List lists the cache's images and destinations. Alone in the cache, it releases the leases
@@ -127,10 +136,14 @@ func List(ctx context.Context, cache string) (*Listing, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Destinations = append(out.Destinations, Destination{
-			Dest: ls.Dest, Mode: Overlay, Image: ls.Image, Digest: ls.Digest.String(),
-			Upper: filepath.Join(ls.State, "upper"), Since: ls.Created.UTC(), Live: live,
-		})
+		d := Destination{
+			Dest: ls.Dest, Mode: Mode(ls.Mode), Image: ls.Image, Digest: ls.Digest.String(),
+			Since: ls.Created.UTC(), Live: live, Git: ls.Git,
+		}
+		if ls.Overlay() {
+			d.Mode, d.Upper = Overlay, filepath.Join(ls.State, "upper")
+		}
+		out.Destinations = append(out.Destinations, d)
 	}
 	return out, nil
 }

@@ -30,6 +30,11 @@ var (
 	ErrNotInCache = errors.New("not in the cache")
 	// ErrFormat: an image cannot be written in the format asked for (a zstd layer as Docker).
 	ErrFormat = errors.New("cannot convert")
+	// ErrNothingToCommit: Commit found the destination as its image has it.
+	ErrNothingToCommit = errors.New("nothing to commit")
+	// ErrNotPulled: Commit (or Push with From) was given a directory that the cache holds no
+	// record of: not pulled by roots, pulled with no cache, or replaced since.
+	ErrNotPulled = errors.New("not a destination roots pulled")
 )
 
 // kindError is a message of its own that matches its kind with errors.Is, so that a message

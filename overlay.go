@@ -42,7 +42,7 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 		return nil, err
 	}
 	assemble.RemoveStale(dest)
-	img, err := p.client.Resolve(ctx, p.ref, p.opts.Platform)
+	img, err := p.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,10 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	lease := &cas.Lease{Dest: dest, State: state, Image: p.ref.String(), Digest: img.Digest, Trees: img.DiffIDs, Fixup: cas.FixupKey(img.DiffIDs)}
+	lease := &cas.Lease{
+		Dest: dest, Mode: string(Overlay), State: state, Image: p.ref.String(), Digest: img.Digest, Index: img.IndexDigest,
+		Platform: img.Platform.String(), Trees: img.DiffIDs, Fixup: cas.FixupKey(img.DiffIDs),
+	}
 	if err := c.Lease(lease); err != nil {
 		return nil, err
 	}

@@ -223,8 +223,10 @@ consume:
 	if err := errors.Join(pubErrs...); err != nil {
 		return nil, err
 	}
-	if err := recordImage(c, img); err != nil {
-		return nil, err
+	if !p.noRecord {
+		if err := recordImage(c, img); err != nil {
+			return nil, err
+		}
 	}
 	return trees, nil
 }

@@ -3,9 +3,11 @@ package roots
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas"
 	"github.com/rootsdev/roots/fetch"
 )
@@ -86,11 +88,68 @@ func Push(ctx context.Context, image, dest string, opts PushOptions) (*Pushed, e
 	}
 	opts.Registry.Local = cas.BlobDir(opts.Cache)
 	t := newTransfer(fetch.New(opts.Registry), c, src, dst, opts.Format, opts.ChunkSize, opts.Jobs, opts.Progress)
+	t.local = rec.Local
 	pushed, err := t.run(ctx, top, topType)
 	if err != nil {
 		return fail(err)
 	}
+	if rec.Local {
+		if err := c.MarkPushed(rec.Digest); err != nil {
+			return fail(err)
+		}
+	}
 	return pushed, nil
+}
+
+// PushFrom pushes the image that the destination from (a directory pulled with the cache)
+// holds: what it was last committed as (roots commit), or else what was pulled into it. target
+// "" is the tag it was committed with (commit --tag), or else the reference it was pulled as.
+// A directory the cache has no record of is an error wrapping ErrNotPulled.
+func PushFrom(ctx context.Context, from, target string, opts PushOptions) (*Pushed, error) {
+	abs, err := filepath.Abs(from)
+	if err != nil {
+		return nil, err
+	}
+	if from, err = assemble.Canonical(abs); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Pushed, error) { return nil, fmt.Errorf("push --from %s: %w", from, err) }
+	if opts.Cache == "" {
+		return fail(kindErrorf(ErrNotPulled, "no cache given: a destination pulled with --cache=no has no record"))
+	}
+	c, err := cas.Open(ctx, opts.Cache)
+	if err != nil {
+		return fail(err)
+	}
+	rec, ok, err := c.LeaseOf(from)
+	if err == nil && ok {
+		ok, err = rec.Live()
+	}
+	c.Close()
+	if err != nil {
+		return fail(err)
+	}
+	if !ok {
+		return fail(kindErrorf(ErrNotPulled, "%s is not a destination pulled with this cache (or it was replaced since): pull it with roots pull first", assemble.Quote(from)))
+	}
+	image, err := fetch.ParseReference(rec.Image)
+	if err != nil {
+		return fail(fmt.Errorf("the record's image %q: %w", rec.Image, err))
+	}
+	if target == "" {
+		target = rec.Image
+		if image.Tag == "" && rec.Pulled != "" {
+			pulled, err := fetch.ParseReference(rec.Pulled)
+			if err != nil {
+				return fail(fmt.Errorf("the record's pulled image %q: %w", rec.Pulled, err))
+			}
+			pulled.Digest = ""
+			target = pulled.String()
+		}
+	}
+	image.Digest, image.Tag = rec.Digest, "" // what from holds, though the tag may have moved since
+	opts.Platform = nil
+	return Push(ctx, image.String(), target, opts)
 }
 
 // run plans and sends the manifest or index d of the source (of mediaType, if known) into the

@@ -178,6 +178,9 @@ type puller struct {
 	rep    reporter
 	ref    fetch.Reference
 	dest   string // canonical
+	// noRecord: the image is the cache's already (a commit assembling its base to compare);
+	// its image record is left as it is.
+	noRecord bool
 }
 
 // pull makes a hardlink or copy destination (or, with no cache, streams the layers into it).
@@ -189,7 +192,7 @@ func (p *puller) pull(ctx context.Context) (*fetch.Image, []layer.Unapplied, err
 	defer stage.Abort()
 	assemble.RemoveStale(p.dest)
 
-	img, err := p.client.Resolve(ctx, p.ref, p.opts.Platform)
+	img, err := p.resolve(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -216,6 +219,11 @@ func (p *puller) pull(ctx context.Context) (*fetch.Image, []layer.Unapplied, err
 	}
 	if err := stage.Commit(); err != nil {
 		return nil, nil, err
+	}
+	if p.opts.Cache != "" {
+		if err := p.recordDest(ctx, img); err != nil {
+			p.rep.send(Event{Kind: Warning, Message: fmt.Sprintf("%s is in place, but the cache has no record of it (roots commit and push --from will not know it): %v", p.dest, err)})
+		}
 	}
 	return img, unapplied, nil
 }

@@ -81,11 +81,24 @@ func TestPullEvents(t *testing.T) {
 	if err != nil || len(rep.Findings) != 0 || rep.Trees != 2 {
 		t.Errorf("Check: %+v, %v", rep, err)
 	}
+	if len(list.Destinations) != 2 || list.Destinations[0].Mode != roots.Hardlink || !list.Destinations[0].Live {
+		t.Errorf("List: destinations %+v, want Cold and Warm, hardlink, live", list.Destinations)
+	}
+	// The destinations are on disk: purge takes the trees but keeps the image's blobs and record
+	// (a commit or push --from of them reads them); once they are gone, it takes everything.
 	if _, err := roots.Purge(t.Context(), cache, cas.Policy{}); err != nil {
 		t.Fatal(err)
 	}
-	if list, err := roots.List(t.Context(), cache); err != nil || len(list.Images) != 0 {
-		t.Errorf("List after Purge: %+v, %v", list, err)
+	if list, err := roots.List(t.Context(), cache); err != nil || len(list.Images) != 1 || list.Images[0].CachedLayers != 0 {
+		t.Errorf("List after Purge, destinations live: %+v, %v", list, err)
+	}
+	os.RemoveAll(filepath.Join(tmp, "Cold"))
+	os.RemoveAll(filepath.Join(tmp, "Warm"))
+	if _, err := roots.Purge(t.Context(), cache, cas.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := roots.List(t.Context(), cache); err != nil || len(list.Images) != 0 || len(list.Destinations) != 0 {
+		t.Errorf("List after Purge, destinations gone: %+v, %v", list, err)
 	}
 }
 

@@ -84,6 +84,9 @@ type transfer struct {
 	upload   fetch.UploadOptions
 	jobs     int
 	report   func(BlobResult)
+	// local: the image was made here (roots commit): its source's repository holds only the
+	// blobs the cache says it does, so it is no mount source for the others.
+	local bool
 
 	mu        sync.Mutex
 	settled   map[digest.Digest]*settling
@@ -296,7 +299,9 @@ func (t *transfer) mountSources(d digest.Digest) []string {
 			repos = append(repos, r.Path)
 		}
 	}
-	add(t.src.Name())
+	if !t.local {
+		add(t.src.Name())
+	}
 	if t.cache != nil {
 		for _, s := range t.cache.Sources(d) {
 			add(s)

@@ -15,7 +15,7 @@
 //	<root>/fixups/sha256/<hex>.json its trees; its mtime is its last use
 //	<root>/linked/<hex>             the tree <hex> may share inodes with a hardlinked destination (see Expose)
 //	<root>/images/<registry>/<repo>/<tag>@<os-arch[-variant]>
-//	<root>/leases/<id>              a live overlay destination that uses trees
+//	<root>/leases/<id>              a destination a pull made (an overlay uses trees)
 //	<root>/tmp/                     objects being made, and their locks
 //
 // Last use is the mtime of a blob, of a tree's or fix-up's .json, and of an image
@@ -195,4 +195,17 @@ func cleanTmp(dir string, live []Lease) error {
 		}
 	}
 	return nil
+}
+
+// TempDir makes a directory in the cache's tmp/ (on the trees' filesystem, so that it can
+// hardlink them), named from pattern as os.MkdirTemp does. The caller removes it; what is left
+// when the process dies goes with tmp/ (see Close).
+func (c *Cache) TempDir(pattern string) (string, error) {
+	return os.MkdirTemp(c.path("tmp"), pattern)
+}
+
+// TempFile creates a file in the cache's tmp/, named from pattern as os.CreateTemp does. The
+// caller removes it.
+func (c *Cache) TempFile(pattern string) (*os.File, error) {
+	return os.CreateTemp(c.path("tmp"), pattern)
 }

@@ -52,7 +52,7 @@ func Check(ctx context.Context, root string) (CheckReport, error) {
 		return rep, err
 	}
 	for _, l := range released {
-		rep.Findings = append(rep.Findings, Finding{Object: Object{Kind: KindLease, Name: l.Dest}, Problem: "its mount is gone", Action: "released"})
+		rep.Findings = append(rep.Findings, Finding{Object: Object{Kind: KindLease, Name: l.Dest}, Problem: goneProblem(l), Action: "released"})
 	}
 	if err := cleanTmp(c.path("tmp"), live); err != nil {
 		return rep, err
@@ -256,4 +256,12 @@ func (r *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
+}
+
+// goneProblem says why the lease l is stale.
+func goneProblem(l Lease) string {
+	if l.Overlay() {
+		return "its mount is gone"
+	}
+	return "its destination is gone or was replaced"
 }

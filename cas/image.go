@@ -48,6 +48,9 @@ type ImageRecord struct {
 	Size      int64           `json:"size,omitempty"`      // of the compressed layers
 	Layers    []digest.Digest `json:"layers,omitempty"`    // diff ids, bottom first
 	Resolved  time.Time       `json:"resolved"`
+	// Local: the image was made here (roots commit) and has not been pushed since; purge
+	// keeps it, its blobs and its trees.
+	Local bool `json:"local,omitempty"`
 }
 
 // ImageName is the cache's name for an image reference: registry/repository/tag, or
@@ -144,4 +147,55 @@ func (b BlobDir) Blob(d digest.Digest) ([]byte, bool) {
 		return nil, false
 	}
 	return body, true
+}
+
+// LocalImages returns the records of name (see ImageName) that a commit made and that were
+// not pushed since (ImageRecord.Local), one per platform, from the cache at root without
+// opening it: records are replaced by renames, so a read sees a whole one.
+func LocalImages(root, name string) []ImageRecord {
+	if checkName(name) != nil {
+		return nil
+	}
+	path := filepath.Join(root, "images", filepath.FromSlash(name))
+	ents, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil
+	}
+	base := filepath.Base(path)
+	var out []ImageRecord
+	for _, e := range ents {
+		if n := e.Name(); !e.Type().IsRegular() || n != base && !strings.HasPrefix(n, base+"@") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(path), e.Name()))
+		if err != nil {
+			continue
+		}
+		var r ImageRecord
+		if json.Unmarshal(b, &r) == nil && r.Local && checkDigest(r.Digest) == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// MarkPushed clears Local on every record of the image d (its manifest's digest): it is in a
+// registry now, and purge may remove it like any other.
+func (c *Cache) MarkPushed(d digest.Digest) error {
+	imgs, err := c.Images()
+	if err != nil {
+		return err
+	}
+	for _, o := range imgs {
+		if o.Image == nil || !o.Image.Local || o.Image.Digest != d {
+			continue
+		}
+		r := *o.Image
+		r.Local = false
+		name, _ := SplitImageName(o.Name)
+		if err := c.RecordImage(name, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -12,24 +12,40 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/opencontainers/go-digest"
 )
 
-// Lease is a live destination that uses objects of the cache after the command
-// that made it has ended: an overlay mount, whose lower layers are trees.
-// Purge never removes what a lease names. A lease whose mount is gone (a
-// reboot, a manual umount) is stale, and is released by the next command that
-// is alone in the cache (see Open) or by Purge and Check.
+// Lease is the record of a destination that a pull made: where it is, what image it holds and
+// how it was made, so that a later command can commit it, push it or know it. An overlay
+// destination also uses objects of the cache after the pull has ended (its lower layers are
+// trees); a hardlink or copy destination needs them only to commit (its base image's trees)
+// and to push (the image's blobs). Purge never removes what a live lease names (see Live).
+// A lease whose destination is gone (unmounted, removed, replaced by another directory) is
+// stale, and is released by the next command that is alone in the cache (see Open), or by
+// Purge and Check.
 type Lease struct {
-	ID      string          `json:"-"`
-	Dest    string          `json:"dest"`             // the mount point, absolute
-	State   string          `json:"state"`            // the directory of the mount's upper and work dirs
-	Image   string          `json:"image,omitempty"`  // the reference pulled
-	Digest  digest.Digest   `json:"digest,omitempty"` // its manifest
-	Trees   []digest.Digest `json:"trees"`            // diff ids, bottom first
-	Fixup   digest.Digest   `json:"fixup,omitempty"`  // the image's fix-up layer
-	Created time.Time       `json:"created"`
+	ID       string          `json:"-"`
+	Dest     string          `json:"dest"`             // the destination, absolute
+	Mode     string          `json:"mode,omitempty"`   // hardlink, copy or overlay ("": overlay, as older records)
+	State    string          `json:"state,omitempty"`  // overlay: the directory of the mount's upper and work dirs
+	Image    string          `json:"image,omitempty"`  // the reference pulled, or the image last committed
+	Digest   digest.Digest   `json:"digest,omitempty"` // its manifest
+	Index    digest.Digest   `json:"index,omitempty"`  // the index the manifest was chosen from, if any
+	Platform string          `json:"platform,omitempty"`
+	Trees    []digest.Digest `json:"trees"`            // diff ids, bottom first (with those of commits)
+	Fixup    digest.Digest   `json:"fixup,omitempty"`  // overlay: the image's fix-up layer
+	Git      bool            `json:"git,omitempty"`    // the destination is also a git repository (pull -g)
+	Base     digest.Digest   `json:"base,omitempty"`   // after a commit: the manifest that was pulled
+	Pulled   string          `json:"pulled,omitempty"` // after a commit: the reference that was pulled
+	Dev      uint64          `json:"dev,omitempty"`    // hardlink, copy: the destination directory's
+	Ino      uint64          `json:"ino,omitempty"`    // device and inode, as the pull made it
+	Created  time.Time       `json:"created"`
 }
+
+// Overlay reports whether the lease is of an overlay destination.
+func (l Lease) Overlay() bool { return l.Mode == "" || l.Mode == "overlay" }
 
 // LeaseID is the id of the lease of the destination dest: one per path.
 func LeaseID(dest string) string {
@@ -103,10 +119,40 @@ func (c *Cache) Leases() ([]Lease, error) {
 	return ls, nil
 }
 
-// Live reports whether the lease's mount is still there: an overlay mounted at
-// its destination (disk.OverlayMounted).
+// Live reports whether the lease's destination is still there: for an overlay, its overlay
+// mounted at Dest (disk.OverlayMounted); otherwise the directory the pull made, at Dest (the
+// same device and inode), so that a destination removed or replaced by another directory
+// (a pull with --cache=no, say) no longer holds anything in the cache.
 func (l Lease) Live() (bool, error) {
-	return disk.OverlayMounted(l.Dest)
+	if l.Overlay() {
+		return disk.OverlayMounted(l.Dest)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(l.Dest, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return false, nil
+		}
+		return false, &fs.PathError{Op: "lstat", Path: l.Dest, Err: err}
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFDIR && uint64(st.Dev) == l.Dev && st.Ino == l.Ino, nil
+}
+
+// LeaseOf returns the lease of the destination dest (absolute, canonical), if there is one.
+func (c *Cache) LeaseOf(dest string) (Lease, bool, error) {
+	id := LeaseID(dest)
+	b, err := os.ReadFile(c.leasePath(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Lease{}, false, nil
+	}
+	if err != nil {
+		return Lease{}, false, fmt.Errorf("lease of %s: %w", dest, err)
+	}
+	var l Lease
+	if err := json.Unmarshal(b, &l); err != nil || l.Dest != dest {
+		return Lease{}, false, nil
+	}
+	l.ID = id
+	return l, true, nil
 }
 
 // releaseStale releases the leases whose mount is gone, and returns the live
@@ -130,10 +176,11 @@ func (c *Cache) releaseStale() (live, released []Lease, err error) {
 	return live, released, nil
 }
 
-// leased reports whether one of the leases uses the tree or fix-up d.
+// leased reports whether one of the leases mounts the tree or fix-up d (an overlay's lower
+// layer; a hardlink or copy destination uses no tree once made).
 func leased(ls []Lease, d digest.Digest) bool {
 	for _, l := range ls {
-		if l.Fixup == d || slices.Contains(l.Trees, d) {
+		if l.Overlay() && (l.Fixup == d || slices.Contains(l.Trees, d)) {
 			return true
 		}
 	}

@@ -45,7 +45,7 @@ func TestChoosePolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.policy.Now = now
-			rep := choose(objs, live, tt.policy)
+			rep := choose(objs, live, nil, tt.policy)
 			var got []string
 			var freed int64
 			for _, o := range rep.Removed {

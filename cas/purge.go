@@ -3,6 +3,7 @@ package cas
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/rootsdev/roots/internal/disk"
@@ -11,6 +12,9 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Policy says what Purge removes. The zero Policy removes everything that no
@@ -65,7 +69,7 @@ func Purge(ctx context.Context, root string, p Policy) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	rep := choose(objs, live, p)
+	rep := choose(objs, live, c.needed(live, objs), p)
 	if p.DryRun {
 		return rep, nil
 	}
@@ -83,7 +87,7 @@ func Purge(ctx context.Context, root string, p Policy) (Report, error) {
 // choose picks the objects p removes: first by age, then least recently used
 // first until the rest fits MaxSize; image records go with their manifests
 // (and all of them when MaxSize is 0).
-func choose(objs []Object, live []Lease, p Policy) Report {
+func choose(objs []Object, live []Lease, keep map[digest.Digest]bool, p Policy) Report {
 	now := p.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -97,7 +101,7 @@ func choose(objs []Object, live []Lease, p Policy) Report {
 		if o.Kind == KindImage {
 			continue
 		}
-		if (o.Kind == KindTree || o.Kind == KindFixup) && leased(live, o.Digest) {
+		if (o.Kind == KindTree || o.Kind == KindFixup) && leased(live, o.Digest) || keep[o.Digest] {
 			continue
 		}
 		candidates = append(candidates, o)
@@ -125,7 +129,7 @@ func choose(objs []Object, live []Lease, p Policy) Report {
 		}
 	}
 	for _, o := range objs {
-		if o.Kind != KindImage {
+		if o.Kind != KindImage || o.Image != nil && (o.Image.Local || keep[o.Image.Digest]) {
 			continue
 		}
 		old := p.OlderThan > 0 && now.Sub(o.LastUse) >= p.OlderThan
@@ -138,6 +142,59 @@ func choose(objs []Object, live []Lease, p Policy) Report {
 		return cmp.Or(a.LastUse.Compare(b.LastUse), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
 	})
 	return rep
+}
+
+// needed is what purge keeps besides the trees of live overlays: the blobs of the image each
+// live destination holds (what a commit and a push of it read; its trees can be made again
+// from them), and the blobs and trees of every image made by a commit and not pushed since.
+func (c *Cache) needed(live []Lease, objs []Object) map[digest.Digest]bool {
+	keep := map[digest.Digest]bool{}
+	image := func(manifest digest.Digest, trees bool) {
+		keep[manifest] = true
+		b, ok := c.Blob(manifest)
+		if !ok {
+			return
+		}
+		var m struct {
+			Config ocispec.Descriptor   `json:"config"`
+			Layers []ocispec.Descriptor `json:"layers"`
+		}
+		if json.Unmarshal(b, &m) != nil {
+			return
+		}
+		keep[m.Config.Digest] = true
+		for _, l := range m.Layers {
+			keep[l.Digest] = true
+		}
+		if !trees {
+			return
+		}
+		if cfg, ok := c.Blob(m.Config.Digest); ok {
+			var img ocispec.Image
+			if json.Unmarshal(cfg, &img) == nil {
+				for _, d := range img.RootFS.DiffIDs {
+					keep[d] = true
+				}
+			}
+		}
+	}
+	for _, l := range live {
+		if l.Digest != "" {
+			image(l.Digest, false)
+		}
+		if l.Base != "" {
+			image(l.Base, false)
+		}
+		if l.Index != "" {
+			keep[l.Index] = true
+		}
+	}
+	for _, o := range objs {
+		if o.Kind == KindImage && o.Image != nil && o.Image.Local {
+			image(o.Image.Digest, true)
+		}
+	}
+	return keep
 }
 
 // liveLeases returns the leases whose mount is there, releasing nothing.

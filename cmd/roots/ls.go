@@ -21,8 +21,9 @@ func (LsCmd) Help() string {
 	return `Lists the images in the cache, one row per platform pulled (reference, the
 digest the reference resolved to, as roots digest prints it: the index's for a
 multi-platform image; platform, compressed size, how many of its layers are
-unpacked, last use), and the live overlay destinations that use the cache's
-layers. --json also gives each platform's manifest digest ("manifest").
+unpacked, last use), and the destinations pulled with it (the image each holds:
+the last one committed, or the one pulled; overlay destinations use the cache's
+layers while mounted). --json also gives each platform's manifest digest ("manifest").
 
 Examples:
   roots ls
@@ -56,11 +57,20 @@ func (l *LsCmd) Run(ctx context.Context, e *env) error {
 	if len(out.Destinations) > 0 {
 		fmt.Fprintln(tw, "\nDESTINATION\tMODE\tIMAGE\tSINCE\tSTATE\t")
 		for _, d := range out.Destinations {
-			state := "mounted"
-			if !d.Live {
+			state := "live"
+			switch {
+			case d.Mode == roots.Overlay && d.Live:
+				state = "mounted"
+			case d.Mode == roots.Overlay:
 				state = "stale (mount gone)"
+			case !d.Live:
+				state = "stale (gone or replaced)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", d.Dest, d.Mode, d.Image, ago(now, d.Since), state)
+			mode := string(d.Mode)
+			if d.Git {
+				mode += "+git"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", d.Dest, mode, d.Image, ago(now, d.Since), state)
 		}
 	}
 	return tw.Flush()

@@ -22,8 +22,10 @@ func (PurgeCmd) Help() string {
 	return `Waits until no other roots command uses the cache, then removes blobs, trees
 and image records from it: all of them, or with --older-than and --max-size
 those not used recently (both may be given: first by age, then by size).
-Layers that a live overlay destination (roots pull --mode overlay) uses stay.
-Destinations already pulled are not affected.
+Layers that a live overlay destination (roots pull --mode overlay) uses stay;
+so do the blobs of the image each destination still on disk holds (what roots
+commit and push --from read), and every image made by roots commit that was not
+pushed since. Destinations already pulled are not affected.
 
 Examples:
   roots purge

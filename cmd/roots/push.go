@@ -12,8 +12,9 @@ import (
 
 // PushCmd pushes a cached image to a registry.
 type PushCmd struct {
-	Image     string `arg:"" help:"Image reference as pulled: debian:12, host:5000/repo:tag, host:5000/repo@sha256:..."`
+	Image     string `arg:"" optional:"" help:"Image reference as pulled: debian:12, host:5000/repo:tag, host:5000/repo@sha256:... (with --from: where to push)."`
 	Dest      string `arg:"" optional:"" help:"Where to push it (default: IMAGE's own registry, repository and tag)."`
+	From      string `help:"Push what the directory DIR (pulled with roots pull) holds: its last commit, or what was pulled. Default target: the commit's --tag, else the reference pulled." placeholder:"DIR"`
 	Format    string `help:"Write OCI or Docker schema2 manifests (default: as they are, byte for byte). Only media types change; a zstd layer cannot become Docker." placeholder:"oci|docker"`
 	ChunkSize string `name:"chunk-size" help:"Upload blobs in PATCH chunks of this size (e.g. 16MiB; default: one PUT per blob, or the registry's OCI-Chunk-Min-Length)." placeholder:"SIZE"`
 	Jobs      int    `short:"j" default:"4" help:"Blobs to push at once."`
@@ -37,13 +38,23 @@ Examples:
   roots push registry.example.com/team/app:1.2                    # back where it came from
   roots push debian:12 127.0.0.1:5000/mirror/debian:12
   roots push --platform linux/amd64 --format docker debian:12 host:5000/debian:12
-  roots push --chunk-size 16MiB --json app:1 host:5000/app:1`
+  roots push --chunk-size 16MiB --json app:1 host:5000/app:1
+  roots push --from ./rootfs                                      # what roots commit made of it
+  roots push --from ./rootfs host:5000/team/app:2`
 }
 
 // Run pushes.
 func (p *PushCmd) Run(ctx context.Context, e *env) error {
-	if _, err := fetch.ParseReference(p.Image); err != nil {
-		return usageError{err}
+	switch {
+	case p.From != "" && p.Dest != "":
+		return usagef("--from %s takes one image, where to push: got %s and %s", p.From, p.Image, p.Dest)
+	case p.From == "" && p.Image == "":
+		return usagef("name the image to push (or --from DIR)")
+	}
+	if p.Image != "" {
+		if _, err := fetch.ParseReference(p.Image); err != nil {
+			return usageError{err}
+		}
 	}
 	if p.Dest != "" {
 		if _, err := fetch.ParseReference(p.Dest); err != nil {
@@ -76,10 +87,19 @@ func (p *PushCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	out := newTransferOutput(e, p.JSON, p.Quiet)
-	pushed, err := roots.Push(ctx, p.Image, p.Dest, roots.PushOptions{
+	opts := roots.PushOptions{
 		Cache: cacheDir, Platform: want, Format: roots.Format(p.Format), ChunkSize: chunk, Jobs: p.Jobs,
 		Registry: reg, Progress: out.blob,
-	})
+	}
+	var pushed *roots.Pushed
+	if p.From != "" {
+		if want != nil {
+			return usagef("--from pushes the platform DIR holds: leave out --platform")
+		}
+		pushed, err = roots.PushFrom(ctx, p.From, p.Image, opts)
+	} else {
+		pushed, err = roots.Push(ctx, p.Image, p.Dest, opts)
+	}
 	if err != nil {
 		return p.credentialHint(e, err)
 	}

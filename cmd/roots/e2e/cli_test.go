@@ -327,7 +327,8 @@ func TestCacheSelection(t *testing.T) {
 		ents, _ := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
 		return len(ents)
 	}
-	MustPull(t, []string{"ROOTS_CACHE=" + envCache}, r.Host+"/img", filepath.Join(t.TempDir(), "d"))
+	envDest := filepath.Join(t.TempDir(), "d")
+	MustPull(t, []string{"ROOTS_CACHE=" + envCache}, r.Host+"/img", envDest)
 	if blobs(envCache) != 4 { // manifest, config, two layers
 		t.Fatalf("ROOTS_CACHE: %d blobs cached, want 4", blobs(envCache))
 	}
@@ -340,6 +341,7 @@ func TestCacheSelection(t *testing.T) {
 	if _, err := os.Stat(noCache); !os.IsNotExist(err) {
 		t.Fatal("ROOTS_CACHE=no still made a cache")
 	}
+	os.RemoveAll(envDest) // a destination on disk keeps its image's blobs
 	res := Roots(t, []string{"ROOTS_CACHE=" + envCache}, "purge")
 	if res.Code != 0 || blobs(envCache) != 0 {
 		t.Fatalf("purge: exit %d, %s; %d blobs left", res.Code, res.Stderr, blobs(envCache))

@@ -93,9 +93,12 @@ func TestPurgePolicies(t *testing.T) {
 	cache := t.TempDir()
 	env := []string{"ROOTS_CACHE=" + cache}
 	host := strings.Split(r.Host, "/")[0]
-	pullBoth := func() {
-		MustPull(t, env, r.Host+"/a", filepath.Join(t.TempDir(), "a"))
-		MustPull(t, env, r.Host+"/b", filepath.Join(t.TempDir(), "b"))
+	pullBoth := func() { // the destinations go at once: one on disk keeps its image's blobs
+		for _, name := range []string{"a", "b"} {
+			dest := filepath.Join(t.TempDir(), name)
+			MustPull(t, env, r.Host+"/"+name, dest)
+			os.RemoveAll(dest)
+		}
 	}
 	pullBoth()
 	aObjs := imageObjects(cache, a, host+"/a/latest")
@@ -160,7 +163,9 @@ func TestPurgePolicies(t *testing.T) {
 	// Blobs and trees go separately: with the blob gone, the tree still serves a pull.
 	os.Remove(filepath.Join(cache, "blobs/sha256", a.Layers[1].Digest.Encoded()))
 	r.ResetRequests()
-	MustPull(t, env, r.Host+"/a", filepath.Join(t.TempDir(), "a2"))
+	a2 := filepath.Join(t.TempDir(), "a2")
+	MustPull(t, env, r.Host+"/a", a2)
+	os.RemoveAll(a2)
 	for _, req := range r.Requests() {
 		for _, l := range a.Layers {
 			if strings.HasSuffix(req.Path, l.Digest.String()) {
@@ -302,7 +307,8 @@ func TestLs(t *testing.T) {
 	if res.Code != 0 || !strings.Contains(res.Stdout, `"images": []`) {
 		t.Fatalf("ls of an empty cache: exit %d: %s%s", res.Code, res.Stdout, res.Stderr)
 	}
-	MustPull(t, env, r.Host+"/base:v1", filepath.Join(t.TempDir(), "d"))
+	hard := filepath.Join(t.TempDir(), "d")
+	MustPull(t, env, r.Host+"/base:v1", hard)
 	dest := filepath.Join(t.TempDir(), "ov")
 	umountAll(t, dest)
 	MustPull(t, env, "--mode", "overlay", r.Host+"/base@"+p.Digest.String(), dest)
@@ -330,8 +336,16 @@ func TestLs(t *testing.T) {
 	if !refs[r.Host+"/base:v1"] || !refs[r.Host+"/base@"+p.Digest.String()] {
 		t.Errorf("ls references: %v", refs)
 	}
-	if len(out.Destinations) != 1 || out.Destinations[0].Dest != dest || !out.Destinations[0].Live || out.Destinations[0].Digest != p.Digest.String() {
-		t.Fatalf("ls destinations: %+v", out.Destinations)
+	if len(out.Destinations) != 2 {
+		t.Fatalf("ls destinations: %+v, want the hardlink one and the overlay", out.Destinations)
+	}
+	for i, want := range []struct {
+		dest string
+		mode roots.Mode
+	}{{hard, roots.Hardlink}, {dest, roots.Overlay}} {
+		if d := out.Destinations[i]; d.Dest != want.dest || d.Mode != want.mode || !d.Live || d.Digest != p.Digest.String() {
+			t.Errorf("ls destination %d: %+v, want %s (%s), live, %s", i, d, want.dest, want.mode, p.Digest)
+		}
 	}
 	res = Roots(t, env, "ls")
 	for _, want := range []string{"IMAGE", r.Host + "/base:v1", p.Digest.String()[:19], "3/3", "DESTINATION", dest, "mounted"} {
@@ -344,7 +358,7 @@ func TestLs(t *testing.T) {
 	}
 	res = Roots(t, env, "ls", "--json")
 	json.Unmarshal([]byte(res.Stdout), &out)
-	if len(out.Destinations) != 0 {
-		t.Fatalf("ls after umount: %+v", out.Destinations)
+	if len(out.Destinations) != 1 || out.Destinations[0].Dest != hard {
+		t.Fatalf("ls after umount: %+v, want the hardlink destination alone", out.Destinations)
 	}
 }

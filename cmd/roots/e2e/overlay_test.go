@@ -290,8 +290,12 @@ func TestForceAcrossModes(t *testing.T) {
 	}
 	SameTree(t, testtree.Scan(t, dest), fixModes(baseWant()))
 	AssertNoStaging(t, filepath.Dir(dest))
-	if leases, _ := os.ReadDir(filepath.Join(cache, "leases")); len(leases) != 0 {
-		t.Fatalf("the replaced overlay's lease stayed: %d", len(leases))
+	leases, _ := os.ReadDir(filepath.Join(cache, "leases"))
+	if len(leases) != 1 {
+		t.Fatalf("%d destination records, want the copy's alone (the overlay's released)", len(leases))
+	}
+	if b, _ := os.ReadFile(filepath.Join(cache, "leases", leases[0].Name())); !strings.Contains(string(b), `"mode":"copy"`) {
+		t.Errorf("the record left is not the copy's: %s", b)
 	}
 }
 

@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
+)
+
+// committedJSON is what roots commit --json prints.
+type committedJSON struct {
+	Dest     string `json:"dest"`
+	Image    string `json:"image"`
+	Manifest string `json:"manifest"`
+	Config   string `json:"config"`
+	Layer    struct {
+		MediaType string `json:"mediaType"`
+		Digest    string `json:"digest"`
+		Size      int64  `json:"size"`
+	} `json:"layer"`
+	DiffID  string `json:"diffId"`
+	Entries int    `json:"entries"`
+	Base    string `json:"base"`
+}
+
+// changeEverything makes every kind of change the issue names in the rootfs dest: added,
+// changed and deleted files, a directory, symlink, hardlink pair, device and FIFO; changed
+// mode, owner, mtime and xattrs (security.capability too); a file that became a directory and
+// a directory that became a symlink; a directory emptied.
+func changeEverything(t *testing.T, dest string) {
+	t.Helper()
+	p := func(rel string) string { return filepath.Join(dest, rel) }
+	old := time.Date(2020, 2, 2, 2, 2, 2, 0, time.UTC)
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"add a file", func() error { return os.WriteFile(p("added"), []byte("added\n"), 0o640) }},
+		{"replace etc/name", func() error { os.Remove(p("etc/name")); return os.WriteFile(p("etc/name"), []byte("changed\n"), 0o644) }},
+		{"delete data", func() error { return os.Remove(p("data")) }},
+		{"add a directory tree", func() error { return os.MkdirAll(p("srv/www/html"), 0o750) }},
+		{"add a hardlink pair", func() error {
+			if err := os.WriteFile(p("srv/a"), []byte("twice\n"), 0o644); err != nil {
+				return err
+			}
+			return os.Link(p("srv/a"), p("srv/b"))
+		}},
+		{"add a symlink", func() error { return os.Symlink("/etc/name", p("srv/name")) }},
+		{"add a fifo", func() error { return unix.Mkfifo(p("srv/fifo"), 0o600) }},
+		{"add a device", func() error { return unix.Mknod(p("srv/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))) }},
+		{"chmod", func() error { return os.Chmod(p("srv/a"), 0o4755) }},
+		{"chown", func() error { return os.Lchown(p("srv/b"), 1234, 5678) }},
+		{"xattr", func() error { return unix.Setxattr(p("added"), "user.roots", []byte("yes"), 0) }},
+		{"capability", func() error {
+			out, err := exec.Command("setcap", "cap_net_raw+ep", p("srv/a")).CombinedOutput()
+			if err != nil {
+				return &os.PathError{Op: "setcap " + string(out), Path: p("srv/a"), Err: err}
+			}
+			return nil
+		}},
+		{"mtime", func() error { return os.Chtimes(p("added"), old, old) }},
+		{"file → directory", func() error {
+			if err := os.Remove(p("link")); err != nil {
+				return err
+			}
+			return os.Mkdir(p("link"), 0o755)
+		}},
+		{"directory → symlink, emptied", func() error {
+			if err := os.RemoveAll(p("etc")); err != nil {
+				return err
+			}
+			return os.Symlink("srv", p("etc"))
+		}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.what, err)
+		}
+	}
+}
+
+// TestCommitCommand: for every mode, a pulled DEST changed in every way commits with roots
+// commit (--json); a second commit says nothing to commit (exit 1); push --from uploads one
+// layer and the config and mounts the rest; what the registry serves then pulls back, with
+// roots and with skopeo + umoci, equal to the committed DEST, and crane validates it.
+func TestCommitCommand(t *testing.T) {
+	NeedRoot(t)
+	reg := registrytest.Start(t, registrytest.Config{})
+	reg.Push(t, "team/app", "1", gzipImage("app", 7))
+	for _, mode := range []string{"hardlink", "copy", "overlay"} {
+		t.Run(mode, func(t *testing.T) {
+			tmp := t.TempDir()
+			cache := filepath.Join(tmp, "cache")
+			dest := filepath.Join(tmp, "rootfs")
+			MustPull(t, nil, "--cache", cache, "--mode", mode, reg.Host+"/team/app:1", dest)
+			if mode == "overlay" {
+				umountAll(t, dest)
+			}
+			changeEverything(t, dest)
+			want := testtree.Scan(t, dest, testtree.SkipXattrs("trusted.overlay."))
+
+			res := Roots(t, nil, "commit", "--cache", cache, dest, "-m", "every change", "--json")
+			if res.Code != 0 {
+				t.Fatalf("commit: exit %d: %s", res.Code, res.Stderr)
+			}
+			var done committedJSON
+			if err := json.Unmarshal([]byte(res.Stdout), &done); err != nil {
+				t.Fatalf("commit --json: %v\n%s", err, res.Stdout)
+			}
+			if done.Layer.Digest == "" || done.DiffID == "" || done.Manifest == "" || done.Entries < 12 {
+				t.Errorf("commit --json: %+v", done)
+			}
+			again := Roots(t, nil, "commit", "--cache", cache, dest, "-m", "again")
+			if again.Code != 1 || strings.TrimSpace(again.Stderr) != "roots: commit "+dest+": nothing to commit" {
+				t.Errorf("second commit: exit %d, stderr %q", again.Code, again.Stderr)
+			}
+
+			target := reg.Host + "/team/app-" + mode + ":2"
+			reg.ResetRequests()
+			pushed := runJSON(t, "push", "--cache", cache, "--from", dest, target)
+			if pushed.Digest != done.Manifest {
+				t.Errorf("push --from pushed %s, commit made %s", pushed.Digest, done.Manifest)
+			}
+			if n := registrytest.Count(reg.Requests()); n != (registrytest.Counts{Heads: 4, Mounts: 2, Posts: 2, BlobPuts: 2, ManifestPuts: 1}) {
+				t.Errorf("push --from: requests %+v: want the layer and the config uploaded, the 2 base layers mounted", n)
+			}
+			back := filepath.Join(tmp, "back")
+			MustPull(t, nil, "--cache=no", target, back)
+			if d := testtree.Diff(want, testtree.Scan(t, back), testtree.Only(testtree.Image...)); len(d) > 0 {
+				t.Errorf("pulled back with roots:\n%s", strings.Join(d, "\n"))
+			}
+			craneValidate(t, target)
+			rootfs := umociUnpack(t, target)
+			only := testtree.Only(testtree.Type, testtree.Mode, testtree.Owner, testtree.Size, testtree.Content, testtree.Target, testtree.Hardlinks)
+			if d := testtree.Diff(want, testtree.Scan(t, rootfs), only); len(d) > 0 {
+				t.Errorf("pulled back with skopeo + umoci:\n%s", strings.Join(d, "\n"))
+			}
+		})
+	}
+}
+
+// TestCommitRefusedCommand: a directory roots did not pull is one line naming it and the fix,
+// exit 1; a missing -m is a usage error.
+func TestCommitRefusedCommand(t *testing.T) {
+	tmp := t.TempDir()
+	res := Roots(t, nil, "commit", "--cache", filepath.Join(tmp, "cache"), tmp, "-m", "x")
+	if res.Code != 1 || !strings.Contains(res.Stderr, "not a destination pulled with this cache") || strings.Count(res.Stderr, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q", res.Code, res.Stderr)
+	}
+	if res := Roots(t, nil, "commit", tmp); res.Code != 2 {
+		t.Errorf("commit without -m: exit %d, stderr %q", res.Code, res.Stderr)
+	}
+}

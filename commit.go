@@ -1,0 +1,433 @@
+package roots
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/assemble"
+	"github.com/rootsdev/roots/cas"
+	"github.com/rootsdev/roots/cas/layer"
+	"github.com/rootsdev/roots/fetch"
+	"github.com/rootsdev/roots/internal/disk"
+)
+
+// Compression is how Commit compresses the layer it writes.
+type Compression string
+
+const (
+	Gzip         Compression = "gzip"
+	Zstd         Compression = "zstd"
+	Uncompressed Compression = "none"
+)
+
+// CommitOptions say how Commit works.
+type CommitOptions struct {
+	// Cache is the cache the destination was pulled with (required).
+	Cache string
+	// Message is the history comment of the new layer.
+	Message string
+	// Tag, if set, names the new image in the cache (a reference), as a local image that Push
+	// and Pull use; otherwise it is named by its digest in the repository it was pulled from.
+	Tag string
+	// Compression of the new layer; "" is Gzip. A Docker schema2 image takes only Gzip.
+	Compression Compression
+	// Checksum compares the contents of regular files whose type, mode, owner, size, mtime and
+	// xattrs are as the image has them (rsync --checksum); otherwise they are unchanged.
+	Checksum bool
+	// Registry is used only when the cache lost a tree of the image and its blob (never for an
+	// image of the cache's own making).
+	Registry fetch.Options
+}
+
+// Committed is what Commit wrote.
+type Committed struct {
+	Dest     string             `json:"dest"`
+	Image    string             `json:"image"` // the reference naming the new image in the cache
+	Manifest digest.Digest      `json:"manifest"`
+	Config   digest.Digest      `json:"config"`
+	Layer    ocispec.Descriptor `json:"layer"`
+	DiffID   digest.Digest      `json:"diffId"`
+	Entries  int                `json:"entries"` // tar entries of the layer (whiteouts included)
+	Base     digest.Digest      `json:"base"`    // the manifest the destination held before
+	Took     time.Duration      `json:"-"`
+}
+
+// Commit writes what changed in dest, a destination pulled with the cache, against the image it
+// holds, as one new layer and a new image in the cache, and makes dest's record point at it (see
+// cas.Lease): the layer blob and its tree (a later pull of the new image is warm), a config with
+// the new diff id and a history entry, and a manifest in the base image's format. What changed:
+// an overlay's upper directory, the first time (the merged tree is not walked); otherwise dest
+// against a hardlink assembly of its image made in the cache, where a hardlink destination's
+// file that is still the tree's inode is unchanged without being opened (the tree's fingerprint
+// vouches for its content). A destination with no change is an error wrapping
+// ErrNothingToCommit, and one the cache has no record of wraps ErrNotPulled. Nothing is recorded
+// unless everything was written.
+func Commit(ctx context.Context, dest string, opts CommitOptions) (*Committed, error) {
+	start := time.Now()
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return nil, err
+	}
+	if dest, err = assemble.Canonical(abs); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Committed, error) { return nil, fmt.Errorf("commit %s: %w", dest, err) }
+	if opts.Compression == "" {
+		opts.Compression = Gzip
+	}
+	if opts.Compression != Gzip && opts.Compression != Zstd && opts.Compression != Uncompressed {
+		return fail(fmt.Errorf("unknown compression %q: want gzip, zstd or none", opts.Compression))
+	}
+	if opts.Cache == "" {
+		return fail(kindErrorf(ErrNotPulled, "no cache given: a destination pulled with --cache=no has no record to commit against"))
+	}
+	var tag fetch.Reference
+	if opts.Tag != "" {
+		if tag, err = fetch.ParseReference(opts.Tag); err != nil {
+			return fail(err)
+		}
+		if tag.Digest != "" {
+			return fail(fmt.Errorf("--tag %s: name a tag, not a digest (the digest is the commit's)", opts.Tag))
+		}
+	}
+	c, err := cas.Open(ctx, opts.Cache)
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Close()
+	rec, ok, err := c.LeaseOf(dest)
+	if err != nil {
+		return fail(err)
+	}
+	if ok {
+		ok, err = rec.Live()
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if !ok {
+		return fail(kindErrorf(ErrNotPulled, "%s is not a destination pulled with this cache (or it was replaced since): pull it with roots pull, then commit", assemble.Quote(dest)))
+	}
+	ref, err := fetch.ParseReference(rec.Image)
+	if err != nil {
+		return fail(fmt.Errorf("the record's image %q: %w", rec.Image, err))
+	}
+	base, err := fetch.LocalImage(cas.BlobDir(opts.Cache), ref, rec.Digest)
+	if err != nil {
+		return fail(fmt.Errorf("its image: %w", err))
+	}
+	mediaType, err := layerMediaType(base.MediaType, opts.Compression)
+	if err != nil {
+		return fail(err)
+	}
+	if rec.Git {
+		if head, top, err := gitHead(ctx, dest); err != nil {
+			return fail(err)
+		} else if !top {
+			return fail(fmt.Errorf("HEAD is %s: %w (check the top layer branch out before committing)", head.branch(), ErrNotTopLayer))
+		}
+	}
+
+	changes, err := commitChanges(ctx, c, dest, &rec, base, opts)
+	if err != nil {
+		return fail(err)
+	}
+	if len(changes) == 0 {
+		return fail(ErrNothingToCommit)
+	}
+	blob, written, err := writeLayer(ctx, c, dest, changes, opts.Compression)
+	if err != nil {
+		return fail(err)
+	}
+	defer os.Remove(blob.path)
+	l := cas.Layer{Digest: blob.digest, Size: blob.size, MediaType: mediaType, DiffID: blob.diffID}
+	if _, err := c.Tree(ctx, l, func(context.Context) (io.ReadCloser, error) { return os.Open(blob.path) }); err != nil {
+		return fail(fmt.Errorf("the new layer's tree: %w", err))
+	}
+	desc := ocispec.Descriptor{MediaType: mediaType, Digest: blob.digest, Size: blob.size}
+	cfg, err := commitConfig(base.Config, blob.diffID, opts.Message, start)
+	if err != nil {
+		return fail(err)
+	}
+	cfgDesc := ocispec.Descriptor{MediaType: base.ConfigDesc.MediaType, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))}
+	man, err := commitManifest(base.Manifest, cfgDesc, desc)
+	if err != nil {
+		return fail(err)
+	}
+	md := digest.FromBytes(man)
+	if err := c.PutBlob(cfgDesc.Digest, cfg); err != nil {
+		return fail(err)
+	}
+	if err := c.PutBlob(md, man); err != nil {
+		return fail(err)
+	}
+	name := ref
+	if opts.Tag != "" {
+		name = tag
+	}
+	name = name.WithDigest(md)
+	if opts.Tag != "" {
+		name.Digest = "" // named by its tag
+	} else {
+		name.Tag = ""
+	}
+	size := blob.size
+	for _, d := range base.Layers {
+		size += d.Size
+	}
+	irec := cas.ImageRecord{
+		Reference: name.String(), Digest: md, MediaType: base.MediaType, Platform: base.Platform.String(),
+		Size: size, Layers: append(append([]digest.Digest{}, base.DiffIDs...), blob.diffID), Resolved: time.Now().UTC(), Local: true,
+	}
+	if err := c.RecordImage(cas.ImageName(name.Domain, name.Path, name.Tag, md), irec); err != nil {
+		return fail(err)
+	}
+	if rec.Git {
+		if err := gitCommitLayer(ctx, dest, blob.digest, opts.Message); err != nil {
+			return fail(err)
+		}
+	}
+	before := rec.Digest
+	if rec.Base == "" {
+		rec.Base, rec.Pulled = rec.Digest, rec.Image
+	}
+	rec.Image, rec.Digest, rec.Index = name.String(), md, ""
+	rec.Trees = append(rec.Trees, blob.diffID)
+	if err := c.Lease(&rec); err != nil {
+		return fail(err)
+	}
+	return &Committed{
+		Dest: dest, Image: name.String(), Manifest: md, Config: cfgDesc.Digest, Layer: desc, DiffID: blob.diffID,
+		Entries: written.Entries, Base: before, Took: time.Since(start),
+	}, nil
+}
+
+// layerMediaType is the media type of a layer compressed so in a manifest of manifestType.
+func layerMediaType(manifestType string, comp Compression) (string, error) {
+	if manifestType == fetch.MediaTypeDockerManifest {
+		if comp != Gzip {
+			return "", kindErrorf(ErrFormat, "--compression %s: the image is Docker schema2, whose layers are gzip (push it as OCI first: roots push --format oci, pull that, then commit)", comp)
+		}
+		return fetch.MediaTypeDockerLayer, nil
+	}
+	switch comp {
+	case Zstd:
+		return ocispec.MediaTypeImageLayerZstd, nil
+	case Uncompressed:
+		return ocispec.MediaTypeImageLayer, nil
+	}
+	return ocispec.MediaTypeImageLayerGzip, nil
+}
+
+// commitChanges finds what changed in dest against the image rec says it holds.
+func commitChanges(ctx context.Context, c *cas.Cache, dest string, rec *cas.Lease, base *fetch.Image, opts CommitOptions) ([]layer.Change, error) {
+	if rec.Overlay() && rec.Base == "" {
+		// Nothing committed yet: the upper directory is exactly what changed. Its root is
+		// always there (the merged root shows its metadata); alone, it is no change.
+		changes, err := assemble.OverlayChanges(ctx, filepath.Join(rec.State, "upper"))
+		if len(changes) == 1 && changes[0].Path == "." {
+			changes = nil
+		}
+		return changes, err
+	}
+	scratch, err := c.TempDir("commit-")
+	if err != nil {
+		return nil, err
+	}
+	defer disk.RemoveAll(scratch)
+	dir := filepath.Join(scratch, "base")
+	p := &puller{
+		opts:     PullOptions{Cache: opts.Cache, Mode: Hardlink, Jobs: defaultJobs, Registry: opts.Registry},
+		client:   fetch.New(withLocal(opts.Registry, opts.Cache)),
+		ref:      base.Ref,
+		dest:     dir,
+		noRecord: true,
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := p.assemble(ctx, base, dir); err != nil {
+		return nil, fmt.Errorf("assemble its image to compare: %w", err)
+	}
+	var exclude []string
+	if rec.Git {
+		exclude = []string{".git"}
+	}
+	changes, err := assemble.Changes(ctx, dest, dir, assemble.ChangeOptions{Hardlinked: rec.Mode == string(Hardlink), Checksum: opts.Checksum, Exclude: exclude})
+	if err == nil && len(changes) == 1 && changes[0].Path == "." && sameRoot(dest, dir) {
+		changes = nil // only the root's mtime: a directory made by the pull (or this compare) has its own
+	}
+	return changes, err
+}
+
+// sameRoot reports whether the directories a and b have the same mode and owner: an image
+// whose layers never name "./" leaves its root's mtime to whoever made the directory.
+func sameRoot(a, b string) bool {
+	var x, y unix.Stat_t
+	if unix.Lstat(a, &x) != nil || unix.Lstat(b, &y) != nil {
+		return false
+	}
+	return x.Mode == y.Mode && x.Uid == y.Uid && x.Gid == y.Gid
+}
+
+// withLocal is o reading what digests name from the cache first.
+func withLocal(o fetch.Options, cache string) fetch.Options {
+	o.Local = cas.BlobDir(cache)
+	return o
+}
+
+// newBlob is a layer blob written into the cache's tmp/.
+type newBlob struct {
+	path   string
+	digest digest.Digest
+	diffID digest.Digest
+	size   int64
+}
+
+// writeLayer writes changes of dest as a layer tar, compressed so, into a file of the cache's
+// tmp/, hashing the tar (the diff id) and the blob as it goes.
+func writeLayer(ctx context.Context, c *cas.Cache, dest string, changes []layer.Change, comp Compression) (newBlob, layer.Exported, error) {
+	f, err := c.TempFile("commit-*.blob")
+	if err != nil {
+		return newBlob{}, layer.Exported{}, err
+	}
+	b := newBlob{path: f.Name()}
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(b.path)
+		}
+	}()
+	blobHash := sha256.New()
+	counted := &countWriter{w: io.MultiWriter(f, blobHash)}
+	buf := bufio.NewWriterSize(counted, 1<<20)
+	var zw io.WriteCloser
+	switch comp {
+	case Gzip:
+		gz, err := pgzip.NewWriterLevel(buf, pgzip.DefaultCompression)
+		if err != nil {
+			return b, layer.Exported{}, err
+		}
+		zw = gz
+	case Zstd:
+		zs, err := zstd.NewWriter(buf)
+		if err != nil {
+			return b, layer.Exported{}, err
+		}
+		zw = zs
+	default:
+		zw = nopCloser{buf}
+	}
+	diffHash := sha256.New()
+	written, err := layer.Export(ctx, io.MultiWriter(zw, diffHash), dest, changes)
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil {
+		err = buf.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return b, written, fmt.Errorf("write the layer: %w", err)
+	}
+	done = true
+	b.digest, b.diffID, b.size = sum(blobHash), sum(diffHash), counted.n
+	return b, written, nil
+}
+
+func sum(h hash.Hash) digest.Digest { return digest.NewDigest(digest.SHA256, h) }
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// commitConfig is the base config with the new layer's diff id and a history entry, every
+// other field as it was.
+func commitConfig(base []byte, diffID digest.Digest, msg string, now time.Time) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(base, &top); err != nil {
+		return nil, fmt.Errorf("the image config: %w", err)
+	}
+	var rootfs ocispec.RootFS
+	if err := json.Unmarshal(top["rootfs"], &rootfs); err != nil {
+		return nil, fmt.Errorf("the image config's rootfs: %w", err)
+	}
+	rootfs.DiffIDs = append(rootfs.DiffIDs, diffID)
+	var history []ocispec.History
+	if h, ok := top["history"]; ok {
+		if err := json.Unmarshal(h, &history); err != nil {
+			return nil, fmt.Errorf("the image config's history: %w", err)
+		}
+	}
+	created := now.UTC()
+	history = append(history, ocispec.History{Created: &created, CreatedBy: "roots commit", Comment: msg})
+	var err error
+	set := func(k string, v any) {
+		if err == nil {
+			top[k], err = json.Marshal(v)
+		}
+	}
+	set("rootfs", rootfs)
+	set("history", history)
+	set("created", created)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(top)
+}
+
+// commitManifest is the base manifest with cfg as its config and l added on top, every other
+// field as it was.
+func commitManifest(base []byte, cfg, l ocispec.Descriptor) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(base, &top); err != nil {
+		return nil, fmt.Errorf("the manifest: %w", err)
+	}
+	var layers []json.RawMessage
+	if err := json.Unmarshal(top["layers"], &layers); err != nil {
+		return nil, fmt.Errorf("the manifest's layers: %w", err)
+	}
+	nl, err := json.Marshal(l)
+	if err != nil {
+		return nil, err
+	}
+	layers = append(layers, nl)
+	if top["layers"], err = json.Marshal(layers); err != nil {
+		return nil, err
+	}
+	if top["config"], err = json.Marshal(cfg); err != nil {
+		return nil, err
+	}
+	return json.Marshal(top)
+}
