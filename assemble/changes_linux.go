@@ -393,11 +393,11 @@ func (d *differ) sameContent(dfd, bfd int, name, rel string) (bool, error) {
 		d.cbuf = [2][]byte{make([]byte, copyBufSize), make([]byte, copyBufSize)}
 	}
 	for {
-		n, err := readFull(df, d.cbuf[0])
+		n, err := disk.ReadFull(df, d.cbuf[0])
 		if err != nil {
 			return false, pathErr("read", rel, err)
 		}
-		m, err := readFull(bf, d.cbuf[1])
+		m, err := disk.ReadFull(bf, d.cbuf[1])
 		if err != nil {
 			return false, pathErr("read base", rel, err)
 		}
@@ -408,25 +408,6 @@ func (d *differ) sameContent(dfd, bfd int, name, rel string) (bool, error) {
 			return true, nil
 		}
 	}
-}
-
-// readFull reads into b until it is full or the file ends.
-func readFull(fd int, b []byte) (int, error) {
-	done := 0
-	for done < len(b) {
-		n, err := unix.Read(fd, b[done:])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return done, err
-		}
-		if n == 0 {
-			break
-		}
-		done += n
-	}
-	return done, nil
 }
 
 // entryStat is what Changes compares of an entry, from one statx.

@@ -279,7 +279,7 @@ func (e *exporter) content(ctx context.Context, fd int, size int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, err := readFull(fd, buf[:min(int64(len(buf)), left)])
+		n, err := disk.ReadFull(fd, buf[:min(int64(len(buf)), left)])
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
@@ -291,7 +291,7 @@ func (e *exporter) content(ctx context.Context, fd int, size int64) error {
 		}
 		left -= int64(n)
 	}
-	n, err := readFull(fd, buf[:1])
+	n, err := disk.ReadFull(fd, buf[:1])
 	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
@@ -299,25 +299,6 @@ func (e *exporter) content(ctx context.Context, fd int, size int64) error {
 		return fmt.Errorf("longer than its size %d: %w", size, ErrSourceChanged)
 	}
 	return nil
-}
-
-// readFull reads into b until it is full or the file ends.
-func readFull(fd int, b []byte) (int, error) {
-	done := 0
-	for done < len(b) {
-		n, err := unix.Read(fd, b[done:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return done, err
-		}
-		if n == 0 {
-			break
-		}
-		done += n
-	}
-	return done, nil
 }
 
 // xattrs adds the extended attributes that list and get read to hdr, as PAX records; the
