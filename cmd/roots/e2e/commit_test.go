@@ -90,7 +90,8 @@ func changeEverything(t *testing.T, dest string) {
 // TestCommitCommand: for every mode, a pulled DEST changed in every way commits with roots
 // commit (--json); a second commit says nothing to commit (exit 1); push --from uploads one
 // layer and the config and mounts the rest; what the registry serves then pulls back, with
-// roots and with skopeo + umoci, equal to the committed DEST, and crane validates it.
+// roots and with skopeo + umoci, equal to the committed DEST (type, mode, owner, size, content,
+// link target, hardlink groups, mtime, xattrs), and crane validates it.
 func TestCommitCommand(t *testing.T) {
 	NeedRoot(t)
 	reg := registrytest.Start(t, registrytest.Config{})
@@ -139,7 +140,7 @@ func TestCommitCommand(t *testing.T) {
 			}
 			craneValidate(t, target)
 			rootfs := umociUnpack(t, target)
-			only := testtree.Only(testtree.Type, testtree.Mode, testtree.Owner, testtree.Size, testtree.Content, testtree.Target, testtree.Hardlinks)
+			only := testtree.Only(testtree.Type, testtree.Mode, testtree.Owner, testtree.Size, testtree.Content, testtree.Target, testtree.Hardlinks, testtree.Mtime, testtree.Xattrs)
 			if d := testtree.Diff(want, testtree.Scan(t, rootfs), only); len(d) > 0 {
 				t.Errorf("pulled back with skopeo + umoci:\n%s", strings.Join(d, "\n"))
 			}
