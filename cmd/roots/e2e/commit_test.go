@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +160,58 @@ func TestCommitRefusedCommand(t *testing.T) {
 	}
 	if res := Roots(t, nil, "commit", tmp); res.Code != 2 {
 		t.Errorf("commit without -m: exit %d, stderr %q", res.Code, res.Stderr)
+	}
+}
+
+// fileName finds the name of one of TestCommitOpensOnlyChanges' files in a line of strace.
+var fileName = regexp.MustCompile(`"(?:[^"]*/)?(f[0-9]{3})"`)
+
+// TestCommitOpensOnlyChanges: a commit of a hardlink DEST of 600 files with 3 changes (one
+// added, one rewritten, one deleted) opens, of DEST's files, only the two whose content it
+// writes (strace). The others are the cache's inodes and are not read.
+func TestCommitOpensOnlyChanges(t *testing.T) {
+	NeedRoot(t)
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Fatal("strace is needed to count what commit opens: apt-get install strace (as .ci/run does)")
+	}
+	r := registrytest.Start(t, registrytest.Config{})
+	var ents []reg
+	for i := range 600 {
+		ents = append(ents, reg{Name: fmt.Sprintf("data/f%03d", i), Body: []byte(fmt.Sprintf("file %d\n", i))})
+	}
+	r.Push(t, "many", "1", registrytest.Image{Layers: []registrytest.Layer{{Compression: "gzip", Entries: ents}}})
+	tmp := t.TempDir()
+	cache, dest := filepath.Join(tmp, "cache"), filepath.Join(tmp, "rootfs")
+	MustPull(t, nil, "--cache", cache, r.Host+"/many:1", dest)
+	if err := os.WriteFile(filepath.Join(dest, "data/f600"), []byte("new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dest, "data/f007"))
+	if err := os.WriteFile(filepath.Join(dest, "data/f007"), []byte("rewritten\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dest, "data/f123"))
+	trace := filepath.Join(tmp, "strace.log")
+	cmd := exec.Command(strace, "-f", "-e", "trace=openat", "-o", trace, Bin(), "commit", "--cache", cache, dest, "-m", "three")
+	cmd.Env = Env(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("commit under strace: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "openat(") || strings.Contains(line, "O_DIRECTORY") || strings.Contains(line, "O_CREAT") {
+			continue
+		}
+		if m := fileName.FindStringSubmatch(line); m != nil {
+			opened[m[1]] = true
+		}
+	}
+	if len(opened) != 2 || !opened["f600"] || !opened["f007"] {
+		t.Errorf("commit opened %v of DEST's files, want f600 and f007 alone", opened)
 	}
 }
