@@ -15,7 +15,7 @@ type CommitCmd struct {
 	Message     string `short:"m" required:"" help:"What the change is: the new layer's history comment."`
 	Tag         string `short:"t" help:"Name the new image IMAGE in the cache (roots push and roots pull use it). Default: named by its digest in the repository DEST was pulled from." placeholder:"IMAGE"`
 	Compression string `default:"gzip" enum:"gzip,zstd,none" help:"Compress the layer with gzip, zstd or none (a Docker schema2 image takes gzip only)."`
-	Checksum    bool   `short:"c" help:"Compare the contents of files whose size, mtime, mode, owner and xattrs are unchanged (rsync --checksum); slower."`
+	Checksum    bool   `short:"c" help:"Compare the contents of files whose size, mtime, mode, owner and xattrs are unchanged (rsync --checksum; files a hardlink DEST still shares with the cache are its image's by construction); slower."`
 	JSON        bool   `name:"json" help:"Print one JSON object: the layer, its diff id, size, the manifest and config digests."`
 	cacheFlags
 }
