@@ -273,7 +273,6 @@ func commitChanges(ctx context.Context, c *cas.Cache, dest string, rec *cas.Leas
 	if err != nil {
 		return nil, err
 	}
-	defer disk.RemoveAll(scratch)
 	dir := filepath.Join(scratch, "base")
 	p := &puller{
 		opts:     PullOptions{Cache: opts.Cache, Mode: Hardlink, Jobs: defaultJobs, Registry: opts.Registry},
@@ -281,7 +280,17 @@ func commitChanges(ctx context.Context, c *cas.Cache, dest string, rec *cas.Leas
 		ref:      base.Ref,
 		dest:     dir,
 		noRecord: true,
+		scratch:  true,
 	}
+	defer func() {
+		// The trees this compare alone linked keep no exposure stamp (it would have their
+		// later reuses walk them): nothing shares their inodes once scratch is gone.
+		if disk.RemoveAll(scratch) == nil && p.exposed != nil {
+			p.exposed.Undo(context.WithoutCancel(ctx))
+		} else if p.exposed != nil {
+			p.exposed.Release()
+		}
+	}()
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}

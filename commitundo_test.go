@@ -1,6 +1,7 @@
 package roots_test
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -28,13 +29,13 @@ type cacheState struct {
 	objects []string
 }
 
-// stampedByLookup reports whether rel is a stamp whose mtime a commit's compare may move
+// stampedByLookup reports whether rel is a last-use stamp that a commit's compare moves
 // without writing anything: the hardlink assembly of the base image marks what it reads as
-// used (the last use of the base's manifest and config blobs, of its trees' .json) and touches
-// the exposure stamps of the trees it links (linked/).
+// used, its manifest's and config's blobs and its trees' .json. (An overlay's first commit,
+// which reads only the upper directory, moves none.)
 func stampedByLookup(rel string) bool {
 	return strings.HasPrefix(rel, "trees/sha256/") && strings.HasSuffix(rel, ".json") ||
-		strings.HasPrefix(rel, "blobs/sha256/") || strings.HasPrefix(rel, "linked/")
+		strings.HasPrefix(rel, "blobs/sha256/")
 }
 
 func scanCache(t *testing.T, cache string) cacheState {
@@ -122,6 +123,44 @@ func sameCache(t *testing.T, before, after cacheState, stamped func(rel string) 
 	slices.Sort(d)
 	if len(d) > 0 {
 		t.Errorf("the cache changed:\n%s", strings.Join(d, "\n"))
+	}
+}
+
+// TestCommitNothingWritesNothing: "nothing to commit" writes nothing in the cache, in every
+// mode, before and after a first commit: every path, size and record is as it was (no exposure
+// stamp in linked/ for the trees the compare linked), and the only mtimes that move are the
+// last-use stamps of what the compare reads (stampedByLookup).
+func TestCommitNothingWritesNothing(t *testing.T) {
+	modes := []roots.Mode{roots.Hardlink, roots.Copy}
+	if os.Geteuid() == 0 {
+		modes = append(modes, roots.Overlay)
+	}
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			tmp := t.TempDir()
+			cache, dest := filepath.Join(tmp, "cache"), filepath.Join(tmp, "dest")
+			if _, err := roots.Pull(t.Context(), registry+"/example/hello:1", dest, roots.PullOptions{Cache: cache, Mode: mode}); err != nil {
+				t.Fatal(err)
+			}
+			if mode == roots.Overlay {
+				t.Cleanup(func() { roots.Unmount(t.Context(), dest, false) })
+			}
+			nothing := func(what string) {
+				t.Helper()
+				before := scanCache(t, cache)
+				time.Sleep(10 * time.Millisecond) // a touch would show
+				if _, err := roots.Commit(t.Context(), dest, roots.CommitOptions{Cache: cache, Message: "m"}); !errors.Is(err, roots.ErrNothingToCommit) {
+					t.Fatalf("%s: %v, want ErrNothingToCommit", what, err)
+				}
+				sameCache(t, before, scanCache(t, cache), stampedByLookup)
+			}
+			nothing("commit after the pull")
+			change(t, dest)
+			if _, err := roots.Commit(t.Context(), dest, roots.CommitOptions{Cache: cache, Message: "m"}); err != nil {
+				t.Fatal(err)
+			}
+			nothing("commit after a commit")
+		})
 	}
 }
 
