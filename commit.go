@@ -74,9 +74,11 @@ type Committed struct {
 // against a hardlink assembly of its image made in the cache, where a hardlink destination's
 // file that is still the tree's inode is unchanged without being opened (the tree's fingerprint
 // vouches for its content). A destination with no change is an error wrapping
-// ErrNothingToCommit, and one the cache has no record of wraps ErrNotPulled. Nothing is recorded
-// unless everything was written.
-func Commit(ctx context.Context, dest string, opts CommitOptions) (*Committed, error) {
+// ErrNothingToCommit, and one the cache has no record of wraps ErrNotPulled; neither writes
+// anything. Nothing is recorded unless everything was written: dest's record is written last,
+// and a commit that fails before it takes back what it added (see cas.Additions): the cache,
+// the record and a git destination's branches and HEAD are as they were.
+func Commit(ctx context.Context, dest string, opts CommitOptions) (_ *Committed, err error) {
 	start := time.Now()
 	abs, err := filepath.Abs(dest)
 	if err != nil {
@@ -154,6 +156,17 @@ func Commit(ctx context.Context, dest string, opts CommitOptions) (*Committed, e
 		return fail(err)
 	}
 	defer os.Remove(blob.path)
+	// From here on, what the commit adds to the cache is taken back if it fails.
+	added := c.Track()
+	defer func() {
+		if err != nil {
+			if uerr := added.Undo(); uerr != nil {
+				err = fmt.Errorf("%w (and what it wrote stays in the cache: %v)", err, uerr)
+			}
+		}
+	}()
+	added.Blob(blob.digest)
+	added.Tree(blob.diffID)
 	l := cas.Layer{Digest: blob.digest, Size: blob.size, MediaType: mediaType, DiffID: blob.diffID}
 	if _, err := c.Tree(ctx, l, func(context.Context) (io.ReadCloser, error) { return os.Open(blob.path) }); err != nil {
 		return fail(fmt.Errorf("the new layer's tree: %w", err))
@@ -169,9 +182,11 @@ func Commit(ctx context.Context, dest string, opts CommitOptions) (*Committed, e
 		return fail(err)
 	}
 	md := digest.FromBytes(man)
+	added.Blob(cfgDesc.Digest)
 	if err := c.PutBlob(cfgDesc.Digest, cfg); err != nil {
 		return fail(err)
 	}
+	added.Blob(md)
 	if err := c.PutBlob(md, man); err != nil {
 		return fail(err)
 	}
@@ -193,11 +208,16 @@ func Commit(ctx context.Context, dest string, opts CommitOptions) (*Committed, e
 		Reference: name.String(), Digest: md, MediaType: base.MediaType, Platform: base.Platform.String(),
 		Size: size, Layers: append(append([]digest.Digest{}, base.DiffIDs...), blob.diffID), Resolved: time.Now().UTC(), Local: true,
 	}
-	if err := c.RecordImage(cas.ImageName(name.Domain, name.Path, name.Tag, md), irec); err != nil {
+	iname := cas.ImageName(name.Domain, name.Path, name.Tag, md)
+	if err := added.Image(iname, irec.Platform); err != nil {
 		return fail(err)
 	}
+	if err := c.RecordImage(iname, irec); err != nil {
+		return fail(err)
+	}
+	var uncommit func(context.Context) error
 	if rec.Git {
-		if err := gitCommitLayer(ctx, dest, blob.digest, opts.Message); err != nil {
+		if uncommit, err = gitCommitLayer(ctx, dest, blob.digest, opts.Message); err != nil {
 			return fail(err)
 		}
 	}
@@ -208,6 +228,11 @@ func Commit(ctx context.Context, dest string, opts CommitOptions) (*Committed, e
 	rec.Image, rec.Digest, rec.Index = name.String(), md, ""
 	rec.Trees = append(rec.Trees, blob.diffID)
 	if err := c.Lease(&rec); err != nil {
+		if uncommit != nil {
+			if uerr := uncommit(context.WithoutCancel(ctx)); uerr != nil {
+				err = fmt.Errorf("%w (and undoing the git commit: %v)", err, uerr)
+			}
+		}
 		return fail(err)
 	}
 	return &Committed{
@@ -248,7 +273,6 @@ func commitChanges(ctx context.Context, c *cas.Cache, dest string, rec *cas.Leas
 	if err != nil {
 		return nil, err
 	}
-	defer disk.RemoveAll(scratch)
 	dir := filepath.Join(scratch, "base")
 	p := &puller{
 		opts:     PullOptions{Cache: opts.Cache, Mode: Hardlink, Jobs: defaultJobs, Registry: opts.Registry},
@@ -256,7 +280,17 @@ func commitChanges(ctx context.Context, c *cas.Cache, dest string, rec *cas.Leas
 		ref:      base.Ref,
 		dest:     dir,
 		noRecord: true,
+		scratch:  true,
 	}
+	defer func() {
+		// The trees this compare alone linked keep no exposure stamp (it would have their
+		// later reuses walk them): nothing shares their inodes once scratch is gone.
+		if disk.RemoveAll(scratch) == nil && p.exposed != nil {
+			p.exposed.Undo(context.WithoutCancel(ctx))
+		} else if p.exposed != nil {
+			p.exposed.Release()
+		}
+	}()
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}

@@ -490,29 +490,40 @@ func gitHead(ctx context.Context, dest string) (head gitLayer, top bool, err err
 // above HEAD's, made from HEAD's branch, which must be the top one (else ErrNotTopLayer), with
 // the message msg, and checks it out (HEAD names it, the index holds its tree). What it records
 // is what git add --all --force records in dest (a nested repository becomes a gitlink);
-// dest/.git is never added. dest's files are only read.
-func gitCommitLayer(ctx context.Context, dest string, blob digest.Digest, msg string) error {
+// dest/.git is never added. dest's files are only read. If it fails, or if the caller calls
+// undo (what follows the commit failed), the branch goes and HEAD and the index are as before
+// (see gitUncommit).
+func gitCommitLayer(ctx context.Context, dest string, blob digest.Digest, msg string) (undo func(context.Context) error, err error) {
 	if err := checkGit(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := blob.Validate(); err != nil || blob.Algorithm() != digest.SHA256 {
-		return fmt.Errorf("commit layer of %s: blob %q: want a sha256 digest", dest, blob)
+		return nil, fmt.Errorf("commit layer of %s: blob %q: want a sha256 digest", dest, blob)
 	}
 	head, top, err := gitHead(ctx, dest)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !top {
-		return fmt.Errorf("%s: HEAD is %s: %w", dest, head.branch(), ErrNotTopLayer)
+		return nil, fmt.Errorf("%s: HEAD is %s: %w", dest, head.branch(), ErrNotTopLayer)
 	}
 	next := gitLayer{N: head.N + 1, Blob: blob}
+	commit := "" // the branch's, once it is made
+	back := func(ctx context.Context) error { return gitUncommit(ctx, dest, head, next, commit) }
+	defer func() {
+		if err != nil {
+			if uerr := back(context.WithoutCancel(ctx)); uerr != nil {
+				err = fmt.Errorf("%w (and undoing it: %v)", err, uerr)
+			}
+		}
+	}()
 	r := repo{dest}
 	if _, err := r.run(ctx, nil, "add", "--all", "--force"); err != nil {
-		return fmt.Errorf("commit %s: %w", dest, err)
+		return nil, fmt.Errorf("commit %s: %w", dest, err)
 	}
 	tree, err := r.short(ctx, "write-tree")
 	if err != nil {
-		return fmt.Errorf("commit %s: %w", dest, err)
+		return nil, fmt.Errorf("commit %s: %w", dest, err)
 	}
 	name, email := r.identity(ctx)
 	cmd := r.cmd(ctx, strings.NewReader(msg), "commit-tree", tree, "-p", head.ref(), "-F", "-")
@@ -521,15 +532,41 @@ func gitCommitLayer(ctx context.Context, dest string, blob digest.Digest, msg st
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("commit %s: %w", dest, gitError([]string{"commit-tree"}, err, errb.String()))
+		return nil, fmt.Errorf("commit %s: %w", dest, gitError([]string{"commit-tree"}, err, errb.String()))
 	}
-	commit := strings.TrimSpace(out.String())
+	made := strings.TrimSpace(out.String())
 	// An empty old value: the branch must not exist yet.
-	if _, err := r.short(ctx, "update-ref", "-m", "roots commit", next.ref(), commit, ""); err != nil {
-		return fmt.Errorf("commit %s: %w", dest, err)
+	if _, err := r.short(ctx, "update-ref", "-m", "roots commit", next.ref(), made, ""); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", dest, err)
 	}
+	commit = made
 	if _, err := r.short(ctx, "symbolic-ref", "HEAD", next.ref()); err != nil {
-		return fmt.Errorf("commit %s: %w", dest, err)
+		return nil, fmt.Errorf("commit %s: %w", dest, err)
+	}
+	return back, nil
+}
+
+// gitUncommit takes back what gitCommitLayer did in dest: HEAD names head's branch again, the
+// branch next is deleted if it holds commit ("": it was not made), and the index holds head's
+// tree, refreshed from dest (as a pull leaves it). It goes on past a failure.
+func gitUncommit(ctx context.Context, dest string, head, next gitLayer, commit string) error {
+	r := repo{dest}
+	var errs []error
+	if _, err := r.short(ctx, "symbolic-ref", "HEAD", head.ref()); err != nil {
+		errs = append(errs, err)
+	}
+	if commit != "" {
+		if _, err := r.short(ctx, "update-ref", "-d", next.ref(), commit); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := r.short(ctx, "read-tree", head.ref()); err != nil {
+		errs = append(errs, err)
+	} else if _, err := r.run(ctx, nil, "update-index", "-q", "--refresh"); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("git: %s back on %s: %w", dest, head.branch(), err)
 	}
 	return nil
 }

@@ -178,7 +178,7 @@ func TestPullGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := digest.FromString("layer 3")
-	if err := roots.GitCommitLayer(t.Context(), dest, next, "install things\n"); err != nil {
+	if _, err := roots.GitCommitLayer(t.Context(), dest, next, "install things\n"); err != nil {
 		t.Fatal(err)
 	}
 	b3 := "layer_3_" + next.Encoded()
@@ -201,7 +201,7 @@ func TestPullGit(t *testing.T) {
 	if _, _, top, err := roots.GitHead(t.Context(), dest); err != nil || top {
 		t.Errorf("GitHead on layer 1 = top %v, %v; want not top", top, err)
 	}
-	if err := roots.GitCommitLayer(t.Context(), dest, digest.FromString("x"), "no"); !errors.Is(err, roots.ErrNotTopLayer) {
+	if _, err := roots.GitCommitLayer(t.Context(), dest, digest.FromString("x"), "no"); !errors.Is(err, roots.ErrNotTopLayer) {
 		t.Errorf("commit on layer 1: %v, want ErrNotTopLayer", err)
 	}
 	if _, _, _, err := roots.GitHead(t.Context(), plain); !errors.Is(err, roots.ErrNotGitDest) {

@@ -73,7 +73,11 @@ func (p *puller) assemble(ctx context.Context, img *fetch.Image, dir string) ([]
 		}
 		return nil, err
 	}
-	x.Release()
+	if p.scratch {
+		p.exposed = x // the caller undoes it once dir is removed
+	} else {
+		x.Release()
+	}
 	return unapplied(trees), nil
 }
 

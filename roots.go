@@ -181,6 +181,11 @@ type puller struct {
 	// noRecord: the image is the cache's already (a commit assembling its base to compare);
 	// its image record is left as it is.
 	noRecord bool
+	// scratch: the caller removes what assemble makes once done with it (a commit's compare),
+	// and then undoes exposed, so that the trees keep no exposure stamp for a directory that
+	// is gone (see cas.Exposure.Undo).
+	scratch bool
+	exposed *cas.Exposure
 }
 
 // pull makes a hardlink or copy destination (or, with no cache, streams the layers into it).

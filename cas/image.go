@@ -82,7 +82,7 @@ func (c *Cache) RecordImage(name string, r ImageRecord) error {
 				os.Remove(legacy)
 			}
 		}
-		name += "@" + strings.ReplaceAll(r.Platform, "/", "-")
+		name = platformName(name, r.Platform)
 	}
 	path := c.path("images", filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -96,6 +96,11 @@ func (c *Cache) RecordImage(name string, r ImageRecord) error {
 		return fmt.Errorf("record image %s: %w", name, err)
 	}
 	return nil
+}
+
+// platformName is the name of the record of name (see ImageName) for platform (os/arch[/variant]).
+func platformName(name, platform string) string {
+	return name + "@" + strings.ReplaceAll(platform, "/", "-")
 }
 
 // SplitImageName splits the name of an image record (Object.Name) into the name ImageName

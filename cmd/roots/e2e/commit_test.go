@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,5 +214,108 @@ func TestCommitOpensOnlyChanges(t *testing.T) {
 	}
 	if len(opened) != 2 || !opened["f600"] || !opened["f007"] {
 		t.Errorf("commit opened %v of DEST's files, want f600 and f007 alone", opened)
+	}
+}
+
+// cacheListing is every path under the cache with its type, mode, size and mtime: what a
+// command that writes nothing leaves exactly as it was.
+func cacheListing(t *testing.T, cache string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[p] = fmt.Sprintf("%v %d %d", fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestCommitGitCommand: in a DEST pulled with -g and changed (a file added, one changed, one
+// deleted), roots commit with HEAD on a lower layer branch exits 1 with one line naming that
+// branch and writes nothing (the cache, to the mtime, and the branches). With HEAD back on the
+// top branch, it makes branch layer_<n>_<hex of the new layer blob> with the message as its
+// commit's subject, HEAD on it and git status clean, and leaves .git out of the layer (the image
+// pulled by the name --json gives holds none); push --from sends it, and what skopeo + umoci
+// unpack of it is DEST without its .git.
+func TestCommitGitCommand(t *testing.T) {
+	NeedRoot(t)
+	reg := registrytest.Start(t, registrytest.Config{})
+	pushed := reg.Push(t, "team/git", "1", gzipImage("git", 9))
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	dest := filepath.Join(tmp, "rootfs")
+	MustPull(t, nil, "--cache", cache, "-g", reg.Host+"/team/git:1", dest)
+	p := func(rel string) string { return filepath.Join(dest, rel) }
+	if err := os.WriteFile(p("added"), []byte("added\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p("etc/name")); err != nil { // not written through: a hardlink DEST shares it
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p("etc/name"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p("data")); err != nil {
+		t.Fatal(err)
+	}
+
+	top := gitOut(t, dest, "symbolic-ref", "--short", "HEAD")
+	lower := "layer_0_" + pushed.Layers[0].Digest.Encoded()
+	gitOut(t, dest, "symbolic-ref", "HEAD", "refs/heads/"+lower)
+	branches := gitOut(t, dest, "for-each-ref", "--format=%(refname) %(objectname)")
+	before := cacheListing(t, cache)
+	res := Roots(t, nil, "commit", "--cache", cache, dest, "-m", "refused")
+	if res.Code != 1 || !strings.Contains(res.Stderr, lower) || strings.Count(res.Stderr, "\n") != 1 {
+		t.Errorf("commit with HEAD on %s: exit %d, stderr %q; want 1 and one line naming the branch", lower, res.Code, res.Stderr)
+	}
+	if after := cacheListing(t, cache); !equalMaps(before, after) {
+		t.Errorf("the refused commit changed the cache:\nbefore %v\nafter  %v", before, after)
+	}
+	if got := gitOut(t, dest, "for-each-ref", "--format=%(refname) %(objectname)"); got != branches {
+		t.Errorf("the refused commit changed the branches:\n%s\nwere:\n%s", got, branches)
+	}
+	gitOut(t, dest, "symbolic-ref", "HEAD", "refs/heads/"+top)
+
+	res = Roots(t, nil, "commit", "--cache", cache, dest, "-m", "my change", "--json")
+	if res.Code != 0 {
+		t.Fatalf("commit: exit %d: %s", res.Code, res.Stderr)
+	}
+	var done committedJSON
+	if err := json.Unmarshal([]byte(res.Stdout), &done); err != nil {
+		t.Fatalf("commit --json: %v\n%s", err, res.Stdout)
+	}
+	branch := fmt.Sprintf("layer_%d_%s", len(pushed.Layers), strings.TrimPrefix(done.Layer.Digest, "sha256:"))
+	if head := gitOut(t, dest, "symbolic-ref", "--short", "HEAD"); head != branch {
+		t.Errorf("HEAD is %s, want %s", head, branch)
+	}
+	if msg := gitOut(t, dest, "log", "-1", "--format=%s"); msg != "my change" {
+		t.Errorf("the branch's commit says %q", msg)
+	}
+	if st := gitOut(t, dest, "status", "--porcelain", "--untracked-files=all"); st != "" {
+		t.Errorf("git status after the commit:\n%s", st)
+	}
+	local := filepath.Join(tmp, "local")
+	MustPull(t, nil, "--cache", cache, done.Image, local)
+	if _, err := os.Lstat(filepath.Join(local, ".git")); !os.IsNotExist(err) {
+		t.Errorf("the committed image holds .git (%v)", err)
+	}
+
+	target := reg.Host + "/team/git-commit:2"
+	if pushed := runJSON(t, "push", "--cache", cache, "--from", dest, target); pushed.Digest != done.Manifest {
+		t.Errorf("push --from pushed %s, commit made %s", pushed.Digest, done.Manifest)
+	}
+	noGit := testtree.Skip(func(rel string) bool { return rel == ".git" })
+	only := testtree.Only(testtree.Type, testtree.Content, testtree.Target)
+	if d := testtree.Diff(testtree.Scan(t, dest, noGit), testtree.Scan(t, umociUnpack(t, target)), only); len(d) > 0 {
+		t.Errorf("pulled back with skopeo + umoci, not DEST without .git:\n%s", strings.Join(d, "\n"))
 	}
 }
