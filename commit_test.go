@@ -45,11 +45,7 @@ func change(t *testing.T, dest string) {
 // DEST; push --from sends only the new layer and the config (the base layers are mounted), and
 // what the registry then serves pulls back equal to DEST.
 func TestCommit(t *testing.T) {
-	modes := []roots.Mode{roots.Hardlink, roots.Copy}
-	if os.Geteuid() == 0 {
-		modes = append(modes, roots.Overlay)
-	}
-	for _, mode := range modes {
+	for _, mode := range commitModes() {
 		t.Run(string(mode), func(t *testing.T) {
 			tmp := t.TempDir()
 			cache := filepath.Join(tmp, "cache")
@@ -232,4 +228,13 @@ func TestCommitGit(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(back.Dest, ".git")); err == nil {
 		t.Error("the committed layer holds .git")
 	}
+}
+
+// commitModes are the destination modes a commit test runs in: overlay needs root.
+func commitModes() []roots.Mode {
+	modes := []roots.Mode{roots.Hardlink, roots.Copy}
+	if os.Geteuid() == 0 {
+		modes = append(modes, roots.Overlay)
+	}
+	return modes
 }

@@ -131,11 +131,7 @@ func sameCache(t *testing.T, before, after cacheState, stamped func(rel string) 
 // stamp in linked/ for the trees the compare linked), and the only mtimes that move are the
 // last-use stamps of what the compare reads (stampedByLookup).
 func TestCommitNothingWritesNothing(t *testing.T) {
-	modes := []roots.Mode{roots.Hardlink, roots.Copy}
-	if os.Geteuid() == 0 {
-		modes = append(modes, roots.Overlay)
-	}
-	for _, mode := range modes {
+	for _, mode := range commitModes() {
 		t.Run(string(mode), func(t *testing.T) {
 			tmp := t.TempDir()
 			cache, dest := filepath.Join(tmp, "cache"), filepath.Join(tmp, "dest")
