@@ -27,6 +27,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
@@ -260,7 +261,7 @@ func (p *puller) gitLayers(ctx context.Context, img *fetch.Image, dir string) (e
 	if err := fi.Start(); err != nil {
 		return gitError([]string{"fast-import"}, err, "")
 	}
-	w := &gitStream{w: bufio.NewWriterSize(in, 1<<20), root: scratch, prev: map[string]gitFile{}}
+	w := &gitStream{w: bufio.NewWriterSize(in, 1<<20), root: scratch, prev: map[string]gitFile{}, ids: map[string]gitBlobID{}}
 	werr := func() error {
 		when := time.Now().Unix()
 		for i, d := range img.Layers {
@@ -299,15 +300,41 @@ func (p *puller) gitLayers(ctx context.Context, img *fetch.Image, dir string) (e
 		if _, err := r.short(ctx, "symbolic-ref", "HEAD", top.ref()); err != nil {
 			return err
 		}
-		if _, err := r.short(ctx, "read-tree", "HEAD"); err != nil {
-			return err
-		}
-		// The index gets DEST's stat data; every file is read once to compare it.
-		if _, err := r.run(ctx, nil, "update-index", "-q", "--refresh"); err != nil {
+		if err := p.checkout(ctx, r, w); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// checkout makes r's index HEAD's tree with DEST's stat data, so that git status reads no file:
+// writeGitIndex writes it from what the scratch walk knows, and git write-tree must find HEAD's
+// tree in it. Should it not (a bug), a warning says so and git makes the index itself.
+func (p *puller) checkout(ctx context.Context, r repo, s *gitStream) error {
+	err := writeGitIndex(r.dir, s.prev, s.ids)
+	if err == nil {
+		var tree, head string
+		if tree, err = r.short(ctx, "write-tree"); err == nil {
+			if head, err = r.short(ctx, "rev-parse", "HEAD^{tree}"); err == nil && tree != head {
+				err = fmt.Errorf("its tree is %s, HEAD's %s", tree, head)
+			}
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	p.rep.send(Event{Kind: Warning, Message: fmt.Sprintf("git: the index written from the layers is not HEAD's (%v): git reads every file of the image to make it", err)})
+	return refreshIndex(ctx, r)
+}
+
+// refreshIndex makes r's index HEAD's tree with git: read-tree leaves the stat data empty,
+// and update-index --refresh reads and hashes every file of DEST to fill it in.
+func refreshIndex(ctx context.Context, r repo) error {
+	if _, err := r.short(ctx, "read-tree", "HEAD"); err != nil {
+		return err
+	}
+	_, err := r.run(ctx, nil, "update-index", "-q", "--refresh")
+	return err
 }
 
 // gitFile is what the scratch walk knows of a recorded path: its git mode and what tells a
@@ -324,7 +351,8 @@ type gitFile struct {
 type gitStream struct {
 	w    *bufio.Writer
 	root string
-	prev map[string]gitFile // what the last commit records
+	prev map[string]gitFile   // what the last commit records
+	ids  map[string]gitBlobID // the blob ids of prev's paths (and of some paths gone)
 }
 
 // commit walks the scratch rootfs and writes l's commit: the paths gone since the last commit,
@@ -365,6 +393,9 @@ func (s *gitStream) content(p string, f gitFile) error {
 			return err
 		}
 		fmt.Fprintf(s.w, "M 120000 inline %s\ndata %d\n%s\n", fastImportPath(p), len(target), target)
+		h := sha1.New()
+		fmt.Fprintf(h, "blob %d\x00%s", len(target), target)
+		s.ids[p] = gitBlobID(h.Sum(nil))
 		return nil
 	}
 	file, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
@@ -377,9 +408,12 @@ func (s *gitStream) content(p string, f gitFile) error {
 	}
 	defer file.Close()
 	fmt.Fprintf(s.w, "M %o inline %s\ndata %d\n", f.mode, fastImportPath(p), f.size)
-	if _, err := io.CopyN(s.w, file, f.size); err != nil {
+	h := sha1.New()
+	fmt.Fprintf(h, "blob %d\x00", f.size)
+	if _, err := io.CopyN(io.MultiWriter(s.w, h), file, f.size); err != nil {
 		return fmt.Errorf("read %s: %w", p, err)
 	}
+	s.ids[p] = gitBlobID(h.Sum(nil))
 	return s.w.WriteByte('\n')
 }
 

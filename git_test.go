@@ -127,8 +127,17 @@ func TestPullGit(t *testing.T) {
 	if _, err := roots.Pull(t.Context(), ref, plain, roots.PullOptions{Cache: cache}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := roots.Pull(t.Context(), ref, dest, roots.PullOptions{Cache: cache, Git: true}); err != nil {
+	var warnings []string
+	warn := func(e roots.Event) {
+		if e.Kind == roots.Warning {
+			warnings = append(warnings, e.Message)
+		}
+	}
+	if _, err := roots.Pull(t.Context(), ref, dest, roots.PullOptions{Cache: cache, Git: true, Progress: warn}); err != nil {
 		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings: %q", warnings)
 	}
 	want := branchNames(pushed)
 	got := strings.Split(git(t, dest, "for-each-ref", "--format=%(refname:short)", "refs/heads/"), "\n")
@@ -160,6 +169,19 @@ func TestPullGit(t *testing.T) {
 	}
 	if st := git(t, dest, "status", "--porcelain", "--untracked-files=all"); st != "" {
 		t.Errorf("git status:\n%s", st)
+	}
+	// The index trusts DEST's stat data: DEST's content, hashed into an index of its own, must be
+	// HEAD's tree too.
+	fresh := filepath.Join(tmp, "fresh-index")
+	add := exec.Command("git", "-C", dest, "-c", "safe.directory=*", "add", "--all", "--force")
+	add.Env = append(os.Environ(), "GIT_INDEX_FILE="+fresh)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("git add with a new index: %v: %s", err, out)
+	}
+	wt := exec.Command("git", "-C", dest, "-c", "safe.directory=*", "write-tree")
+	wt.Env = add.Env
+	if out, err := wt.Output(); err != nil || strings.TrimSpace(string(out)) != git(t, dest, "rev-parse", "HEAD^{tree}") {
+		t.Errorf("DEST hashed anew is tree %s (%v), HEAD's is %s", out, err, git(t, dest, "rev-parse", "HEAD^{tree}"))
 	}
 	if d := git(t, dest, "diff", "--name-status", want[0], want[1]); !strings.Contains(d, "M\tetc/a.conf") || !strings.Contains(d, "D\tdata/gone") {
 		t.Errorf("git diff of layers 0 and 1:\n%s", d)
