@@ -251,7 +251,10 @@ func (p *puller) gitLayers(ctx context.Context, img *fetch.Image, dir string) (e
 	}
 	defer a.Close()
 
-	fi := r.cmd(ctx, nil, "fast-import", "--quiet", "--done", "--date-format=raw")
+	// fast-import's own CPU was most of a git pull: zlib at level 1 rather than 6 and no delta
+	// against the blob before (--depth=0) take it from 4-5 s to 1.4-1.8 s for 100 MB of files,
+	// for a pack of 26 MB rather than 22. Branches hold the same objects either way.
+	fi := r.cmd(ctx, nil, "-c", "pack.compression=1", "fast-import", "--quiet", "--done", "--date-format=raw", "--depth=0")
 	in, err := fi.StdinPipe()
 	if err != nil {
 		return fmt.Errorf("git fast-import: %w", err)
