@@ -5,10 +5,11 @@ package roots
 // layer's blob digest, branch n made from branch n-1 with one commit whose tree is the rootfs
 // after layers 0..n, HEAD on the top branch and the index matching DEST (git status is clean).
 //
-// The branches are made from the cached blobs: each layer is applied again (layer.Applier, so
-// the rootfs is what the pull assembled) onto a scratch directory inside DEST/.git, which is
-// walked after each layer; what changed since the layer below streams into one git fast-import
-// as the layer's commit. Only the files a layer changed are read and stored, the scratch walk
+// The branches are made from the cache: each layer is added to a scratch rootfs inside
+// DEST/.git (as root, a hardlink assembly of the trees the pull assembled DEST from; else its
+// blob applied again with layer.Applier: either way the rootfs the pull made), which is walked
+// after each layer; what changed since the layer below streams into one git fast-import as the
+// layer's commit. Only the files a layer changed are read and stored, the scratch walk
 // decides what git records, and no git add runs over the image:
 //
 //   - regular files (100755 when the owner may execute them, else 100644) and symlinks are
@@ -37,12 +38,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"github.com/rootsdev/roots/assemble"
 	"github.com/rootsdev/roots/cas"
 	"github.com/rootsdev/roots/cas/layer"
 	"github.com/rootsdev/roots/fetch"
@@ -240,16 +243,11 @@ func (p *puller) gitLayers(ctx context.Context, img *fetch.Image, dir string) (e
 		return fmt.Errorf("git: %w", err)
 	}
 	defer disk.RemoveAll(scratch)
-	c, err := cas.Open(ctx, p.opts.Cache)
+	next, shared, closeScratch, err := p.gitScratch(ctx, img, scratch)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	a, err := layer.NewApplier(scratch)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
+	defer closeScratch()
 
 	// fast-import's own CPU was most of a git pull: zlib at level 1 rather than 6 and no delta
 	// against the blob before (--depth=0) take it from 4-5 s to 1.4-1.8 s for 100 MB of files,
@@ -264,21 +262,11 @@ func (p *puller) gitLayers(ctx context.Context, img *fetch.Image, dir string) (e
 	if err := fi.Start(); err != nil {
 		return gitError([]string{"fast-import"}, err, "")
 	}
-	w := &gitStream{w: bufio.NewWriterSize(in, 1<<20), root: scratch, prev: map[string]gitFile{}, ids: map[string]gitBlobID{}}
+	w := &gitStream{w: bufio.NewWriterSize(in, 1<<20), root: scratch, shared: shared, prev: map[string]gitFile{}, ids: map[string]gitBlobID{}}
 	werr := func() error {
 		when := time.Now().Unix()
 		for i, d := range img.Layers {
-			l := cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
-			src, err := c.OpenBlob(d.Digest)
-			var rc io.ReadCloser = src
-			if err != nil {
-				if rc, err = p.client.OpenBlob(ctx, img.Ref, d); err != nil {
-					return err
-				}
-			}
-			err = cas.Stream(ctx, l, rc, nil, func(tar io.Reader) error { return a.Apply(ctx, tar) })
-			rc.Close()
-			if err != nil {
+			if err := next(i); err != nil {
 				return fmt.Errorf("layer %d: %w", i, err)
 			}
 			msg := fmt.Sprintf("layer %d: %s\n\n%s@%s\ndiff id %s\n", i, d.Digest, p.ref, img.Digest, img.DiffIDs[i])
@@ -292,11 +280,23 @@ func (p *puller) gitLayers(ctx context.Context, img *fetch.Image, dir string) (e
 		return w.w.Flush()
 	}()
 	in.Close()
-	if err := fi.Wait(); err != nil && (werr == nil || errors.Is(werr, syscall.EPIPE)) {
-		return gitError([]string{"fast-import"}, err, errb.String()) // it says why it stopped reading
+	// The scratch goes while fast-import finishes its pack, and before the index takes DEST's
+	// stat data: unlinking a scratch that shares DEST's inodes changes their ctime.
+	removed := make(chan error, 1)
+	go func() {
+		closeScratch()
+		removed <- disk.RemoveAll(scratch)
+	}()
+	ferr := fi.Wait()
+	rerr := <-removed
+	if ferr != nil && (werr == nil || errors.Is(werr, syscall.EPIPE)) {
+		return gitError([]string{"fast-import"}, ferr, errb.String()) // it says why it stopped reading
 	}
 	if werr != nil {
 		return fmt.Errorf("git: %w", werr)
+	}
+	if rerr != nil {
+		return fmt.Errorf("git: %w", rerr)
 	}
 	if n := len(img.Layers); n > 0 {
 		top := gitLayer{N: n - 1, Blob: img.Layers[n-1].Digest}
@@ -308,6 +308,52 @@ func (p *puller) gitLayers(ctx context.Context, img *fetch.Image, dir string) (e
 		}
 	}
 	return nil
+}
+
+// gitScratchTrees lets gitScratch assemble the cached trees (the tests turn it off).
+var gitScratchTrees = true
+
+// gitScratch returns next, which makes scratch the rootfs of img's layers 0..i (called for each
+// i in order), and what releases it. As root (whom no mode keeps from reading a file), next adds
+// the cached trees that the pull assembled DEST from in a hardlink assembly: nothing is
+// decompressed or written again, and the scratch shares the trees' inodes (shared), which the
+// walk only reads. Else it applies each layer's blob again with layer.Applier: the cache's,
+// or the registry's when it is no longer cached.
+func (p *puller) gitScratch(ctx context.Context, img *fetch.Image, scratch string) (next func(int) error, shared bool, release func(), err error) {
+	if trees := p.layerTrees; gitScratchTrees && len(trees) == len(img.Layers) && os.Geteuid() == 0 {
+		asm, err := assemble.NewHardlink(scratch)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		next = func(i int) error {
+			return asm.Add(ctx, assemble.Tree{Dir: trees[i].Dir, Record: trees[i].Record})
+		}
+		return next, true, asm.Close, nil
+	}
+	c, err := cas.Open(ctx, p.opts.Cache)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	a, err := layer.NewApplier(scratch)
+	if err != nil {
+		c.Close()
+		return nil, false, nil, err
+	}
+	next = func(i int) error {
+		d := img.Layers[i]
+		l := cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
+		src, err := c.OpenBlob(d.Digest)
+		var rc io.ReadCloser = src
+		if err != nil {
+			if rc, err = p.client.OpenBlob(ctx, img.Ref, d); err != nil {
+				return err
+			}
+		}
+		defer rc.Close()
+		return cas.Stream(ctx, l, rc, nil, func(tar io.Reader) error { return a.Apply(ctx, tar) })
+	}
+	var once sync.Once
+	return next, false, func() { once.Do(func() { a.Close(); c.Close() }) }, nil
 }
 
 // checkout makes r's index HEAD's tree with DEST's stat data, so that git status reads no file:
@@ -352,10 +398,11 @@ type gitFile struct {
 
 // gitStream writes a git fast-import stream of layer commits from the scratch rootfs.
 type gitStream struct {
-	w    *bufio.Writer
-	root string
-	prev map[string]gitFile   // what the last commit records
-	ids  map[string]gitBlobID // the blob ids of prev's paths (and of some paths gone)
+	w      *bufio.Writer
+	root   string
+	shared bool                 // root's files are the cache's (see gitScratch): never chmod them
+	prev   map[string]gitFile   // what the last commit records
+	ids    map[string]gitBlobID // the blob ids of prev's paths (and of some paths gone)
 }
 
 // commit walks the scratch rootfs and writes l's commit: the paths gone since the last commit,
@@ -402,7 +449,7 @@ func (s *gitStream) content(p string, f gitFile) error {
 		return nil
 	}
 	file, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if errors.Is(err, fs.ErrPermission) && os.Chmod(full, fs.FileMode(f.mode&0o700|0o600)) == nil {
+	if errors.Is(err, fs.ErrPermission) && !s.shared && os.Chmod(full, fs.FileMode(f.mode&0o700|0o600)) == nil {
 		// Not root: the scratch is this pull's own, its modes count only for the exec bit.
 		file, err = os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	}

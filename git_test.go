@@ -231,6 +231,55 @@ func TestPullGit(t *testing.T) {
 	}
 }
 
+// TestPullGitScratch: the branches are the same whether the scratch rootfs is assembled from the
+// cached trees (a hardlink or a copy pull, as root) or made by applying the blobs again.
+func TestPullGitScratch(t *testing.T) {
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	pushed := testRegistry.Push(t, "example/gitscratch", "1", gitImage())
+	ref := registry + "/example/gitscratch:1"
+	var want []string
+	for n := range pushed.Layers {
+		want = append(want, independentTree(t, pushed, n))
+	}
+	tests := []struct {
+		name  string
+		mode  roots.Mode
+		trees bool
+	}{
+		{"HardlinkTrees", roots.Hardlink, true},
+		{"CopyTrees", roots.Copy, true},
+		{"Blobs", roots.Hardlink, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			roots.GitScratchTrees(t, tt.trees)
+			dest := filepath.Join(tmp, tt.name)
+			// A warning would say the index was not written, or a tree of the cache changed.
+			warn := func(e roots.Event) {
+				if e.Kind == roots.Warning {
+					t.Errorf("warning: %s", e.Message)
+				}
+			}
+			opts := roots.PullOptions{Cache: cache, Mode: tt.mode, Git: true, Progress: warn}
+			if _, err := roots.Pull(t.Context(), ref, dest, opts); err != nil {
+				t.Fatal(err)
+			}
+			for n, b := range branchNames(pushed) {
+				if tree := git(t, dest, "rev-parse", b+"^{tree}"); tree != want[n] {
+					t.Errorf("%s: tree %s, want %s", b, tree, want[n])
+				}
+			}
+			if st := git(t, dest, "status", "--porcelain", "--untracked-files=all"); st != "" {
+				t.Errorf("git status:\n%s", st)
+			}
+			if _, err := os.Lstat(filepath.Join(dest, ".git", "roots-layers")); !os.IsNotExist(err) {
+				t.Errorf("the scratch rootfs is left: %v", err)
+			}
+		})
+	}
+}
+
 // TestPullGitRefused: a git pull that cannot be made fails before any request and leaves no DEST.
 func TestPullGitRefused(t *testing.T) {
 	tmp := t.TempDir()

@@ -181,6 +181,9 @@ type puller struct {
 	// noRecord: the image is the cache's already (a commit assembling its base to compare);
 	// its image record is left as it is.
 	noRecord bool
+	// layerTrees are the cached trees a hardlink or copy pull assembled DEST from, bottom
+	// first (a git destination's scratch rootfs is made from them).
+	layerTrees []cas.Tree
 }
 
 // pull makes a hardlink or copy destination (or, with no cache, streams the layers into it).
