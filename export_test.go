@@ -14,3 +14,11 @@ func GitHead(ctx context.Context, dest string) (n int, blob digest.Digest, top b
 
 // GitCommitLayer is gitCommitLayer for the tests of package roots_test.
 var GitCommitLayer = gitCommitLayer
+
+// GitScratchTrees sets whether a git pull makes its scratch rootfs from the cached trees (as
+// root) or from the blobs, until the test ends.
+func GitScratchTrees(t interface{ Cleanup(func()) }, on bool) {
+	old := gitScratchTrees
+	gitScratchTrees = on
+	t.Cleanup(func() { gitScratchTrees = old })
+}

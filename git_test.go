@@ -127,8 +127,17 @@ func TestPullGit(t *testing.T) {
 	if _, err := roots.Pull(t.Context(), ref, plain, roots.PullOptions{Cache: cache}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := roots.Pull(t.Context(), ref, dest, roots.PullOptions{Cache: cache, Git: true}); err != nil {
+	var warnings []string
+	warn := func(e roots.Event) {
+		if e.Kind == roots.Warning {
+			warnings = append(warnings, e.Message)
+		}
+	}
+	if _, err := roots.Pull(t.Context(), ref, dest, roots.PullOptions{Cache: cache, Git: true, Progress: warn}); err != nil {
 		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings: %q", warnings)
 	}
 	want := branchNames(pushed)
 	got := strings.Split(git(t, dest, "for-each-ref", "--format=%(refname:short)", "refs/heads/"), "\n")
@@ -160,6 +169,19 @@ func TestPullGit(t *testing.T) {
 	}
 	if st := git(t, dest, "status", "--porcelain", "--untracked-files=all"); st != "" {
 		t.Errorf("git status:\n%s", st)
+	}
+	// The index trusts DEST's stat data: DEST's content, hashed into an index of its own, must be
+	// HEAD's tree too.
+	fresh := filepath.Join(tmp, "fresh-index")
+	add := exec.Command("git", "-C", dest, "-c", "safe.directory=*", "add", "--all", "--force")
+	add.Env = append(os.Environ(), "GIT_INDEX_FILE="+fresh)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("git add with a new index: %v: %s", err, out)
+	}
+	wt := exec.Command("git", "-C", dest, "-c", "safe.directory=*", "write-tree")
+	wt.Env = add.Env
+	if out, err := wt.Output(); err != nil || strings.TrimSpace(string(out)) != git(t, dest, "rev-parse", "HEAD^{tree}") {
+		t.Errorf("DEST hashed anew is tree %s (%v), HEAD's is %s", out, err, git(t, dest, "rev-parse", "HEAD^{tree}"))
 	}
 	if d := git(t, dest, "diff", "--name-status", want[0], want[1]); !strings.Contains(d, "M\tetc/a.conf") || !strings.Contains(d, "D\tdata/gone") {
 		t.Errorf("git diff of layers 0 and 1:\n%s", d)
@@ -206,6 +228,55 @@ func TestPullGit(t *testing.T) {
 	}
 	if _, _, _, err := roots.GitHead(t.Context(), plain); !errors.Is(err, roots.ErrNotGitDest) {
 		t.Errorf("GitHead of a plain pull: %v, want ErrNotGitDest", err)
+	}
+}
+
+// TestPullGitScratch: the branches are the same whether the scratch rootfs is assembled from the
+// cached trees (a hardlink or a copy pull, as root) or made by applying the blobs again.
+func TestPullGitScratch(t *testing.T) {
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	pushed := testRegistry.Push(t, "example/gitscratch", "1", gitImage())
+	ref := registry + "/example/gitscratch:1"
+	var want []string
+	for n := range pushed.Layers {
+		want = append(want, independentTree(t, pushed, n))
+	}
+	tests := []struct {
+		name  string
+		mode  roots.Mode
+		trees bool
+	}{
+		{"HardlinkTrees", roots.Hardlink, true},
+		{"CopyTrees", roots.Copy, true},
+		{"Blobs", roots.Hardlink, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			roots.GitScratchTrees(t, tt.trees)
+			dest := filepath.Join(tmp, tt.name)
+			// A warning would say the index was not written, or a tree of the cache changed.
+			warn := func(e roots.Event) {
+				if e.Kind == roots.Warning {
+					t.Errorf("warning: %s", e.Message)
+				}
+			}
+			opts := roots.PullOptions{Cache: cache, Mode: tt.mode, Git: true, Progress: warn}
+			if _, err := roots.Pull(t.Context(), ref, dest, opts); err != nil {
+				t.Fatal(err)
+			}
+			for n, b := range branchNames(pushed) {
+				if tree := git(t, dest, "rev-parse", b+"^{tree}"); tree != want[n] {
+					t.Errorf("%s: tree %s, want %s", b, tree, want[n])
+				}
+			}
+			if st := git(t, dest, "status", "--porcelain", "--untracked-files=all"); st != "" {
+				t.Errorf("git status:\n%s", st)
+			}
+			if _, err := os.Lstat(filepath.Join(dest, ".git", "roots-layers")); !os.IsNotExist(err) {
+				t.Errorf("the scratch rootfs is left: %v", err)
+			}
+		})
 	}
 }
 

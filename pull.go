@@ -62,6 +62,9 @@ func (p *puller) assemble(ctx context.Context, img *fetch.Image, dir string) ([]
 	if err == nil {
 		err = asm.Finish(ctx)
 	}
+	if err == nil {
+		p.layerTrees = trees
+	}
 	if x == nil {
 		return unapplied(trees), err
 	}

@@ -186,6 +186,9 @@ type puller struct {
 	// is gone (see cas.Exposure.Undo).
 	scratch bool
 	exposed *cas.Exposure
+	// layerTrees are the cached trees a hardlink or copy pull assembled DEST from, bottom
+	// first (a git destination's scratch rootfs is made from them).
+	layerTrees []cas.Tree
 }
 
 // pull makes a hardlink or copy destination (or, with no cache, streams the layers into it).
