@@ -3,10 +3,8 @@ package roots
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -347,8 +345,8 @@ func writeLayer(ctx context.Context, c *cas.Cache, dest string, changes []layer.
 			os.Remove(b.path)
 		}
 	}()
-	blobHash := sha256.New()
-	counted := &countWriter{w: io.MultiWriter(f, blobHash)}
+	blobHash := digest.Canonical.Digester()
+	counted := &countWriter{w: io.MultiWriter(f, blobHash.Hash())}
 	buf := bufio.NewWriterSize(counted, 1<<20)
 	var zw io.WriteCloser
 	switch comp {
@@ -367,8 +365,8 @@ func writeLayer(ctx context.Context, c *cas.Cache, dest string, changes []layer.
 	default:
 		zw = nopCloser{buf}
 	}
-	diffHash := sha256.New()
-	written, err := layer.Export(ctx, io.MultiWriter(zw, diffHash), dest, changes)
+	diffHash := digest.Canonical.Digester()
+	written, err := layer.Export(ctx, io.MultiWriter(zw, diffHash.Hash()), dest, changes)
 	if err == nil {
 		err = zw.Close()
 	}
@@ -385,11 +383,9 @@ func writeLayer(ctx context.Context, c *cas.Cache, dest string, changes []layer.
 		return b, written, fmt.Errorf("write the layer: %w", err)
 	}
 	done = true
-	b.digest, b.diffID, b.size = sum(blobHash), sum(diffHash), counted.n
+	b.digest, b.diffID, b.size = blobHash.Digest(), diffHash.Digest(), counted.n
 	return b, written, nil
 }
-
-func sum(h hash.Hash) digest.Digest { return digest.NewDigest(digest.SHA256, h) }
 
 type countWriter struct {
 	w io.Writer
