@@ -68,8 +68,9 @@ type Committed struct {
 // holds, as one new layer and a new image in the cache, and makes dest's record point at it (see
 // cas.Lease): the layer blob and its tree (a later pull of the new image is warm), a config with
 // the new diff id and a history entry, and a manifest in the base image's format. What changed:
-// an overlay's upper directory, the first time (the merged tree is not walked); otherwise dest
-// against a hardlink assembly of its image made in the cache, where a hardlink destination's
+// an overlay's upper directory, the first time; later, dest against a read-only overlay of the
+// image last committed, at the paths its upper and the committed layers hold (the merged tree
+// is never walked). Otherwise dest against a hardlink assembly of its image made in the cache, where a hardlink destination's
 // file that is still the tree's inode is unchanged without being opened (the tree's fingerprint
 // vouches for its content). A destination with no change is an error wrapping
 // ErrNothingToCommit, and one the cache has no record of wraps ErrNotPulled; neither writes
@@ -267,6 +268,13 @@ func commitChanges(ctx context.Context, c *cas.Cache, dest string, rec *cas.Leas
 		}
 		return changes, err
 	}
+	if rec.Overlay() {
+		changes, err := overlayChangesSince(ctx, c, dest, rec, base, opts)
+		if len(changes) == 1 && changes[0].Path == "." {
+			changes = nil
+		}
+		return changes, err
+	}
 	scratch, err := c.TempDir("commit-")
 	if err != nil {
 		return nil, err
@@ -304,6 +312,42 @@ func commitChanges(ctx context.Context, c *cas.Cache, dest string, rec *cas.Leas
 		changes = nil // only the root's mtime: a directory made by the pull (or this compare) has its own
 	}
 	return changes, err
+}
+
+// overlayChangesSince finds what changed in the overlay destination dest since its last commit,
+// whose image is base: dest against a read-only overlay of base's trees (under the pulled
+// image's fix-up, as dest's own lower layers are), at the paths that dest's upper directory
+// and the committed layers' trees hold (see assemble.OverlayChangesSince).
+func overlayChangesSince(ctx context.Context, c *cas.Cache, dest string, rec *cas.Lease, base *fetch.Image, opts CommitOptions) ([]layer.Change, error) {
+	pulled := -1 // how many of base's layers were pulled: the ones dest's fix-up is of
+	for k := len(base.DiffIDs); k > 0; k-- {
+		if cas.FixupKey(base.DiffIDs[:k]) == rec.Fixup {
+			pulled = k
+			break
+		}
+	}
+	if pulled < 0 {
+		return nil, fmt.Errorf("the record's fix-up %s is of none of its image's layer stacks", rec.Fixup)
+	}
+	p := &puller{
+		opts:     PullOptions{Cache: opts.Cache, Mode: Overlay, Jobs: defaultJobs, Registry: opts.Registry},
+		client:   fetch.New(withLocal(opts.Registry, opts.Cache)),
+		ref:      base.Ref,
+		noRecord: true,
+	}
+	trees, err := p.trees(ctx, c, cas.DirOnly, base, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("its image's trees: %w", err)
+	}
+	lowers, err := overlayLowers(ctx, c, base.DiffIDs[:pulled], trees[:pulled])
+	if err != nil {
+		return nil, fmt.Errorf("its image's fix-up: %w", err)
+	}
+	var committed []string
+	for i := len(trees) - 1; i >= pulled; i-- {
+		committed = append(committed, trees[i].Dir)
+	}
+	return assemble.OverlayChangesSince(ctx, dest, filepath.Join(rec.State, "upper"), append(committed, lowers...), committed)
 }
 
 // sameRoot reports whether the directories a and b have the same mode and owner: an image

@@ -238,3 +238,84 @@ func commitModes() []roots.Mode {
 	}
 	return modes
 }
+
+// changeAgain changes dest, a destination committed after change, in every way that touches
+// what the first commit wrote: a committed file deleted and another rewritten, a committed
+// directory removed and made again with other contents, a base file replaced by a directory, a
+// base directory emptied, a new file at the root and a committed directory's mode changed.
+func changeAgain(t *testing.T, dest string) {
+	t.Helper()
+	p := func(rel string) string { return filepath.Join(dest, rel) }
+	steps := []func() error{
+		func() error { return os.Remove(p("new.txt")) },
+		func() error { return os.WriteFile(p("d/e/f"), []byte("f, again\n"), 0o600) },
+		func() error { return os.RemoveAll(p("d/e")) },
+		func() error { return os.Mkdir(p("d/e"), 0o750) },
+		func() error { return os.WriteFile(p("d/e/h"), []byte("h\n"), 0o644) },
+		func() error { return os.Remove(p("hello.txt")) },
+		func() error { return os.Mkdir(p("hello.txt"), 0o755) },
+		func() error { return os.WriteFile(p("hello.txt/inside"), []byte("inside\n"), 0o644) },
+		func() error { return os.WriteFile(p("second.txt"), []byte("second\n"), 0o644) },
+		func() error { return os.Chmod(p("d"), 0o711) },
+	}
+	for i, s := range steps {
+		if err := s(); err != nil {
+			t.Fatalf("change again %d: %v", i, err)
+		}
+	}
+}
+
+// TestCommitTwice: for every mode, a second commit of a DEST changed again since its first
+// commit writes a layer that, on the first commit's image, gives DEST; a third commit finds
+// nothing. An overlay DEST finds the second change set without walking its merged tree (see
+// TestCommitOverlayWalksOnlyChanges in the e2e tests).
+func TestCommitTwice(t *testing.T) {
+	for _, mode := range commitModes() {
+		t.Run(string(mode), func(t *testing.T) {
+			tmp := t.TempDir()
+			cache := filepath.Join(tmp, "cache")
+			dest := filepath.Join(tmp, "dest")
+			if _, err := roots.Pull(t.Context(), registry+"/example/hello:1", dest, roots.PullOptions{Cache: cache, Mode: mode}); err != nil {
+				t.Fatal(err)
+			}
+			if mode == roots.Overlay {
+				t.Cleanup(func() { roots.Unmount(t.Context(), dest, false) })
+			}
+			change(t, dest)
+			first, err := roots.Commit(t.Context(), dest, roots.CommitOptions{Cache: cache, Message: "first"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			changeAgain(t, dest)
+			tag := registry + "/twice/" + string(mode) + ":2"
+			second, err := roots.Commit(t.Context(), dest, roots.CommitOptions{Cache: cache, Message: "second", Tag: tag})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second.Base != first.Manifest {
+				t.Errorf("second commit's base %s, want the first commit %s", second.Base, first.Manifest)
+			}
+			if _, err := roots.Commit(t.Context(), dest, roots.CommitOptions{Cache: cache, Message: "third"}); !errors.Is(err, roots.ErrNothingToCommit) {
+				t.Errorf("third commit: %v, want ErrNothingToCommit", err)
+			}
+			want := testtree.Scan(t, dest, testtree.SkipXattrs("trusted.overlay."))
+			local, err := roots.Pull(t.Context(), tag, filepath.Join(tmp, "local"), roots.PullOptions{Cache: cache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := testtree.Diff(want, testtree.Scan(t, local.Dest), testtree.Only(testtree.Image...)); len(d) > 0 {
+				t.Errorf("the image of two commits pulls into something else than DEST:\n%s", strings.Join(d, "\n"))
+			}
+			if _, err := roots.PushFrom(t.Context(), dest, "", roots.PushOptions{Cache: cache}); err != nil {
+				t.Fatal(err)
+			}
+			back, err := roots.Pull(t.Context(), tag, filepath.Join(tmp, "back"), roots.PullOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := testtree.Diff(want, testtree.Scan(t, back.Dest), testtree.Only(testtree.Image...)); len(d) > 0 {
+				t.Errorf("applied from the registry's blobs, the image gives something else than DEST:\n%s", strings.Join(d, "\n"))
+			}
+		})
+	}
+}

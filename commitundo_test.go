@@ -31,10 +31,11 @@ type cacheState struct {
 
 // stampedByLookup reports whether rel is a last-use stamp that a commit's compare moves
 // without writing anything: the hardlink assembly of the base image marks what it reads as
-// used, its manifest's and config's blobs and its trees' .json. (An overlay's first commit,
-// which reads only the upper directory, moves none.)
+// used, its manifest's and config's blobs and its trees' .json; an overlay's later commit reads
+// the trees and the fix-up of its image. (An overlay's first commit, which reads only the upper
+// directory, moves none.)
 func stampedByLookup(rel string) bool {
-	return strings.HasPrefix(rel, "trees/sha256/") && strings.HasSuffix(rel, ".json") ||
+	return (strings.HasPrefix(rel, "trees/sha256/") || strings.HasPrefix(rel, "fixups/sha256/")) && strings.HasSuffix(rel, ".json") ||
 		strings.HasPrefix(rel, "blobs/sha256/")
 }
 

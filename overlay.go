@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots/assemble"
@@ -59,22 +60,9 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", p.ref, diskFull(err, p.opts.Cache, dest, img))
 	}
-	fixup, err := c.Fixup(ctx, img.DiffIDs, func(ctx context.Context, dir string) error {
-		at := make([]assemble.Tree, len(trees))
-		for i := range trees {
-			if err := trees[i].LoadRecord(); err != nil {
-				return err
-			}
-			at[i] = assemble.Tree{Dir: trees[i].Dir, Record: trees[i].Record}
-		}
-		return assemble.OverlayFixup(ctx, dir, at)
-	})
+	lowers, err := overlayLowers(ctx, c, img.DiffIDs, trees)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", p.ref, err)
-	}
-	lowers := []string{fixup}
-	for i := len(trees) - 1; i >= 0; i-- {
-		lowers = append(lowers, trees[i].Dir)
 	}
 
 	// Everything is ready: only now is an old DEST taken away.
@@ -102,6 +90,30 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 		}
 	}
 	return img, nil
+}
+
+// overlayLowers returns the overlay layers of the image made of trees (bottom first; diffIDs
+// names them): its fix-up
+// (made if the cache has none), then the trees, top first.
+func overlayLowers(ctx context.Context, c *cas.Cache, diffIDs []digest.Digest, trees []cas.Tree) ([]string, error) {
+	fixup, err := c.Fixup(ctx, diffIDs, func(ctx context.Context, dir string) error {
+		at := make([]assemble.Tree, len(trees))
+		for i := range trees {
+			if err := trees[i].LoadRecord(); err != nil {
+				return err
+			}
+			at[i] = assemble.Tree{Dir: trees[i].Dir, Record: trees[i].Record}
+		}
+		return assemble.OverlayFixup(ctx, dir, at)
+	})
+	if err != nil {
+		return nil, err
+	}
+	lowers := []string{fixup}
+	for i := len(trees) - 1; i >= 0; i-- {
+		lowers = append(lowers, trees[i].Dir)
+	}
+	return lowers, nil
 }
 
 // mountOverlay makes the state directory and mounts the overlay.

@@ -31,6 +31,11 @@ type ChangeOptions struct {
 	// Exclude: names at the root of dest and base that are never part of the change set (".git"
 	// for a git destination). Names below the root are not excluded.
 	Exclude []string
+	// Only, if not nil, holds the only paths where an entry that both dest and base have may
+	// differ, with every directory above them: any other entry they both have is taken as
+	// equal, without a stat, and a directory not in Only is not read. Entries that one side
+	// has and the other has not are found as always, in the directories that are read.
+	Only map[string]bool
 }
 
 // Changes compares the root filesystem dest with base, a directory holding the base image's
@@ -188,6 +193,10 @@ func (d *differ) dir(ctx context.Context, dfd, bfd int, rel string) error {
 	kept := 0
 	for _, e := range dents {
 		crel := joinPath(rel, e.Name)
+		if d.opts.Only != nil && inBase[e.Name] && !d.opts.Only[crel] {
+			kept++ // the caller vouches that it is the same in both
+			continue
+		}
 		dst, err := d.stat(dfd, e.Name, crel, &d.dmnt)
 		if err != nil {
 			return err

@@ -319,3 +319,63 @@ func TestCommitGitCommand(t *testing.T) {
 		t.Errorf("pulled back with skopeo + umoci, not DEST without .git:\n%s", strings.Join(d, "\n"))
 	}
 }
+
+// TestCommitOverlayWalksOnlyChanges: the second commit of an overlay DEST of 1,200 files
+// (data/ and other/, 600 each) with 3 changes stats only what its upper directory and the
+// first commit's layer hold, not the merged tree: a walk would be 2,400 statx calls (DEST and
+// the image it is compared with), and the commit makes fewer than 300 in all.
+func TestCommitOverlayWalksOnlyChanges(t *testing.T) {
+	NeedRoot(t)
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Fatal("strace is needed to count what commit reads: apt-get install strace (as .ci/run does)")
+	}
+	r := registrytest.Start(t, registrytest.Config{})
+	var ents []reg
+	for _, dir := range []string{"data", "other"} {
+		for i := range 600 {
+			ents = append(ents, reg{Name: fmt.Sprintf("%s/f%03d", dir, i), Body: []byte(fmt.Sprintf("%s %d\n", dir, i))})
+		}
+	}
+	r.Push(t, "many", "1", registrytest.Image{Layers: []registrytest.Layer{{Compression: "gzip", Entries: ents}}})
+	tmp := t.TempDir()
+	cache, dest := filepath.Join(tmp, "cache"), filepath.Join(tmp, "rootfs")
+	MustPull(t, nil, "--cache", cache, "--mode", "overlay", r.Host+"/many:1", dest)
+	umountAll(t, dest)
+	write := func(rel, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dest, rel), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("data/f600", "new\n")
+	write("data/f007", "rewritten\n")
+	os.Remove(filepath.Join(dest, "data/f123"))
+	if res := Roots(t, nil, "commit", "--cache", cache, dest, "-m", "first"); res.Code != 0 {
+		t.Fatalf("first commit: exit %d: %s", res.Code, res.Stderr)
+	}
+	write("other/f005", "rewritten\n")
+	write("other/f600", "new\n")
+	os.Remove(filepath.Join(dest, "data/f600"))
+	want := testtree.Scan(t, dest, testtree.SkipXattrs("trusted.overlay."))
+
+	trace := filepath.Join(tmp, "strace.log")
+	cmd := exec.Command(strace, "-f", "-e", "trace=statx,newfstatat", "-o", trace, Bin(), "commit", "--cache", cache, dest, "-m", "second", "--tag", r.Host+"/many:2")
+	cmd.Env = Env(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("second commit under strace: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := strings.Count(string(b), "statx(") + strings.Count(string(b), "newfstatat(")
+	t.Logf("the second overlay commit: %d stat calls", stats)
+	if stats >= 300 {
+		t.Errorf("the second overlay commit made %d stat calls, want < 300 (a walk of the merged tree makes 2,400)", stats)
+	}
+	MustPull(t, nil, "--cache", cache, r.Host+"/many:2", filepath.Join(tmp, "back"))
+	if d := testtree.Diff(want, testtree.Scan(t, filepath.Join(tmp, "back")), testtree.Only(testtree.Image...)); len(d) > 0 {
+		t.Errorf("the second commit pulls into something else than DEST:\n%s", strings.Join(d, "\n"))
+	}
+}
