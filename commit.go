@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -21,6 +23,7 @@ import (
 	"github.com/rootsdev/roots/cas/layer"
 	"github.com/rootsdev/roots/fetch"
 	"github.com/rootsdev/roots/internal/disk"
+	"github.com/rootsdev/roots/lock"
 )
 
 // Compression is how Commit compresses the layer it writes.
@@ -110,19 +113,12 @@ func Commit(ctx context.Context, dest string, opts CommitOptions) (_ *Committed,
 		return fail(err)
 	}
 	defer c.Close()
-	rec, ok, err := c.LeaseOf(dest)
+	notPulled := "pull it with roots pull, then commit"
+	rec, held, err := destLease(ctx, c, dest, notPulled)
 	if err != nil {
 		return fail(err)
 	}
-	if ok {
-		ok, err = rec.Live()
-		if err != nil {
-			return fail(err)
-		}
-	}
-	if !ok {
-		return fail(kindErrorf(ErrNotPulled, "%s is not a destination pulled with this cache (or it was replaced since): pull it with roots pull, then commit", assemble.Quote(dest)))
-	}
+	defer func() { held.Release() }()
 	ref, err := fetch.ParseReference(rec.Image)
 	if err != nil {
 		return fail(fmt.Errorf("the record's image %q: %w", rec.Image, err))
@@ -135,8 +131,10 @@ func Commit(ctx context.Context, dest string, opts CommitOptions) (_ *Committed,
 	if err != nil {
 		return fail(err)
 	}
+	var head gitLayer
 	if rec.Git {
-		if head, top, err := gitHead(ctx, dest); err != nil {
+		var top bool
+		if head, top, err = gitHead(ctx, dest); err != nil {
 			return fail(err)
 		} else if !top {
 			return fail(fmt.Errorf("HEAD is %s: %w (check the top layer branch out before committing)", head.branch(), ErrNotTopLayer))
@@ -155,21 +153,6 @@ func Commit(ctx context.Context, dest string, opts CommitOptions) (_ *Committed,
 		return fail(err)
 	}
 	defer os.Remove(blob.path)
-	// From here on, what the commit adds to the cache is taken back if it fails.
-	added := c.Track()
-	defer func() {
-		if err != nil {
-			if uerr := added.Undo(); uerr != nil {
-				err = fmt.Errorf("%w (and what it wrote stays in the cache: %v)", err, uerr)
-			}
-		}
-	}()
-	added.Blob(blob.digest)
-	added.Tree(blob.diffID)
-	l := cas.Layer{Digest: blob.digest, Size: blob.size, MediaType: mediaType, DiffID: blob.diffID}
-	if _, err := c.Tree(ctx, l, func(context.Context) (io.ReadCloser, error) { return os.Open(blob.path) }); err != nil {
-		return fail(fmt.Errorf("the new layer's tree: %w", err))
-	}
 	desc := ocispec.Descriptor{MediaType: mediaType, Digest: blob.digest, Size: blob.size}
 	cfg, err := commitConfig(base.Config, blob.diffID, opts.Message, start)
 	if err != nil {
@@ -181,14 +164,6 @@ func Commit(ctx context.Context, dest string, opts CommitOptions) (_ *Committed,
 		return fail(err)
 	}
 	md := digest.FromBytes(man)
-	added.Blob(cfgDesc.Digest)
-	if err := c.PutBlob(cfgDesc.Digest, cfg); err != nil {
-		return fail(err)
-	}
-	added.Blob(md)
-	if err := c.PutBlob(md, man); err != nil {
-		return fail(err)
-	}
 	name := ref
 	if opts.Tag != "" {
 		name = tag
@@ -208,36 +183,186 @@ func Commit(ctx context.Context, dest string, opts CommitOptions) (_ *Committed,
 		Size: size, Layers: append(append([]digest.Digest{}, base.DiffIDs...), blob.diffID), Resolved: time.Now().UTC(), Local: true,
 	}
 	iname := cas.ImageName(name.Domain, name.Path, name.Tag, md)
+
+	// The record says a commit is under way before anything is added: a commit killed from
+	// here on is finished or taken back by the next command on dest (finishPending). DEST's lock
+	// is held from here on (taken only now, so that a commit that writes nothing touches
+	// nothing); a record that moved meanwhile means that another commit ran.
+	if held == nil {
+		if held, err = c.LockDest(ctx, dest); err != nil {
+			return fail(err)
+		}
+		now, ok, err := c.LeaseOf(dest)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok || now.Pending != nil || now.Digest != rec.Digest || !slices.Equal(now.Trees, rec.Trees) {
+			return fail(fmt.Errorf("its record changed while it was being committed (another commit or pull of it?): commit again"))
+		}
+	}
+	pending := rec
+	pending.Pending = &cas.PendingCommit{Image: name.String(), Record: iname, Platform: irec.Platform, Digest: md, DiffID: blob.diffID}
+	if rec.Git {
+		pending.Pending.Head, pending.Pending.Branch = head.branch(), gitLayer{N: head.N + 1, Blob: blob.digest}.branch()
+	}
+	if err := c.Lease(&pending); err != nil {
+		return fail(err)
+	}
+	if err := commitStep("pending"); err != nil {
+		return fail(err)
+	}
+	// From here on, what the commit adds is taken back if it fails, and the record restored.
+	added := c.Track()
+	var uncommit func(context.Context) error
+	defer func() {
+		if err == nil || errors.Is(err, errKilled) {
+			return
+		}
+		ctx := context.WithoutCancel(ctx)
+		if uncommit != nil {
+			if uerr := uncommit(ctx); uerr != nil {
+				err = fmt.Errorf("%w (and undoing the git commit: %v)", err, uerr)
+			}
+		}
+		if uerr := added.Undo(); uerr != nil {
+			err = fmt.Errorf("%w (and what it wrote stays in the cache: %v)", err, uerr)
+		}
+		if uerr := c.Lease(&rec); uerr != nil {
+			err = fmt.Errorf("%w (and the record of DEST says a commit is under way, which the next commit takes back: %v)", err, uerr)
+		}
+	}()
+	added.Blob(blob.digest)
+	added.Tree(blob.diffID)
+	l := cas.Layer{Digest: blob.digest, Size: blob.size, MediaType: mediaType, DiffID: blob.diffID}
+	if _, err := c.Tree(ctx, l, func(context.Context) (io.ReadCloser, error) { return os.Open(blob.path) }); err != nil {
+		return fail(fmt.Errorf("the new layer's tree: %w", err))
+	}
+	if err := commitStep("tree"); err != nil {
+		return fail(err)
+	}
+	added.Blob(cfgDesc.Digest)
+	if err := c.PutBlob(cfgDesc.Digest, cfg); err != nil {
+		return fail(err)
+	}
+	added.Blob(md)
+	if err := c.PutBlob(md, man); err != nil {
+		return fail(err)
+	}
+	if rec.Git {
+		if uncommit, err = gitCommitLayer(ctx, dest, blob.digest, opts.Message); err != nil {
+			return fail(err)
+		}
+	}
+	if err := commitStep("git"); err != nil {
+		return fail(err)
+	}
+	// The image record is the commit's point of no return for a killed commit (finishPending).
 	if err := added.Image(iname, irec.Platform); err != nil {
 		return fail(err)
 	}
 	if err := c.RecordImage(iname, irec); err != nil {
 		return fail(err)
 	}
-	var uncommit func(context.Context) error
-	if rec.Git {
-		if uncommit, err = gitCommitLayer(ctx, dest, blob.digest, opts.Message); err != nil {
-			return fail(err)
-		}
+	if err := commitStep("record"); err != nil {
+		return fail(err)
 	}
+	done := rec
 	before := rec.Digest
-	if rec.Base == "" {
-		rec.Base, rec.Pulled = rec.Digest, rec.Image
-	}
-	rec.Image, rec.Digest, rec.Index = name.String(), md, ""
-	rec.Trees = append(rec.Trees, blob.diffID)
-	if err := c.Lease(&rec); err != nil {
-		if uncommit != nil {
-			if uerr := uncommit(context.WithoutCancel(ctx)); uerr != nil {
-				err = fmt.Errorf("%w (and undoing the git commit: %v)", err, uerr)
-			}
-		}
+	moveLease(&done, name.String(), md, blob.diffID)
+	if err := c.Lease(&done); err != nil {
 		return fail(err)
 	}
 	return &Committed{
 		Dest: dest, Image: name.String(), Manifest: md, Config: cfgDesc.Digest, Layer: desc, DiffID: blob.diffID,
 		Entries: written.Entries, Base: before, Took: time.Since(start),
 	}, nil
+}
+
+// commitHook, set by tests alone, runs after each step of Commit that writes: "pending" (the
+// record says a commit is under way), "tree" (the layer's blob and tree), "git" (the layer
+// branch, or nothing without git), "record" (the image record). Its error fails the commit
+// there; errKilled stops it dead, as if the process were killed: nothing is undone.
+var commitHook func(step string) error
+
+var errKilled = errors.New("killed (a test)")
+
+func commitStep(step string) error {
+	if commitHook == nil {
+		return nil
+	}
+	return commitHook(step)
+}
+
+// moveLease makes the record l of a destination say that it holds the image (named ref, manifest
+// md) that a commit of it made, with the new layer diffID on top.
+func moveLease(l *cas.Lease, ref string, md, diffID digest.Digest) {
+	if l.Base == "" {
+		l.Base, l.Pulled = l.Digest, l.Image
+	}
+	l.Image, l.Digest, l.Index = ref, md, ""
+	l.Trees = append(slices.Clone(l.Trees), diffID)
+	l.Pending = nil
+}
+
+// destLease reads the record of dest, which must be a live destination of c (else an error
+// wrapping ErrNotPulled, with the hint notPulled). A commit of it killed half-way is ended first
+// (finishPending) under dest's lock, which it returns held; otherwise no lock is taken (nil).
+func destLease(ctx context.Context, c *cas.Cache, dest, notPulled string) (cas.Lease, *lock.Lock, error) {
+	var held *lock.Lock
+	for {
+		rec, ok, err := c.LeaseOf(dest)
+		if err == nil && ok {
+			ok, err = rec.Live()
+		}
+		if err == nil && !ok {
+			err = kindErrorf(ErrNotPulled, "%s is not a destination pulled with this cache (or it was replaced since): %s", assemble.Quote(dest), notPulled)
+		}
+		if err != nil {
+			held.Release()
+			return rec, nil, err
+		}
+		if rec.Pending == nil {
+			return rec, held, nil
+		}
+		if held != nil {
+			if err := finishPending(ctx, c, &rec); err != nil {
+				held.Release()
+				return rec, nil, err
+			}
+			return rec, held, nil
+		}
+		if held, err = c.LockDest(ctx, dest); err != nil {
+			return rec, nil, err
+		}
+		// Read again under the lock: the commit may have been under way, and ended since.
+	}
+}
+
+// finishPending ends the commit of l's destination that was killed half-way (l.Pending, see
+// cas.PendingCommit): done if its image record is there (l moves to that image, as the commit
+// would have moved it), else taken back (its git branch deleted, HEAD and the index back on the
+// branch they named). Then it writes l. The caller holds the destination's lock.
+func finishPending(ctx context.Context, c *cas.Cache, l *cas.Lease) error {
+	p := l.Pending
+	if p == nil {
+		return nil
+	}
+	if r, ok := c.ImageRecordOf(p.Record, p.Platform); ok && r.Digest == p.Digest {
+		moveLease(l, p.Image, p.Digest, p.DiffID)
+	} else {
+		l.Pending = nil
+		head, ok1 := parseLayerBranch(p.Head)
+		next, ok2 := parseLayerBranch(p.Branch)
+		if l.Git && ok1 && ok2 {
+			if err := gitTakeBack(ctx, l.Dest, head, next); err != nil {
+				return fmt.Errorf("take back the unfinished commit of %s: %w", p.Image, err)
+			}
+		}
+	}
+	if err := c.Lease(l); err != nil {
+		return fmt.Errorf("finish the unfinished commit of %s: %w", p.Image, err)
+	}
+	return nil
 }
 
 // layerMediaType is the media type of a layer compressed so in a manifest of manifestType.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots"
@@ -227,7 +228,7 @@ func gitState(t *testing.T, dest string) string {
 // DEST shares with the trees, which the compare links) and its git repository as they were;
 // with the fault gone, the same commit succeeds. The faults are real: the cache directory that
 // the step writes into is a read-only bind mount, so the new tree, the layer blob, the image
-// record or (after the git branch is made) DEST's record cannot be written. A layer that was
+// record or DEST's record (first or last) cannot be written. A layer that was
 // in the cache before (the same change committed from another DEST) stays, and the record of
 // the same tag that the failed commit had replaced is back.
 func TestCommitFailsCleanly(t *testing.T) {
@@ -243,8 +244,13 @@ func TestCommitFailsCleanly(t *testing.T) {
 		{"Tree", "trees/sha256", false, "nothing: its tree is not published"},
 		{"Blob", "blobs/sha256", false, "the tree's record, not its blob"},
 		{"ImageRecord", "images", false, "the blob, tree, config and manifest"},
-		{"Lease", "leases", false, "everything but DEST's record, and the git branch"},
-		{"LeaseSameLayerAndTag", "leases", true, "what Lease has; the blob and tree were there, the record replaced"},
+		{"Lease", "leases", false, "nothing: DEST's record of a commit under way comes first"},
+		{"LeaseSameLayerAndTag", "leases", true, "nothing; the blob, tree and a record of the tag were there"},
+		// leases/ turns read-only once the image record is written: DEST's record cannot move
+		// to the new image, nor be put back as it was (it says a commit is under way, which the
+		// next commit takes back; see TestCommitKilled).
+		{"LeaseLast", "leases@record", false, "everything but DEST's record, and the git branch"},
+		{"LeaseLastSameLayerAndTag", "leases@record", true, "what LeaseLast has; the blob and tree were there, the record replaced"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,14 +280,37 @@ func TestCommitFailsCleanly(t *testing.T) {
 			gitBefore := gitState(t, dest)
 			before := scanCache(t, cache)
 
-			restore := readOnly(t, filepath.Join(cache, tt.fault))
+			dir, step, last := strings.Cut(tt.fault, "@")
+			var restore func()
+			if last {
+				roots.CommitHook(t, func(s string) error {
+					if s == step {
+						restore = readOnly(t, filepath.Join(cache, dir))
+					}
+					return nil
+				})
+			} else {
+				restore = readOnly(t, filepath.Join(cache, dir))
+			}
 			_, err = roots.Commit(t.Context(), dest, opts)
 			if err == nil {
 				t.Fatalf("commit with %s read-only succeeded", tt.fault)
 			}
 			t.Logf("failed with %s written: %v", tt.after, err)
 			restore()
-			sameCache(t, before, scanCache(t, cache), stampedByLookup)
+			roots.CommitHook(t, nil)
+			after := scanCache(t, cache)
+			if last {
+				// DEST's record still says a commit is under way: the rest is as it was.
+				p := filepath.Join("leases", cas.LeaseID(dest))
+				if !strings.Contains(after.files[p], `"pending"`) {
+					t.Errorf("DEST's record %s does not say a commit is under way", after.files[p])
+				}
+				after.files[p] = before.files[p]
+			}
+			// DEST's record was written twice (a commit under way, then as it was): same bytes.
+			rewritten := func(rel string) bool { return stampedByLookup(rel) || strings.HasPrefix(rel, "leases/") }
+			sameCache(t, before, after, rewritten)
 			if d := testtree.Diff(destBefore, testtree.Scan(t, dest, testtree.WithRoot(), noGit), testtree.Only(testtree.Image...)); len(d) > 0 {
 				t.Errorf("the failed commit changed DEST:\n%s", strings.Join(d, "\n"))
 			}
@@ -299,6 +328,144 @@ func TestCommitFailsCleanly(t *testing.T) {
 			branch := fmt.Sprintf("refs/heads/layer_%d_%s", len(pulled.Layers), done.Layer.Digest.Encoded())
 			if head := strings.SplitN(gitState(t, dest), "\n", 2)[0]; head != branch {
 				t.Errorf("HEAD is %s after the commit, want %s", head, branch)
+			}
+		})
+	}
+}
+
+// TestCommitKilled: a commit of a git DEST stopped dead after each of its steps, as a killed
+// process stops, is finished or taken back by the next command on DEST. Killed before its
+// image record was written, it is taken back: the next commit of the same change succeeds, its
+// layer branch on top of the pulled ones with HEAD on it and git clean, and the cache holds one
+// local image. Killed after, it is finished: DEST's record moves to the image it made, so the
+// next commit has nothing to commit, and git has its branch. A commit whose last write (DEST's
+// record) fails, and whose record cannot be put back either, is taken back the same way.
+func TestCommitKilled(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (read-only bind mounts); CI runs as root")
+	}
+	tests := []struct {
+		step     string
+		fault    bool // at step, leases/ turns read-only instead of the commit being killed
+		finished bool
+		push     bool // the next command is push --from (else commit)
+	}{
+		{step: "pending"},
+		{step: "tree"},
+		{step: "git"},
+		{step: "record", finished: true},
+		{step: "record", finished: true, push: true},
+		{step: "record", fault: true},
+	}
+	for _, tt := range tests {
+		name := tt.step
+		if tt.fault {
+			name += "/LeaseWriteFails"
+		}
+		if tt.push {
+			name += "/PushFrom"
+		}
+		t.Run(name, func(t *testing.T) {
+			tmp := t.TempDir()
+			cache, dest := filepath.Join(tmp, "cache"), filepath.Join(tmp, "dest")
+			pulled, err := roots.Pull(t.Context(), registry+"/example/hello:1", dest, roots.PullOptions{Cache: cache, Git: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameChange(t, dest)
+			opts := roots.CommitOptions{Cache: cache, Message: "m"}
+			var restore func()
+			roots.CommitHook(t, func(step string) error {
+				switch {
+				case step != tt.step:
+					return nil
+				case tt.fault:
+					restore = readOnly(t, filepath.Join(cache, "leases"))
+					return nil
+				}
+				return roots.ErrKilled
+			})
+			_, err = roots.Commit(t.Context(), dest, opts)
+			if tt.fault {
+				if err == nil || restore == nil {
+					t.Fatalf("commit with leases/ read-only at the end: %v", err)
+				}
+				t.Logf("failed: %v", err)
+				restore()
+			} else if !errors.Is(err, roots.ErrKilled) {
+				t.Fatalf("commit killed after %s: %v", tt.step, err)
+			}
+			roots.CommitHook(t, nil)
+
+			branches := func() []string {
+				b, err := exec.Command("git", "-C", dest, "for-each-ref", "--format=%(refname)", "refs/heads/").Output()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return strings.Fields(string(b))
+			}
+			var made digest.Digest // the layer of the commit that holds in the end
+			var pushedDigest digest.Digest
+			if tt.push {
+				pushed, err := roots.PushFrom(t.Context(), dest, registry+"/killed/commit:1", roots.PushOptions{Cache: cache})
+				if err != nil {
+					t.Fatalf("push --from after a commit killed past its image record: %v", err)
+				}
+				if pushed.Digest == pulled.Digest {
+					t.Errorf("push --from pushed the pulled image, not the commit it finished")
+				}
+				pushedDigest = pushed.Digest
+			}
+			if tt.finished {
+				if _, err := roots.Commit(t.Context(), dest, opts); !errors.Is(err, roots.ErrNothingToCommit) {
+					t.Fatalf("commit after a commit killed past its image record: %v, want ErrNothingToCommit (DEST's record finished)", err)
+				}
+			} else {
+				done, err := roots.Commit(t.Context(), dest, opts)
+				if err != nil {
+					t.Fatalf("commit after a commit killed after %s: %v", tt.step, err)
+				}
+				made = done.Layer.Digest
+			}
+			c, err := cas.Open(t.Context(), cache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			imgs, err := c.Images()
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var local []string
+			for _, o := range imgs {
+				if o.Image != nil && o.Image.Local {
+					local = append(local, o.Image.Reference)
+				}
+			}
+			l, err := roots.List(t.Context(), cache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case len(l.Destinations) != 1:
+				t.Fatalf("destinations %+v, want DEST alone", l.Destinations)
+			case tt.push && (len(local) != 0 || l.Destinations[0].Digest != pushedDigest.String()):
+				t.Fatalf("after push --from: local images %v, DEST holds %s: want none (pushed), and DEST the image pushed %s", local, l.Destinations[0].Digest, pushedDigest)
+			case !tt.push && (len(local) != 1 || l.Destinations[0].Image != local[0]):
+				t.Fatalf("local images %v, DEST holds %s: want one local image, which DEST holds", local, l.Destinations[0].Image)
+			}
+			n, blob, top, err := roots.GitHead(t.Context(), dest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != len(pulled.Layers) || !top || made != "" && blob != made {
+				t.Errorf("HEAD is layer %d %s (top %v), want layer %d %s", n, blob, top, len(pulled.Layers), made)
+			}
+			if got := branches(); len(got) != len(pulled.Layers)+1 {
+				t.Errorf("branches %v, want the pulled layers' and one commit's", got)
+			}
+			if st, err := exec.Command("git", "-C", dest, "status", "--porcelain").Output(); err != nil || len(st) > 0 {
+				t.Errorf("git status: %v %s, want clean", err, st)
 			}
 		})
 	}

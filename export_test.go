@@ -22,3 +22,13 @@ func GitScratchTrees(t interface{ Cleanup(func()) }, on bool) {
 	gitScratchTrees = on
 	t.Cleanup(func() { gitScratchTrees = old })
 }
+
+// ErrKilled stops a commit dead at a step of CommitHook, as if the process were killed there.
+var ErrKilled = errKilled
+
+// CommitHook has fn run after each step of Commit that writes (see commitHook), until the test
+// ends.
+func CommitHook(t interface{ Cleanup(func()) }, fn func(step string) error) {
+	commitHook = fn
+	t.Cleanup(func() { commitHook = nil })
+}

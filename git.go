@@ -630,6 +630,16 @@ func gitCommitLayer(ctx context.Context, dest string, blob digest.Digest, msg st
 	return back, nil
 }
 
+// gitTakeBack takes back what a killed gitCommitLayer of next on top of head did in dest,
+// whatever it got to: HEAD and the index back on head, and next's branch deleted if it was made.
+func gitTakeBack(ctx context.Context, dest string, head, next gitLayer) error {
+	commit, err := repo{dest}.short(ctx, "rev-parse", "--verify", "-q", next.ref()+"^{commit}")
+	if err != nil {
+		commit = "" // never made
+	}
+	return gitUncommit(ctx, dest, head, next, commit)
+}
+
 // gitUncommit takes back what gitCommitLayer did in dest: HEAD names head's branch again, the
 // branch next is deleted if it holds commit ("": it was not made), and the index holds head's
 // tree, refreshed from dest (as a pull leaves it). It goes on past a failure.

@@ -121,16 +121,10 @@ func PushFrom(ctx context.Context, from, target string, opts PushOptions) (*Push
 	if err != nil {
 		return fail(err)
 	}
-	rec, ok, err := c.LeaseOf(from)
-	if err == nil && ok {
-		ok, err = rec.Live()
-	}
+	rec, err := leaseToPush(ctx, c, from)
 	c.Close()
 	if err != nil {
 		return fail(err)
-	}
-	if !ok {
-		return fail(kindErrorf(ErrNotPulled, "%s is not a destination pulled with this cache (or it was replaced since): pull it with roots pull first", assemble.Quote(from)))
 	}
 	image, err := fetch.ParseReference(rec.Image)
 	if err != nil {
@@ -150,6 +144,14 @@ func PushFrom(ctx context.Context, from, target string, opts PushOptions) (*Push
 	image.Digest, image.Tag = rec.Digest, "" // what from holds, though the tag may have moved since
 	opts.Platform = nil
 	return Push(ctx, image.String(), target, opts)
+}
+
+// leaseToPush reads the record of the destination from, after ending a commit of it that was
+// killed half-way (destLease).
+func leaseToPush(ctx context.Context, c *cas.Cache, from string) (cas.Lease, error) {
+	rec, held, err := destLease(ctx, c, from, "pull it with roots pull first")
+	held.Release()
+	return rec, err
 }
 
 // run plans and sends the manifest or index d of the source (of mediaType, if known) into the

@@ -98,6 +98,22 @@ func (c *Cache) RecordImage(name string, r ImageRecord) error {
 	return nil
 }
 
+// ImageRecordOf reads the record of name (see ImageName) for platform, if the cache has one.
+func (c *Cache) ImageRecordOf(name, platform string) (ImageRecord, bool) {
+	if checkName(name) != nil {
+		return ImageRecord{}, false
+	}
+	b, err := os.ReadFile(c.path("images", filepath.FromSlash(platformName(name, platform))))
+	if err != nil {
+		return ImageRecord{}, false
+	}
+	var r ImageRecord
+	if json.Unmarshal(b, &r) != nil {
+		return ImageRecord{}, false
+	}
+	return r, true
+}
+
 // platformName is the name of the record of name (see ImageName) for platform (os/arch[/variant]).
 func platformName(name, platform string) string {
 	return name + "@" + strings.ReplaceAll(platform, "/", "-")

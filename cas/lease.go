@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rootsdev/roots/lock"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -42,6 +45,23 @@ type Lease struct {
 	Dev      uint64          `json:"dev,omitempty"`    // hardlink, copy: the destination directory's
 	Ino      uint64          `json:"ino,omitempty"`    // device and inode, as the pull made it
 	Created  time.Time       `json:"created"`
+	// Pending: a commit of the destination is under way (or was killed). It is written before
+	// the commit adds anything and cleared with the lease's move to the new image.
+	Pending *PendingCommit `json:"pending,omitempty"`
+}
+
+// PendingCommit is a commit of a lease's destination that has begun and not ended. Its image
+// record is written last of what it adds to the cache: the next command on the destination
+// (see LockDest) finishes a commit whose record is there (only the lease was left to write)
+// and takes back one whose record is not (its git branch, if it made one).
+type PendingCommit struct {
+	Image    string        `json:"image"`            // the reference naming the new image
+	Record   string        `json:"record"`           // its image record's name (ImageName), for Platform
+	Platform string        `json:"platform"`         //
+	Digest   digest.Digest `json:"digest"`           // its manifest
+	DiffID   digest.Digest `json:"diffId"`           // its new layer's
+	Head     string        `json:"head,omitempty"`   // git: the layer branch HEAD named before it
+	Branch   string        `json:"branch,omitempty"` // git: the layer branch it makes
 }
 
 // Overlay reports whether the lease is of an overlay destination.
@@ -153,6 +173,16 @@ func (c *Cache) LeaseOf(dest string) (Lease, bool, error) {
 	}
 	l.ID = id
 	return l, true, nil
+}
+
+// LockDest takes the lock of the destination dest's lease, which a commit and a push --from of
+// it hold from reading the lease to writing it (see PendingCommit); release it when done.
+func (c *Cache) LockDest(ctx context.Context, dest string) (*lock.Lock, error) {
+	l, err := c.locks.Exclusive(ctx, c.path("tmp", LeaseID(dest)+".dest.lock"))
+	if err != nil {
+		return nil, fmt.Errorf("lock the record of %s: %w", dest, err)
+	}
+	return l, nil
 }
 
 // releaseStale releases the leases whose mount is gone, and returns the live

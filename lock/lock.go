@@ -101,8 +101,11 @@ func (s *Set) take(ctx context.Context, path string, exclusive bool) (*Lock, err
 	return &Lock{set: s, path: path, gate: g, exclusive: exclusive, file: f}, nil
 }
 
-// Release gives the lock back.
+// Release gives the lock back; a nil Lock (none taken) has nothing to give.
 func (l *Lock) Release() error {
+	if l == nil {
+		return nil
+	}
 	err := l.file.Unlock()
 	l.set.drop(l.path, l.gate, l.exclusive)
 	if err != nil {
