@@ -28,6 +28,9 @@ type CopyOptions struct {
 	Registry fetch.Options
 	// Progress is as PushOptions.Progress.
 	Progress func(BlobResult)
+	// Holders, if set, remembers the repositories that copies wrote blobs into, for later
+	// copies to mount from (one Holders for the copies of a sync).
+	Holders *Holders
 }
 
 // CopyImage copies the image src names to dst, registry to registry, byte for byte: dst's digest is
@@ -73,6 +76,7 @@ func CopyImage(ctx context.Context, src, dst string, opts CopyOptions) (*Pushed,
 		return &Pushed{Reference: to.String(), Digest: want, Manifests: []ManifestResult{}, Blobs: []BlobResult{}, Unchanged: true}, nil
 	}
 	t := newTransfer(client, c, from, to, "", opts.ChunkSize, opts.Jobs, opts.Progress)
+	t.known = opts.Holders
 	pushed, err := t.run(ctx, want, "")
 	if err != nil {
 		return fail(err)

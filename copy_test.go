@@ -154,3 +154,35 @@ func TestCopyFromCache(t *testing.T) {
 		t.Errorf("the source was sent %+v, want one HEAD", reqs)
 	}
 }
+
+// TestCopyHolders: two images that share a base layer, copied from one registry into two
+// repositories of another with one Holders and no cache: the second copy mounts the base
+// layer from the first repository instead of uploading it again. Without Holders it uploads.
+func TestCopyHolders(t *testing.T) {
+	src := registrytest.Start(t, registrytest.Config{})
+	base := registrytest.Layer{Compression: registrytest.Gzip, Entries: []registrytest.Entry{registrytest.File("base", "shared base\n")}}
+	for _, name := range []string{"one", "two"} {
+		top := registrytest.Layer{Compression: registrytest.Gzip, Entries: []registrytest.Entry{registrytest.File(name, name+"\n")}}
+		src.Push(t, "app/"+name, "1", registrytest.Image{Layers: []registrytest.Layer{base, top}})
+	}
+	for _, tt := range []struct {
+		name    string
+		holders *roots.Holders
+		mounts  int
+	}{{"Holders", &roots.Holders{}, 1}, {"None", nil, 0}} {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := registrytest.Start(t, registrytest.Config{})
+			for _, name := range []string{"one", "two"} {
+				dst.ResetRequests()
+				_, err := roots.CopyImage(t.Context(), src.Host+"/app/"+name+":1", dst.Host+"/mirror/"+name+":1", roots.CopyOptions{Holders: tt.holders})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The second copy: the base layer mounted (or not), its own layer and config uploaded.
+			if n := registrytest.Count(dst.Requests()); n.Mounts != tt.mounts || n.BlobPuts != 3-tt.mounts {
+				t.Errorf("second copy: requests %+v, want %d mounts and %d blob uploads", n, tt.mounts, 3-tt.mounts)
+			}
+		})
+	}
+}

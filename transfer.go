@@ -84,6 +84,7 @@ type transfer struct {
 	upload   fetch.UploadOptions
 	jobs     int
 	report   func(BlobResult)
+	known    *Holders // nil: none
 	// local: the image was made here (roots commit): its source's repository holds only the
 	// blobs the cache says it does, so it is no mount source for the others.
 	local bool
@@ -242,6 +243,7 @@ func (t *transfer) blob(ctx context.Context, d ocispec.Descriptor) error {
 	if t.cache != nil {
 		t.cache.AddSource(t.dst.Name(), d.Digest) // a hint: losing it costs an upload, not correctness
 	}
+	t.known.add(d.Digest, t.dst)
 	if t.report != nil {
 		t.report(r)
 	}
@@ -302,12 +304,50 @@ func (t *transfer) mountSources(d digest.Digest) []string {
 	if !t.local {
 		add(t.src.Name())
 	}
+	for _, s := range t.known.sources(d) {
+		add(s)
+	}
 	if t.cache != nil {
 		for _, s := range t.cache.Sources(d) {
 			add(s)
 		}
 	}
 	return repos[:min(len(repos), maxMounts)]
+}
+
+// Holders remembers, through many copies (a sync), which repositories hold which blobs after
+// a copy wrote them, so that a blob one copy uploaded is mounted by the next copy into another
+// repository of the same registry, with or without a cache. Its zero value is ready; a nil
+// Holders remembers nothing. It is safe for concurrent use.
+type Holders struct {
+	mu sync.Mutex
+	m  map[digest.Digest][]string // "registry/repository", most recent first
+}
+
+// maxHolders bounds the repositories remembered per blob.
+const maxHolders = 4
+
+func (h *Holders) add(d digest.Digest, repo fetch.Reference) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[digest.Digest][]string{}
+	}
+	name := repo.Name()
+	list := slices.DeleteFunc(h.m[d], func(s string) bool { return s == name })
+	h.m[d] = append([]string{name}, list[:min(len(list), maxHolders-1)]...)
+}
+
+func (h *Holders) sources(d digest.Digest) []string {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.m[d])
 }
 
 // verifying passes rc's bytes through and fails its last Read with ErrSizeMismatch or
