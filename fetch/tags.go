@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -25,7 +26,7 @@ func (c *Client) ListTags(ctx context.Context, repo Reference) ([]string, error)
 	if err := repo.check(); err != nil {
 		return nil, err
 	}
-	what := "tags of " + repo.Name()
+	what := "list tags of " + repo.Name()
 	next := "https://" + repo.APIHost() + "/v2/" + repo.Path + "/tags/list?n=" + fmt.Sprint(tagsPageSize)
 	seen := map[string]bool{}
 	tags := []string{}
@@ -35,6 +36,9 @@ func (c *Client) ListTags(ctx context.Context, repo Reference) ([]string, error)
 		}
 		seen[next] = true
 		page, link, err := c.tagsPage(ctx, repo, next)
+		if errors.Is(err, ErrNotFound) {
+			return nil, err // "repository unknown: NAME not found" says it all
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
