@@ -173,9 +173,23 @@ func TestTagsFailingSpec(t *testing.T) {
 		Match: func(req *http.Request) bool {
 			return req.Method == http.MethodHead && strings.HasSuffix(req.URL.Path, "/manifests/hidden")
 		}})
-	specs := mustSpecs(t, r.Host+"/no/such", refused.Host+"/ok/app=1,hidden")
-	for _, doNotFail := range []bool{false, true} {
-		t.Run(fmt.Sprintf("DoNotFail=%v", doNotFail), func(t *testing.T) {
+	// HEAD and the GET it falls back to fail, every retry.
+	failing := r.FaultFront(t, registrytest.Fault{Kind: registrytest.Status, Code: http.StatusServiceUnavailable,
+		Match: func(req *http.Request) bool {
+			return strings.HasSuffix(req.URL.Path, "/manifests/hidden")
+		}})
+	for _, tt := range []struct {
+		name      string
+		front     *registrytest.Front
+		doNotFail bool
+	}{
+		{"Refused", refused, false},
+		{"RefusedDoNotFail", refused, true},
+		{"FailingDoNotFail", failing, true}, // 503 after every retry
+	} {
+		specs := mustSpecs(t, r.Host+"/no/such", tt.front.Host+"/ok/app=1,hidden")
+		doNotFail := tt.doNotFail
+		t.Run(tt.name, func(t *testing.T) {
 			got, err := roots.Tags(t.Context(), specs, roots.TagsOptions{DoNotFail: doNotFail, NoCreated: true, Registry: tokenOptions(r)})
 			var se *roots.SpecError
 			if !errors.As(err, &se) || se.Spec != r.Host+"/no/such" || !errors.Is(err, fetch.ErrNotFound) {
@@ -195,5 +209,70 @@ func TestTagsFailingSpec(t *testing.T) {
 				t.Fatalf("states %v, want 1 ABSENT and hidden ASSUMED", states)
 			}
 		})
+	}
+}
+
+// TestTagsIndex: a multi-platform tag's digest is its index's; CREATED is the host platform's
+// config; pulled with Pull it is PRESENT, and the next run reads CREATED from the cache with
+// no manifest GET.
+func TestTagsIndex(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	host, other := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	hostImg, otherImg := tagImage("host", host), tagImage("other", other)
+	otherImg.OS, otherImg.Arch = "linux", "s390x"
+	if fetch.HostPlatform().Architecture == "s390x" {
+		otherImg.Arch = "ppc64le"
+	}
+	hostImg.OS, hostImg.Arch, hostImg.Variant = "linux", fetch.HostPlatform().Architecture, fetch.HostPlatform().Variant
+	idx := r.PushIndex(t, "multi/app", "1", registrytest.OCI, otherImg, hostImg)
+	cache := filepath.Join(t.TempDir(), "cache")
+	specs := mustSpecs(t, r.Host+"/multi/app")
+	for _, tt := range []struct {
+		name  string
+		pull  bool
+		state roots.TagStatus
+		gets  int // manifest GETs; -1: not counted
+	}{
+		{"Absent", true, roots.Absent, -1}, // not counted: the pull GETs the manifests too
+		{"Present", false, roots.Present, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r.ResetRequests()
+			got, err := roots.Tags(t.Context(), specs, roots.TagsOptions{Cache: cache, Pull: tt.pull})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].State != tt.state || got[0].Digest != idx.Digest || !got[0].Created.Equal(host) || got[0].Pulled != tt.pull {
+				t.Fatalf("got %+v, want %s %s created %v", got, tt.state, idx.Digest, host)
+			}
+			gets := 0
+			for _, q := range r.Requests() {
+				if q.Method == http.MethodGet && strings.Contains(q.Path, "/manifests/") {
+					gets++
+				}
+			}
+			if tt.gets >= 0 && gets != tt.gets {
+				t.Errorf("%d manifest GETs, want %d", gets, tt.gets)
+			}
+		})
+	}
+}
+
+// TestTagsWithoutHeadDigest: a registry whose HEAD says no Docker-Content-Digest costs a GET,
+// and the digest is the content's.
+func TestTagsWithoutHeadDigest(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	p := r.Push(t, "nohead/app", "1", tagImage("1", time.Unix(0, 0)))
+	fnt := r.FaultFront(t, registrytest.Fault{Kind: registrytest.Status, Code: http.StatusOK, Body: []byte{},
+		Match: func(req *http.Request) bool { return req.Method == http.MethodHead }})
+	got, err := roots.Tags(t.Context(), mustSpecs(t, fnt.Host+"/nohead/app"), roots.TagsOptions{NoCreated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Digest != p.Digest {
+		t.Fatalf("got %+v, want digest %s", got, p.Digest)
+	}
+	if n := registrytest.Count(fnt.Requests()); n.Heads != 1 {
+		t.Errorf("%d HEADs, want 1 before the GET", n.Heads)
 	}
 }
