@@ -73,6 +73,23 @@ func TestTagsCommand(t *testing.T) {
 	if res = Roots(t, env, "tags", app+"=2"); !strings.HasPrefix(strings.Split(res.Stdout, "\n")[1], "PRESENT") {
 		t.Errorf("after --pull:\n%s", res.Stdout)
 	}
+	var ls struct {
+		Images []struct {
+			Reference            string
+			Layers, CachedLayers int
+		}
+	}
+	res = Roots(t, env, "ls", "--json")
+	if err := json.Unmarshal([]byte(res.Stdout), &ls); err != nil {
+		t.Fatalf("roots ls --json: %v: %s", err, res.Stdout)
+	}
+	unpacked := false
+	for _, i := range ls.Images {
+		unpacked = unpacked || strings.HasPrefix(i.Reference, app+":2") && i.Layers == 1 && i.CachedLayers == 1
+	}
+	if !unpacked {
+		t.Errorf("after --pull, roots ls has no unpacked %s:2: %s", app, res.Stdout)
+	}
 
 	missing := r.Host + "/no/such"
 	for _, tt := range []struct {
