@@ -94,6 +94,9 @@ func Tags(ctx context.Context, specs []fetch.Spec, opts TagsOptions) ([]TagState
 		return nil, errors.New("tags: Pull needs a cache to pull into")
 	}
 	if opts.Cache != "" {
+		if err := cas.Trusted(opts.Cache); err != nil {
+			return nil, fmt.Errorf("tags: %w", err)
+		}
 		opts.Registry.Local = cas.BlobDir(opts.Cache)
 	}
 	t := &tagger{opts: opts, client: fetch.New(opts.Registry), slots: map[string]chan struct{}{}, configs: map[string]*configOnce{}}

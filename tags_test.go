@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/rootsdev/roots"
+	"github.com/rootsdev/roots/cas"
 	"github.com/rootsdev/roots/fetch"
 	"github.com/rootsdev/roots/fetch/auth"
 	"github.com/rootsdev/roots/fetch/registrytest"
@@ -274,5 +276,17 @@ func TestTagsWithoutHeadDigest(t *testing.T) {
 	}
 	if n := registrytest.Count(fnt.Requests()); n.Heads != 1 {
 		t.Errorf("%d HEADs, want 1 before the GET", n.Heads)
+	}
+}
+
+// TestTagsUntrustedCache: the records of a cache others may write are not read.
+func TestTagsUntrustedCache(t *testing.T) {
+	cache := t.TempDir()
+	if err := os.Chmod(cache, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	_, err := roots.Tags(t.Context(), mustSpecs(t, registry+"/example/hello"), roots.TagsOptions{Cache: cache})
+	if !errors.Is(err, cas.ErrUntrusted) {
+		t.Fatalf("err = %v, want ErrUntrusted", err)
 	}
 }
