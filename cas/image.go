@@ -220,3 +220,34 @@ func (c *Cache) MarkPushed(d digest.Digest) error {
 	}
 	return nil
 }
+
+// TaggedImages returns the records of repository's tags (repository as ImageName takes it:
+// registry/repository), by tag, one per platform pulled, from the cache at root without
+// opening it, as LocalImages does. Records of pulls by digest are left out; a cache that
+// does not exist has none.
+func TaggedImages(root, repository string) map[string][]ImageRecord {
+	out := map[string][]ImageRecord{}
+	if checkName(repository) != nil {
+		return out
+	}
+	dir := filepath.Join(root, "images", filepath.FromSlash(repository))
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		tag, _ := SplitImageName(e.Name())
+		if !e.Type().IsRegular() || strings.HasPrefix(tag, "sha256-") || strings.HasPrefix(tag, "sha512-") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		var r ImageRecord
+		if json.Unmarshal(b, &r) == nil && checkDigest(r.Digest) == nil {
+			out[tag] = append(out[tag], r)
+		}
+	}
+	return out
+}

@@ -16,6 +16,15 @@ var ErrUntrusted = errors.New("cache not trusted")
 // trustedEntries are the cache's top-level entries that checkTrust looks at.
 var trustedEntries = []string{"blobs", "trees", "fixups", "linked", "images", "leases", "tmp", "roots.lock"}
 
+// Trusted is the trust check that Open makes, for a reader that does not open the cache (a
+// record read straight from images/): nil when root is trusted or does not exist yet.
+func Trusted(root string) error {
+	if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return checkTrust(root)
+}
+
 // checkTrust refuses a cache that the invoking user does not own alone, as ssh's StrictModes and
 // git's safe.directory do: the cache directory (after its symlinks) and its top-level entries
 // must belong to the user (root too: root uses no cache that another user made) and must not be

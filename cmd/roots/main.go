@@ -35,6 +35,7 @@ type CLI struct {
 	Commit  CommitCmd  `cmd:"" help:"Write what changed in a pulled directory as a new layer and image."`
 	Umount  UmountCmd  `cmd:"" help:"Unmount an overlay destination and release its layers."`
 	Digest  DigestCmd  `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
+	Tags    TagsCmd    `cmd:"" help:"List repositories' tags and compare them with the cache (as lstags); --pull fills the cache."`
 	Ls      LsCmd      `cmd:"" help:"List cached images and the destinations pulled with the cache."`
 	Purge   PurgeCmd   `cmd:"" help:"Remove from the cache what is unused (everything, or by age or size)."`
 	Check   CheckCmd   `cmd:"" help:"Verify every blob and layer in the cache and repair what is wrong."`

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -34,8 +35,15 @@ type Front struct {
 // Requests returns a copy of the log of requests this front received.
 func (f *Front) Requests() []Request { return f.f.log.list() }
 
-// ResetRequests empties the request log.
-func (f *Front) ResetRequests() { f.f.log.reset() }
+// ResetRequests empties the request log and forgets MaxInFlight.
+func (f *Front) ResetRequests() {
+	f.f.log.reset()
+	f.f.maxInFlight.Store(0)
+}
+
+// MaxInFlight is the most requests this front was answering at once since it started or
+// since ResetRequests.
+func (f *Front) MaxInFlight() int { return int(f.f.maxInFlight.Load()) }
 
 // requestLog records requests when their handlers return. A client can read
 // its answer before that, so list waits (briefly) for requests in flight.
@@ -100,6 +108,8 @@ type front struct {
 	next      http.Handler
 	log       requestLog
 	srv       *http.Server
+
+	inFlight, maxInFlight atomic.Int64
 }
 
 // startFront listens on a free loopback port (TLS when cert is non-nil) and
@@ -145,6 +155,13 @@ func (f *front) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	f.log.begin()
+	for n := f.inFlight.Add(1); ; {
+		m := f.maxInFlight.Load()
+		if n <= m || f.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	defer f.inFlight.Add(-1)
 	// Recorded even when the handler aborts the connection (a panic with
 	// http.ErrAbortHandler), which this defer lets through.
 	defer func() {
