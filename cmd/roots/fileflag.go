@@ -31,7 +31,7 @@ type fileTargets struct {
 // load returns the command's repository specs: the file's with -f, else args parsed. Specs in
 // both or in neither, a bad file or a bad spec is a usage error. With -f, the file's settings
 // fill the fields of t whose flags were not given (see flagsGiven), and the file is returned
-// too, so that a command can place an error it finds later in a value (specFile.Where).
+// too, so that a command can place an error it finds later in a value (specFile.where).
 func (f fileFlag) load(k *kong.Context, args []string, t fileTargets) ([]fetch.Spec, *specFile, error) {
 	if f.File == "" {
 		if len(args) == 0 {

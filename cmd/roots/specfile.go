@@ -52,9 +52,9 @@ type specFile struct {
 	lines map[string]int // the line of each key the file gives
 }
 
-// Where is "FILE:LINE: KEY", the place of a setting the file gives, for an error a command
+// where is "FILE:LINE: KEY", the place of a setting the file gives, for an error a command
 // finds in its value later (an unreachable push-registry, say); "FILE" when it gives none.
-func (f *specFile) Where(key string) string {
+func (f *specFile) where(key string) string {
 	if line, ok := f.lines[key]; ok {
 		return fmt.Sprintf("%s:%d: %s", f.Name, line, key)
 	}

@@ -179,11 +179,11 @@ func TestSpecFileWhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := f.Where(keyPushRegistry), path+":3: push-registry"; got != want {
-		t.Errorf("Where(push-registry) = %q, want %q", got, want)
+	if got, want := f.where(keyPushRegistry), path+":3: push-registry"; got != want {
+		t.Errorf("where(push-registry) = %q, want %q", got, want)
 	}
-	if got := f.Where(keyJobs); got != path {
-		t.Errorf("Where(jobs), not in the file = %q, want %q", got, path)
+	if got := f.where(keyJobs); got != path {
+		t.Errorf("where(jobs), not in the file = %q, want %q", got, path)
 	}
 	if _, err := loadSpecFile(path + ".missing"); err == nil || !strings.Contains(err.Error(), path+".missing") {
 		t.Errorf("missing file: %v, want an error naming it", err)
@@ -201,4 +201,25 @@ func deref1[T any](p *T) any {
 		return "unset"
 	}
 	return *p
+}
+
+// FuzzSpecFile: any bytes give a file or a one-line error naming the file, never a panic; a file
+// that parses holds what the rules promise.
+func FuzzSpecFile(f *testing.F) {
+	f.Add([]byte(lstagsReadme))
+	f.Add([]byte("roots:\n  repositories: [alpine, \"quay.io/a/b~/^v/=x\"]\n  push-registry: r\n  push-prefix: /\n  do-not-fail: true\n  interval: 5m\n  jobs: 3\n"))
+	f.Add([]byte("a: &x [alpine]\nroots:\n  repositories: *x\n  jobs: 0x10\n"))
+	f.Add([]byte("roots:\n  repositories:\n    - alpine:3\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sf, err := parseSpecFile("t.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "t.yaml") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q: want one line starting with the file name", err)
+			}
+			return
+		}
+		if len(sf.Specs) == 0 || sf.Jobs != nil && *sf.Jobs < 1 || sf.Interval != nil && *sf.Interval <= 0 {
+			t.Fatalf("%q parsed to %+v", data, sf)
+		}
+	})
 }
