@@ -30,17 +30,19 @@ const (
 
 // CLI is the command line.
 type CLI struct {
-	Pull    PullCmd    `cmd:"" help:"Pull an image into a root filesystem directory."`
-	Push    PushCmd    `cmd:"" help:"Push a cached image to a registry; only blobs it lacks travel."`
-	Copy    CopyCmd    `cmd:"" help:"Copy an image from registry to registry, byte for byte."`
-	Commit  CommitCmd  `cmd:"" help:"Write what changed in a pulled directory as a new layer and image."`
-	Umount  UmountCmd  `cmd:"" help:"Unmount an overlay destination and release its layers."`
-	Digest  DigestCmd  `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
-	Tags    TagsCmd    `cmd:"" help:"List repositories' tags and compare them with the cache (as lstags); --pull fills the cache."`
-	Ls      LsCmd      `cmd:"" help:"List cached images and the destinations pulled with the cache."`
-	Purge   PurgeCmd   `cmd:"" help:"Remove from the cache what is unused (everything, or by age or size)."`
-	Check   CheckCmd   `cmd:"" help:"Verify every blob and layer in the cache and repair what is wrong."`
-	Version VersionCmd `cmd:"" help:"Print roots' version."`
+	Pull       PullCmd       `cmd:"" help:"Pull an image into a root filesystem directory."`
+	Push       PushCmd       `cmd:"" help:"Push a cached image to a registry; only blobs it lacks travel."`
+	Copy       CopyCmd       `cmd:"" help:"Copy an image from registry to registry, byte for byte."`
+	Commit     CommitCmd     `cmd:"" help:"Write what changed in a pulled directory as a new layer and image."`
+	Umount     UmountCmd     `cmd:"" help:"Unmount an overlay destination and release its layers."`
+	Digest     DigestCmd     `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
+	Tags       TagsCmd       `cmd:"" help:"List repositories' tags and compare them with the cache (as lstags); --pull fills the cache."`
+	Ls         LsCmd         `cmd:"" help:"List cached images and the destinations pulled with the cache."`
+	Purge      PurgeCmd      `cmd:"" help:"Remove from the cache what is unused (everything, or by age or size)."`
+	Check      CheckCmd      `cmd:"" help:"Verify every blob and layer in the cache and repair what is wrong."`
+	Version    VersionCmd    `cmd:"" help:"Print roots' version."`
+	Completion CompletionCmd `cmd:"" help:"Print a completion script for bash, zsh or fish."`
+	Man        ManCmd        `cmd:"" hidden:"" help:"Print the manual page roots(1) (make man)."`
 
 	VersionFlag kong.VersionFlag `name:"version" help:"Print roots' version and exit."`
 }
