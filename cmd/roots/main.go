@@ -36,6 +36,7 @@ type CLI struct {
 	Commit     CommitCmd     `cmd:"" help:"Write what changed in a pulled directory as a new layer and image."`
 	Umount     UmountCmd     `cmd:"" help:"Unmount an overlay destination and release its layers."`
 	Digest     DigestCmd     `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
+	Inspect    InspectCmd    `cmd:"" help:"Show an image's digests, platform, config (entrypoint, cmd, env, user...) and layers, as skopeo inspect does."`
 	Tags       TagsCmd       `cmd:"" help:"List repositories' tags and compare them with the cache (as lstags); --pull fills the cache."`
 	Ls         LsCmd         `cmd:"" help:"List cached images and the destinations pulled with the cache."`
 	Purge      PurgeCmd      `cmd:"" help:"Remove from the cache what is unused (everything, or by age or size)."`
