@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -57,7 +58,7 @@ func (c *SyncCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	out := &syncOutput{e: e, json: c.JSON, daemon: c.Daemon}
+	out := &syncOutput{e: e, json: c.JSON, daemon: c.Daemon, hint: func(err error) error { return c.credentialHint(e, err) }}
 	opts.Report = out.result
 	if c.Daemon {
 		return roots.SyncEvery(ctx, specs, c.Interval, opts, func(sum *roots.SyncSummary, err error) {
@@ -68,10 +69,12 @@ func (c *SyncCmd) Run(ctx context.Context, e *env) error {
 	if perr := out.done(sum, err); perr != nil {
 		return perr
 	}
-	if err != nil {
+	switch {
+	case err != nil && out.printed(err):
+		return errors.New("sync stopped at the first failure (-N tries every tag)")
+	case err != nil:
 		return c.credentialHint(e, err)
-	}
-	if sum.Failed > 0 && !c.DoNotFail {
+	case sum.Failed > 0 && !c.DoNotFail:
 		return fmt.Errorf("%d of %d tags failed", sum.Failed, sum.Tags)
 	}
 	return nil
@@ -127,9 +130,18 @@ type syncOutput struct {
 	e      *env
 	json   bool
 	daemon bool
+	hint   func(error) error // the credential sources tried, for an authorization failure
 
 	mu      sync.Mutex
 	results []roots.SyncResult // JSON: this pass's
+	last    error              // the last failure printed
+}
+
+// printed reports whether err is the failure result printed last.
+func (o *syncOutput) printed(err error) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.last != nil && errors.Is(err, o.last)
 }
 
 // result prints or keeps one result (roots.SyncOptions.Report).
@@ -137,7 +149,8 @@ func (o *syncOutput) result(r roots.SyncResult) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if r.Err != nil {
-		fmt.Fprintf(o.e.stderr, "roots: %s\n", oneLine(withHint(r.Err)))
+		fmt.Fprintf(o.e.stderr, "roots: %s\n", oneLine(withHint(o.hint(r.Err))))
+		o.last = r.Err
 	}
 	if o.json {
 		o.results = append(o.results, r)
