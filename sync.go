@@ -84,7 +84,8 @@ type SyncResult struct {
 // SyncSummary counts what one Sync did.
 type SyncSummary struct {
 	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration"` // nanoseconds
+	Duration time.Duration `json:"-"`
+	Seconds  float64       `json:"seconds"` // Duration
 	// Tags counts the results: every tag, and every spec that could not be listed.
 	Tags             int   `json:"tags"`
 	Copied           int   `json:"copied"`
@@ -108,7 +109,7 @@ type SyncSummary struct {
 // (the first failure without DoNotFail, or ctx).
 func Sync(ctx context.Context, specs []fetch.Spec, opts SyncOptions) (*SyncSummary, error) {
 	sum := &SyncSummary{Started: time.Now()}
-	defer func() { sum.Duration = time.Since(sum.Started) }()
+	defer func() { sum.Duration = time.Since(sum.Started); sum.Seconds = sum.Duration.Seconds() }()
 	if opts.Jobs == 0 {
 		opts.Jobs = defaultJobs
 	}

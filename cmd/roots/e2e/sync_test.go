@@ -260,3 +260,32 @@ func TestSyncDaemon(t *testing.T) {
 		t.Fatalf("no exit within 10s of SIGTERM")
 	}
 }
+
+// TestSyncDaemonJSON: with --json a daemon prints one JSON object per pass, on one line, and
+// SIGINT ends it with exit 0 as SIGTERM does.
+func TestSyncDaemonJSON(t *testing.T) {
+	deadline := time.Now().Add(60 * time.Second)
+	src := registrytest.Start(t, registrytest.Config{})
+	dst := registrytest.Start(t, registrytest.Config{})
+	src.Push(t, "app", "1", syncImage("1"))
+	d := startDaemon(t, "sync", "-d", "--json", "--interval", "300ms", "-r", dst.Host, src.Host+"/app")
+	for _, want := range []string{"COPIED", "UP-TO-DATE"} {
+		var pass struct {
+			Results []struct{ State, Target string }
+			Summary struct{ Tags int }
+		}
+		line := d.await(t, deadline, `^\{"results":`)
+		if err := json.Unmarshal([]byte(line), &pass); err != nil || len(pass.Results) != 1 || pass.Results[0].State != want || pass.Summary.Tags != 1 {
+			t.Errorf("pass %q (%v): want one tag, %s", line, err, want)
+		}
+	}
+	d.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-d.done:
+		if code := ExitCode(t, d.waitErr); code != 0 {
+			t.Errorf("after SIGINT: exit %d, want 0; stderr:\n%s", code, d.errors())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit within 10s of SIGINT")
+	}
+}
