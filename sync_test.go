@@ -334,36 +334,41 @@ type hostKeys map[string]auth.Credential
 
 func (k hostKeys) Get(_ context.Context, host string) (auth.Credential, error) { return k[host], nil }
 
-// TestSyncCredentials: each registry gets its own credential, never the other's.
+// TestSyncCredentials: each registry (and its token issuer) gets its own credential, never
+// the other's, with basic and with token auth.
 func TestSyncCredentials(t *testing.T) {
-	src := registrytest.Start(t, registrytest.Config{Auth: registrytest.Basic, Users: map[string]string{"alice": "source-secret"}})
-	dst := registrytest.Start(t, registrytest.Config{Auth: registrytest.Basic, Users: map[string]string{"bob": "target-secret"}})
-	syncImages(t, src)
-	keys := hostKeys{src.Host: {Username: "alice", Password: "source-secret"}, dst.Host: {Username: "bob", Password: "target-secret"}}
-	sum, err := roots.Sync(t.Context(), mustSpecs(t, src.Host+"/app/one", src.Host+"/app/two"), roots.SyncOptions{To: dst.Host, Registry: fetch.Options{Keychain: keys}})
-	if err != nil || sum.Copied != 2 {
-		t.Fatalf("sync: %+v, %v", sum, err)
-	}
-	for _, tt := range []struct {
-		name string
-		reg  *registrytest.Registry
-		user string
-	}{{"Source", src, "alice"}, {"Target", dst, "bob"}} {
-		sent := 0
-		for _, q := range tt.reg.Requests() {
-			h := q.Header.Get("Authorization")
-			if h == "" {
-				continue
+	for _, kind := range []registrytest.Auth{registrytest.Basic, registrytest.Token} {
+		t.Run(kind.String(), func(t *testing.T) {
+			src := registrytest.Start(t, registrytest.Config{Auth: kind, Users: map[string]string{"alice": "source-secret"}})
+			dst := registrytest.Start(t, registrytest.Config{Auth: kind, Users: map[string]string{"bob": "target-secret"}})
+			syncImages(t, src)
+			keys := hostKeys{src.Host: {Username: "alice", Password: "source-secret"}, dst.Host: {Username: "bob", Password: "target-secret"}}
+			sum, err := roots.Sync(t.Context(), mustSpecs(t, src.Host+"/app/one", src.Host+"/app/two"), roots.SyncOptions{To: dst.Host, Registry: fetch.Options{Keychain: keys}})
+			if err != nil || sum.Copied != 2 {
+				t.Fatalf("sync: %+v, %v", sum, err)
 			}
-			sent++
-			b, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(h, "Basic "))
-			if user, _, _ := strings.Cut(string(b), ":"); user != tt.user {
-				t.Errorf("%s: %s %s sent as %q, want only %s's credential", tt.name, q.Method, q.Path, user, tt.user)
+			for _, tt := range []struct {
+				name string
+				reg  *registrytest.Registry
+				user string
+			}{{"source", src, "alice"}, {"target", dst, "bob"}} {
+				sent := 0
+				for _, q := range append(tt.reg.Requests(), tt.reg.TokenRequests()...) {
+					h, ok := strings.CutPrefix(q.Header.Get("Authorization"), "Basic ")
+					if !ok {
+						continue // none, or a token the issuer made for this registry
+					}
+					sent++
+					b, _ := base64.StdEncoding.DecodeString(h)
+					if user, _, _ := strings.Cut(string(b), ":"); user != tt.user {
+						t.Errorf("the %s got %s %s with %q's credential, want only %s's", tt.name, q.Method, q.Path, user, tt.user)
+					}
+				}
+				if sent == 0 {
+					t.Errorf("the %s got no credential", tt.name)
+				}
 			}
-		}
-		if sent == 0 {
-			t.Errorf("%s: no request carried a credential", tt.name)
-		}
+		})
 	}
 }
 
