@@ -199,14 +199,14 @@ func (s *syncer) spec(ctx context.Context, spec fetch.Spec, target fetch.Referen
 		r := SyncResult{Spec: spec.String(), Source: src.String(), Target: dst.String(), Digest: st.Digest}
 		switch {
 		case st.State == NotFound:
-			if err := s.fail(r, SyncNotFound, fmt.Errorf("sync %s: named, and %w: the source has no such tag", src, fetch.ErrNotFound)); err != nil {
+			if err := s.fail(r, SyncNotFound, fmt.Errorf("sync %s: the tag is named, and the source has none: %w", src, fetch.ErrNotFound)); err != nil {
 				return err
 			}
 		case st.State == Assumed: // a named tag the source did not confirm: try it
 			if err := s.copy(ctx, r, src, dst, ""); err != nil {
 				return err
 			}
-		case headErrs[i] == nil && have[i] == st.Digest:
+		case st.Digest != "" && headErrs[i] == nil && have[i] == st.Digest:
 			s.report(r, SyncUpToDate)
 		case s.opts.DryRun && headErrs[i] != nil && !errors.Is(headErrs[i], fetch.ErrNotFound):
 			if err := s.fail(r, SyncFailed, fmt.Errorf("sync %s to %s: %w", src, dst, headErrs[i])); err != nil {
