@@ -289,3 +289,42 @@ func TestSyncDaemonJSON(t *testing.T) {
 		t.Fatalf("no exit within 10s of SIGINT")
 	}
 }
+
+// TestSyncDaemonStopsMidCopy: SIGTERM while a daemon streams a blob from a slow source ends it
+// with exit 0 within 10 s, and the target gets no manifest: its tag never names an image
+// whose blobs it lacks.
+func TestSyncDaemonStopsMidCopy(t *testing.T) {
+	deadline := time.Now().Add(60 * time.Second)
+	src := registrytest.Start(t, registrytest.Config{})
+	dst := registrytest.Start(t, registrytest.Config{})
+	slow := src.FaultFront(t, registrytest.Fault{Kind: registrytest.Slow, Delay: 500 * time.Millisecond}) // 32 KiB per 500 ms
+	src.Push(t, "big", "1", registrytest.Image{Layers: []registrytest.Layer{
+		registrytest.GzipLayer(registrytest.Entry{Name: "noise", Body: noise(7, 512<<10)}),
+	}})
+	d := startDaemon(t, "sync", "-d", "--interval", "300ms", "--jobs", "1", "-r", dst.Host, "-P", "/", slow.Host+"/big")
+	for registrytest.Count(dst.Requests()).Posts == 0 { // an upload session: the blob is under way
+		if time.Now().After(deadline) {
+			t.Fatalf("no upload started; stderr:\n%s", d.errors())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	sent := time.Now()
+	select {
+	case <-d.done:
+		if code := ExitCode(t, d.waitErr); code != 0 || time.Since(sent) > 10*time.Second {
+			t.Errorf("after SIGTERM: exit %d after %v, want 0 within 10s; stderr:\n%s", code, time.Since(sent), d.errors())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit within 10s of SIGTERM")
+	}
+	n := registrytest.Count(dst.Requests())
+	t.Logf("stopped %v after SIGTERM; target requests %+v; stderr: %s", time.Since(sent).Round(time.Millisecond), n, d.errors())
+	if n.ManifestPuts != 0 || n.BlobPuts == 2 {
+		t.Errorf("target requests %+v: a manifest was written, or every blob", n)
+	}
+	if !strings.Contains(d.errors(), "stopped by a signal") {
+		t.Errorf("stderr %q: want the stop said", d.errors())
+	}
+}
