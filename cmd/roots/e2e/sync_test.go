@@ -87,7 +87,7 @@ func TestSyncCommand(t *testing.T) {
 	t.Run("DryRun", func(t *testing.T) {
 		src.ResetRequests()
 		dst.ResetRequests()
-		res := Roots(t, nil, "sync", "--dry-run", "--to", dst.Host, "--push-prefix", "/dry", one, two)
+		res := Roots(t, nil, "sync", "--dry-run", "--push-registry", dst.Host, "--push-prefix", "/dry", one, two)
 		if res.Code != 0 || strings.Count(res.Stdout, "WOULD-COPY  ") != 2 || !strings.Contains(res.Stdout, "2 would copy") {
 			t.Errorf("exit %d:\n%s%s", res.Code, res.Stdout, res.Stderr)
 		}
