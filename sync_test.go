@@ -426,3 +426,18 @@ func TestSyncEvery(t *testing.T) {
 		t.Fatal("SyncEvery did not return within 10s of its context's end")
 	}
 }
+
+// TestSyncFromCache: a sync with a cache that holds the image reads its manifest and blobs
+// from it: the source gets one HEAD for the named tag, and nothing else.
+func TestSyncFromCache(t *testing.T) {
+	src, cache, pulled := pullHello(t)
+	dst := registrytest.Start(t, registrytest.Config{})
+	testRegistry.ResetRequests()
+	sum, err := roots.Sync(t.Context(), mustSpecs(t, strings.TrimSuffix(src, ":1")+"=1"), roots.SyncOptions{To: dst.Host, Cache: cache})
+	if err != nil || sum.Copied != 1 || sum.BlobsUploaded != 1+len(pulled.Layers) {
+		t.Fatalf("sync: %+v, %v", sum, err)
+	}
+	if reqs := testRegistry.Requests(); len(reqs) != 1 || reqs[0].Method != "HEAD" {
+		t.Errorf("the source was sent %+v, want one HEAD", reqs)
+	}
+}
