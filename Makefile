@@ -4,15 +4,20 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build install test test-system lint bench clean
+.PHONY: build install man test test-system lint bench clean
 
 # Static (CGO_ENABLED=0): runs in any rootfs, and starts faster: a dynamic build
 # loads libc first, which costs a warm overlay pull 6 ms of its ~60 (bench).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/roots ./cmd/roots
 
-install: build
+install: build man
 	install -D -m 0755 bin/roots $(DESTDIR)$(PREFIX)/bin/roots
+	install -D -m 0644 bin/roots.1 $(DESTDIR)$(PREFIX)/share/man/man1/roots.1
+
+# roots(1), generated from the command line (roots man): man -l bin/roots.1
+man: build
+	bin/roots man > bin/roots.1
 
 # Needs root and the Debian package docker-registry (see .ci/run).
 test: lint

@@ -2,12 +2,14 @@ package roots
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/rootsdev/roots/cas"
 	"github.com/rootsdev/roots/fetch"
@@ -68,19 +70,25 @@ func recordImage(c *cas.Cache, img *fetch.Image) error {
 type Listing struct {
 	Images       []ListedImage `json:"images"`
 	Destinations []Destination `json:"destinations"`
+	// Disk is what the cache holds on disk: blobs, trees, fix-ups and records, in allocated
+	// bytes (as du counts them), each inode once.
+	Disk int64 `json:"disk"`
 }
 
 // ListedImage is one platform of an image recorded in the cache: a multi-platform image
 // pulled for two platforms is two.
 type ListedImage struct {
-	Reference    string    `json:"reference"`
-	Digest       string    `json:"digest"`             // what the reference resolves to: the index of a multi-platform image, as roots digest prints
-	Manifest     string    `json:"manifest,omitempty"` // the platform's manifest (the digest, for a single-platform image)
-	Platform     string    `json:"platform,omitempty"`
-	Size         int64     `json:"size"` // of the compressed layers
-	Layers       int       `json:"layers"`
-	CachedLayers int       `json:"cachedLayers"` // how many of its layers are unpacked in the cache
-	LastUse      time.Time `json:"lastUse"`
+	Reference    string `json:"reference"`
+	Digest       string `json:"digest"`             // what the reference resolves to: the index of a multi-platform image, as roots digest prints
+	Manifest     string `json:"manifest,omitempty"` // the platform's manifest (the digest, for a single-platform image)
+	Platform     string `json:"platform,omitempty"`
+	Size         int64  `json:"size"` // of the compressed layers
+	Layers       int    `json:"layers"`
+	CachedLayers int    `json:"cachedLayers"` // how many of its layers are unpacked in the cache
+	// Disk is what its blobs (manifest, index, config, layers) and unpacked layers hold on disk;
+	// images that share layers each count them.
+	Disk    int64     `json:"disk"`
+	LastUse time.Time `json:"lastUse"`
 }
 
 // Destination is a destination a pull made with the cache (see cas.Lease): what it holds and
@@ -109,9 +117,15 @@ func List(ctx context.Context, cache string) (*Listing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", cache, err)
 	}
+	usage, err := c.Usage(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: disk usage: %w", cache, err)
+	}
+	out.Disk = usage.Total
 	for _, o := range images {
 		img := ListedImage{Reference: referenceOf(o.Name), LastUse: o.LastUse.UTC()}
 		if r := o.Image; r != nil {
+			img.Disk = imageDisk(c, r, usage)
 			if r.Reference != "" {
 				img.Reference = r.Reference
 			}
@@ -146,6 +160,27 @@ func List(ctx context.Context, cache string) (*Listing, error) {
 		out.Destinations = append(out.Destinations, d)
 	}
 	return out, nil
+}
+
+// imageDisk is what the image r holds on disk (see ListedImage.Disk).
+func imageDisk(c *cas.Cache, r *cas.ImageRecord, u *cas.Usage) int64 {
+	n := u.Blobs[r.Digest]
+	if r.Index != "" {
+		n += u.Blobs[r.Index]
+	}
+	if b, ok := c.Blob(r.Digest); ok {
+		var m ocispec.Manifest
+		if json.Unmarshal(b, &m) == nil {
+			n += u.Blobs[m.Config.Digest]
+			for _, l := range m.Layers {
+				n += u.Blobs[l.Digest]
+			}
+		}
+	}
+	for _, d := range r.Layers {
+		n += u.Trees[d]
+	}
+	return n
 }
 
 // referenceOf turns an image record's name (registry/repository/tag, or

@@ -1,7 +1,9 @@
 package roots_test
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -99,5 +101,42 @@ func TestListLegacyRecord(t *testing.T) {
 	}
 	if list, err := roots.List(t.Context(), cache); err != nil || len(list.Images) != 1 || list.Images[0].Reference != ref {
 		t.Fatalf("List after a new pull: %+v, %v", list, err)
+	}
+}
+
+// TestListDisk: the disk List reports for the whole cache is what du counts (each inode once:
+// a hardlink DEST's files and an overlay fix-up's links to the trees do not count twice), and
+// an image's is at least its blobs' and unpacked layers' bytes.
+func TestListDisk(t *testing.T) {
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	modes := []roots.Mode{roots.Hardlink}
+	if os.Geteuid() == 0 {
+		modes = append(modes, roots.Overlay)
+	}
+	for _, mode := range modes {
+		dest := filepath.Join(tmp, string(mode))
+		if _, err := roots.Pull(t.Context(), registry+"/example/hello:1", dest, roots.PullOptions{Cache: cache, Mode: mode}); err != nil {
+			t.Fatal(err)
+		}
+		if mode == roots.Overlay {
+			t.Cleanup(func() { roots.Unmount(t.Context(), dest, false) })
+		}
+	}
+	l, err := roots.List(t.Context(), cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("du", "-s", "--block-size=1", "-x", cache).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var du int64
+	fmt.Sscan(string(out), &du)
+	if l.Disk != du {
+		t.Errorf("List says the cache holds %d bytes, du says %d", l.Disk, du)
+	}
+	if len(l.Images) != 1 || l.Images[0].Disk < l.Images[0].Size || l.Images[0].Disk > l.Disk {
+		t.Errorf("images %+v: want one, holding at least its compressed size and at most the cache", l.Images)
 	}
 }

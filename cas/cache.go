@@ -148,14 +148,14 @@ func checkDigest(d digest.Digest) error {
 
 func makeLayout(root string) error {
 	if err := mkdirs(root); err != nil {
-		return fmt.Errorf("create cache %s: %w", root, err)
+		return fmt.Errorf("create cache %s: %w", root, unwritable{err})
 	}
 	if err := checkTrust(root); err != nil {
 		return err
 	}
 	for _, d := range layoutDirs {
 		if err := mkdirs(filepath.Join(root, d)); err != nil {
-			return fmt.Errorf("create cache %s: %w", root, err)
+			return fmt.Errorf("create cache %s: %w", root, unwritable{err})
 		}
 	}
 	return nil

@@ -25,6 +25,11 @@ func (f cacheFlags) cacheDir(e *env) (string, error) {
 			return "", nil
 		case "":
 			return "", usagef(`--cache "" (or ROOTS_CACHE=""): name a directory, or "no" for no cache; leave both unset for the default`)
+		}
+		if looksLikeNo(*f.Cache) {
+			return "", usagef(`--cache %s (or ROOTS_CACHE=%[1]s): for no cache write "no" (lower case); for a directory of that name write ./%[1]s`, *f.Cache)
+		}
+		switch *f.Cache {
 		default:
 			return filepath.Abs(*f.Cache)
 		}
@@ -40,6 +45,16 @@ func (f cacheFlags) cacheDir(e *env) (string, error) {
 		return "", fmt.Errorf("no cache directory: %w (set --cache DIR or ROOTS_CACHE)", err)
 	}
 	return filepath.Join(home, ".cache", "roots"), nil
+}
+
+// looksLikeNo reports whether a cache setting other than "no" reads like one: "No", "NONE",
+// "off", "false", "disable(d)"... A directory of such a name is still reachable as ./NAME.
+func looksLikeNo(v string) bool {
+	switch strings.ToLower(v) {
+	case "no", "none", "off", "false", "disable", "disabled", "nocache", "no-cache":
+		return v != "no"
+	}
+	return false
 }
 
 // registryFlags say how to reach and log in to registries.

@@ -22,6 +22,7 @@ var hints = []struct {
 	{roots.ErrOverlayNeedsRoot, "run it as root, or use --mode hardlink"},
 	{roots.ErrGitMissing, "install git (apt-get install git, dnf install git or apk add git), or pull without --git"},
 	{cas.ErrUntrusted, "--cache DIR names another cache"},
+	{cas.ErrUnwritable, "--cache DIR (or ROOTS_CACHE=DIR) names one you can write, or --cache=no pulls without one"},
 	{roots.ErrNotPulled, "--cache DIR names the cache it was pulled with"},
 	{fetch.ErrPlainHTTP, "allow it with --insecure"},
 	{auth.ErrPlainRealm, "--insecure if the network is trusted"},

@@ -20,8 +20,9 @@ type LsCmd struct {
 func (LsCmd) Help() string {
 	return `Lists the images in the cache, one row per platform pulled (reference, the
 digest the reference resolved to, as roots digest prints it: the index's for a
-multi-platform image; platform, compressed size, how many of its layers are
-unpacked, last use), and the destinations pulled with it (the image each holds:
+multi-platform image; platform, compressed size, the disk its blobs and unpacked
+layers hold, how many of its layers are unpacked, last use), the disk the whole
+cache holds (each file once: images that share layers share that disk), and the destinations pulled with it (the image each holds:
 the last one committed, or the one pulled; overlay destinations use the cache's
 layers while mounted). --json also gives each platform's manifest digest ("manifest").
 
@@ -50,10 +51,11 @@ func (l *LsCmd) Run(ctx context.Context, e *env) error {
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tDIGEST\tPLATFORM\tSIZE\tLAYERS\tLAST USE")
+	fmt.Fprintln(tw, "IMAGE\tDIGEST\tPLATFORM\tSIZE\tDISK\tLAYERS\tLAST USE")
 	for _, i := range out.Images {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\n", i.Reference, short(i.Digest), i.Platform, humanBytes(i.Size), i.CachedLayers, i.Layers, ago(now, i.LastUse))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", i.Reference, short(i.Digest), i.Platform, humanBytes(i.Size), humanBytes(i.Disk), i.CachedLayers, i.Layers, ago(now, i.LastUse))
 	}
+	fmt.Fprintf(tw, "\ntotal on disk: %s (blobs, unpacked layers, fix-ups and records; each file once)\n", humanBytes(out.Disk))
 	if len(out.Destinations) > 0 {
 		fmt.Fprintln(tw, "\nDESTINATION\tMODE\tIMAGE\tSINCE\tSTATE\t")
 		for _, d := range out.Destinations {

@@ -21,26 +21,31 @@ import (
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
-// Exit codes: failures 1, usage errors 2.
+// Exit codes: failures 1, usage errors 2, interrupted 130 (128 + SIGINT, as shells report it).
 const (
-	exitFailure = 1
-	exitUsage   = 2
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
 )
 
 // CLI is the command line.
 type CLI struct {
-	Pull    PullCmd    `cmd:"" help:"Pull an image into a root filesystem directory."`
-	Push    PushCmd    `cmd:"" help:"Push a cached image to a registry; only blobs it lacks travel."`
-	Copy    CopyCmd    `cmd:"" help:"Copy an image from registry to registry, byte for byte."`
-	Commit  CommitCmd  `cmd:"" help:"Write what changed in a pulled directory as a new layer and image."`
-	Umount  UmountCmd  `cmd:"" help:"Unmount an overlay destination and release its layers."`
-	Digest  DigestCmd  `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
-	Tags    TagsCmd    `cmd:"" help:"List repositories' tags and compare them with the cache (as lstags); --pull fills the cache."`
-	Sync    SyncCmd    `cmd:"" help:"Copy repositories' tags to another registry (as lstags' push), once or as a --daemon."`
-	Ls      LsCmd      `cmd:"" help:"List cached images and the destinations pulled with the cache."`
-	Purge   PurgeCmd   `cmd:"" help:"Remove from the cache what is unused (everything, or by age or size)."`
-	Check   CheckCmd   `cmd:"" help:"Verify every blob and layer in the cache and repair what is wrong."`
-	Version VersionCmd `cmd:"" help:"Print roots' version."`
+	Pull       PullCmd       `cmd:"" help:"Pull an image into a root filesystem directory."`
+	Push       PushCmd       `cmd:"" help:"Push a cached image to a registry; only blobs it lacks travel."`
+	Copy       CopyCmd       `cmd:"" help:"Copy an image from registry to registry, byte for byte."`
+	Commit     CommitCmd     `cmd:"" help:"Write what changed in a pulled directory as a new layer and image."`
+	Umount     UmountCmd     `cmd:"" help:"Unmount an overlay destination and release its layers."`
+	Digest     DigestCmd     `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
+	Tags       TagsCmd       `cmd:"" help:"List repositories' tags and compare them with the cache (as lstags); --pull fills the cache."`
+	Sync       SyncCmd       `cmd:"" help:"Copy repositories' tags to another registry (as lstags' push), once or as a --daemon."`
+	Ls         LsCmd         `cmd:"" help:"List cached images and the destinations pulled with the cache."`
+	Purge      PurgeCmd      `cmd:"" help:"Remove from the cache what is unused (everything, or by age or size)."`
+	Check      CheckCmd      `cmd:"" help:"Verify every blob and layer in the cache and repair what is wrong."`
+	Version    VersionCmd    `cmd:"" help:"Print roots' version."`
+	Completion CompletionCmd `cmd:"" help:"Print a completion script for bash, zsh or fish."`
+	Man        ManCmd        `cmd:"" hidden:"" help:"Print the manual page roots(1) (make man)."`
+
+	VersionFlag kong.VersionFlag `name:"version" help:"Print roots' version and exit."`
 }
 
 // env is what a command gets besides its flags.
@@ -56,7 +61,11 @@ func main() {
 	// logger, where nothing can catch them: roots speaks on stderr only through its errors.
 	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	stopProfile := profile(os.Getenv("ROOTS_PPROF"))
+	stopProfile, err := profile(os.Getenv("ROOTS_PPROF"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "roots: ROOTS_PPROF: %v\n", err)
+		os.Exit(exitUsage)
+	}
 	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, terminal: isTerminal(os.Stderr), getenv: os.Getenv})
 	stopProfile()
 	stop()
@@ -76,6 +85,7 @@ func run(ctx context.Context, args []string, e *env) int {
 		kong.Exit(func(code int) { exited = code }),
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.Bind(e),
+		kong.Vars{"version": "roots " + version},
 	)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "roots: %v\n", err)
@@ -86,19 +96,41 @@ func run(ctx context.Context, args []string, e *env) int {
 		return exited
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "roots: %s (see roots --help)\n", oneLine(err.Error()))
+		see := "roots"
+		var perr *kong.ParseError
+		if errors.As(err, &perr) && perr.Context != nil && commandPath(perr.Context.Command()) != "" {
+			see += " " + commandPath(perr.Context.Command())
+		}
+		fmt.Fprintf(e.stderr, "roots: %s (see %s --help)\n", oneLine(err.Error()), see)
 		return exitUsage
 	}
 	if err := kctx.Run(); err != nil {
 		var u usageError
 		if errors.As(err, &u) {
-			fmt.Fprintf(e.stderr, "roots: %s (see roots %s --help)\n", oneLine(err.Error()), kctx.Command())
+			fmt.Fprintf(e.stderr, "roots: %s (see roots %s --help)\n", oneLine(err.Error()), commandPath(kctx.Command()))
 			return exitUsage
+		}
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// A signal (Ctrl-C, SIGTERM) stopped the command; what it made is taken back.
+			fmt.Fprintln(e.stderr, "roots: interrupted")
+			return exitInterrupted
 		}
 		fmt.Fprintf(e.stderr, "roots: %s\n", oneLine(withHint(err)))
 		return exitFailure
 	}
 	return 0
+}
+
+// commandPath is the words of a kong command ("pull <image> <dest>") without its arguments:
+// "pull", which a user can paste after "roots" and before "--help".
+func commandPath(command string) string {
+	var words []string
+	for _, w := range strings.Fields(command) {
+		if !strings.HasPrefix(w, "<") && !strings.HasPrefix(w, "[") {
+			words = append(words, w)
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 // usageError is a mistake in the command line found after parsing.

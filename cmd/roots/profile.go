@@ -15,17 +15,19 @@ import (
 // function it returns writes them into DIR as cpu.pprof, block.pprof,
 // mutex.pprof and trace.out (go tool trace: which goroutine ran on which core
 // and when, what each waited for).
-func profile(dir string) (stop func()) {
+func profile(dir string) (stop func(), err error) {
 	if dir == "" {
-		return func() {}
+		return func() {}, nil
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory: make it first (the profiles are written into it)", dir)
 	}
 	cpu, err := os.Create(filepath.Join(dir, "cpu.pprof"))
 	if err == nil {
 		err = pprof.StartCPUProfile(cpu)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "roots: ROOTS_PPROF: %v\n", err)
-		return func() {}
+		return nil, err
 	}
 	runtime.SetBlockProfileRate(10_000) // a sample per 10 µs blocked
 	runtime.SetMutexProfileFraction(10)
@@ -56,5 +58,5 @@ func profile(dir string) (stop func()) {
 				fmt.Fprintf(os.Stderr, "roots: ROOTS_PPROF: %v\n", err)
 			}
 		}
-	}
+	}, nil
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/fetch"
@@ -19,6 +23,9 @@ type PullCmd struct {
 	Quiet bool   `short:"q" help:"Print nothing but errors, even on a terminal."`
 	Mode  string `enum:"hardlink,copy,overlay" default:"hardlink" help:"How DEST is made from the cached layers: hardlink (fast, shares inodes with the cache), copy (shares nothing; reflinks where the filesystem can), overlay (root: an overlayfs mount, instant; end it with roots umount)."`
 	Git   bool   `short:"g" help:"Also make DEST a git repository with a branch per layer (layer_<n>_<blob hex>, the top one checked out), as krgo -g did: git diff shows what a layer changed. Needs git and the cache; not with --mode overlay."`
+	JSON  bool   `name:"json" help:"Print one JSON object when done: what was pulled, from where, how (see README)."`
+
+	DigestFile string `name:"digest-file" placeholder:"FILE" help:"Write the digest of the manifest pulled into FILE (for a multi-platform image, the platform's: IMAGE@DIGEST pulls exactly it again)."`
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -36,7 +43,8 @@ func (PullCmd) Help() string {
   sudo roots pull --mode overlay debian /srv/c1   # an overlayfs mount, in milliseconds when cached
   sudo roots umount /srv/c1                       # ... unmounted, its changes discarded
   roots pull -g debian ./deb                      # ./deb is also a git repository, a branch per layer
-  roots pull --user bob:secret registry.example.com/team/app:1.2 ./app`
+  roots pull --user bob:secret registry.example.com/team/app:1.2 ./app
+  roots pull --json debian ./deb | jq -r .digest  # what was pulled, for scripts`
 }
 
 // Run pulls.
@@ -67,6 +75,11 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	if p.Mode == string(roots.Overlay) && os.Geteuid() != 0 {
 		return fmt.Errorf("--mode overlay: %w (it mounts overlayfs)", roots.ErrOverlayNeedsRoot)
 	}
+	if p.DigestFile != "" {
+		if err := writableDir(filepath.Dir(p.DigestFile)); err != nil {
+			return usagef("--digest-file %s: %v", p.DigestFile, err)
+		}
+	}
 	reg, err := p.options(e)
 	if err != nil {
 		return err
@@ -92,9 +105,113 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 		fmt.Fprintf(e.stderr, "roots: warning: %d owners, devices or attributes of the image were not applied (%s; first: %s: %s)\n",
 			len(u), why, u[0].Path, u[0].What)
 	}
+	if p.DigestFile != "" {
+		if err := writeFileAtomic(p.DigestFile, []byte(pulled.Digest.String()+"\n")); err != nil {
+			return fmt.Errorf("pulled %s into %s, but --digest-file: %w", pulled.Reference, quote(p.Dest), err)
+		}
+	}
+	how := string(pulled.Mode)
+	if cacheDir == "" {
+		how = "no cache"
+	}
+	if p.JSON {
+		return printJSON(e, pullResult(pulled, cacheDir, prog))
+	}
 	if !p.Quiet && e.terminal {
 		fmt.Fprintf(e.stderr, "pulled %s@%s into %s (%s): %d layers, %s, %.1fs\n", pulled.Reference, pulled.Digest,
-			quote(p.Dest), pulled.Mode, len(pulled.Layers), roots.HumanBytes(pulled.Size), pulled.Took.Seconds())
+			quote(p.Dest), how, len(pulled.Layers), roots.HumanBytes(pulled.Size), pulled.Took.Seconds())
 	}
 	return nil
+}
+
+// pulledJSON is what pull --json prints.
+type pulledJSON struct {
+	Reference    string            `json:"reference"`
+	Digest       string            `json:"digest"`                // the platform's manifest
+	IndexDigest  string            `json:"indexDigest,omitempty"` // the index it was chosen from (what roots digest prints)
+	Platform     string            `json:"platform"`
+	Dest         string            `json:"dest"`
+	Mode         string            `json:"mode"`            // hardlink, copy or overlay, as made
+	Cache        string            `json:"cache,omitempty"` // absent: pulled with --cache=no
+	Layers       []pulledLayerJSON `json:"layers"`
+	Size         int64             `json:"size"`         // compressed layers, bytes
+	FetchedBytes int64             `json:"fetchedBytes"` // read from the registry
+	CachedLayers int               `json:"cachedLayers"` // found in the cache, not fetched
+	Seconds      float64           `json:"seconds"`
+}
+
+type pulledLayerJSON struct {
+	Digest    string `json:"digest"`
+	DiffID    string `json:"diffId"`
+	MediaType string `json:"mediaType"`
+	Size      int64  `json:"size"`
+	Cached    bool   `json:"cached"`
+}
+
+// pullResult is the JSON of a pull, with what the progress saw of each layer.
+func pullResult(pulled *roots.Pulled, cache string, prog *progress) pulledJSON {
+	out := pulledJSON{
+		Reference: pulled.Reference.String(), Digest: pulled.Digest.String(), IndexDigest: pulled.Index.String(),
+		Platform: pulled.Platform.String(), Dest: pulled.Dest, Mode: string(pulled.Mode), Cache: cache,
+		Layers: []pulledLayerJSON{}, Size: pulled.Size, Seconds: pulled.Took.Seconds(),
+	}
+	for i, l := range pulled.Layers {
+		pl := pulledLayerJSON{Digest: l.Digest.String(), MediaType: l.MediaType, Size: l.Size}
+		if i < len(pulled.DiffIDs) {
+			pl.DiffID = pulled.DiffIDs[i].String()
+		}
+		if i < len(prog.layers) {
+			pl.Cached = prog.layers[i].state.Load() == "cached"
+			out.FetchedBytes += prog.layers[i].n.Load()
+		}
+		if pl.Cached {
+			out.CachedLayers++
+		}
+		out.Layers = append(out.Layers, pl)
+	}
+	return out
+}
+
+// printJSON writes v as indented JSON on stdout.
+func printJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writableDir reports why dir cannot take a new file, if it cannot.
+func writableDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return fmt.Errorf("%s is not writable: %w", dir, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes b into path by a rename: a reader never sees half of it.
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }

@@ -8,18 +8,20 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/rootsdev/roots"
-	"github.com/rootsdev/roots/fetch"
 )
 
 // TagsCmd lists and compares the tags of repositories, as lstags does.
 type TagsCmd struct {
-	Specs     []string `arg:"" name:"spec" help:"[REGISTRY[:PORT]/]REPOSITORY[~/REGEX/][=TAG1,TAG2,...]: every tag, the tags an unanchored RE2 regex matches, named tags, or both."`
+	Specs     []string `arg:"" optional:"" name:"spec" help:"[REGISTRY[:PORT]/]REPOSITORY[~/REGEX/][=TAG1,TAG2,...]: every tag, the tags an unanchored RE2 regex matches, named tags, or both. None with -f FILE."`
 	JSON      bool     `name:"json" help:"Print a JSON array, one object per tag."`
 	Jobs      int      `short:"j" default:"4" help:"Requests in flight at once per registry (and layers at once for --pull)."`
 	Pull      bool     `short:"p" help:"Pull every selected tag the cache lacks (ABSENT, CHANGED, ASSUMED) into the cache, with no DEST, so that later pulls are warm."`
 	DoNotFail bool     `short:"N" name:"do-not-fail" env:"ROOTS_DO_NOT_FAIL" help:"Exit 0 when a spec fails (it is still reported), and list a named tag the registry neither confirms nor denies as ASSUMED."`
 	NoCreated bool     `name:"no-created" help:"Leave CREATED unknown: send only tags/list and HEAD requests (no manifest or config is read)."`
+	fileFlag
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -41,21 +43,27 @@ the platform's that roots pull would choose), read once and kept in the cache.
 A failing SPEC is reported on one line and the others are listed; the exit
 status is then 1, or 0 with -N.
 
+-f FILE reads the specs from YAML instead of arguments (lstags files work
+unchanged), and jobs: and do-not-fail: unless --jobs or -N is given;
+push-registry:, push-prefix: and interval: are for roots sync and ignored here:
+  roots:              # or lstags:
+    repositories:
+      - alpine~/^3\./
+      - quay.io/calico/cni=v1.6.1,v1.7.0
+    jobs: 8
+
 Examples:
   roots tags 'alpine~/^3\./'
   roots tags --json quay.io/calico/cni=v1.6.1,v1.7.0
-  roots tags --pull -N debian~/^12/ registry.example.com/team/app=latest`
+  roots tags --pull -N debian~/^12/ registry.example.com/team/app=latest
+  roots tags -f repositories.yaml`
 }
 
 // Run lists.
-func (c *TagsCmd) Run(ctx context.Context, e *env) error {
-	specs := make([]fetch.Spec, 0, len(c.Specs))
-	for _, s := range c.Specs {
-		spec, err := fetch.ParseSpec(s)
-		if err != nil {
-			return usageError{err}
-		}
-		specs = append(specs, spec)
+func (c *TagsCmd) Run(ctx context.Context, e *env, k *kong.Context) error {
+	specs, _, err := c.load(k, c.Specs, fileTargets{Jobs: &c.Jobs, DoNotFail: &c.DoNotFail})
+	if err != nil {
+		return err
 	}
 	if c.Jobs < 1 {
 		return usagef("--jobs %d: need at least 1", c.Jobs)

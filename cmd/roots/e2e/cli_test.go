@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -426,5 +427,87 @@ func TestPullWithoutRoot(t *testing.T) {
 				t.Fatalf("bin/tool: %q, %v", b, err)
 			}
 		})
+	}
+}
+
+// TestPullJSON: pull --json prints one object whose digests are the registry's (the platform's
+// manifest; the index's as roots digest prints it), with each layer's digest, diff id, size,
+// and whether it came from the cache (cold: none, every byte fetched; warm: all, none fetched);
+// --digest-file holds the manifest's digest; with --cache=no the object has no cache and the
+// terminal-less run prints nothing else.
+func TestPullJSON(t *testing.T) {
+	NeedRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	amd := smallImage("amd")
+	amd.OS, amd.Arch = "linux", "amd64"
+	arm := smallImage("arm")
+	arm.OS, arm.Arch, arm.Variant = "linux", "arm64", "v8"
+	index := r.PushIndex(t, "multi", "1", registrytest.OCI, amd, arm)
+	manifest := r.Push(t, "amdonly", "1", amd) // the same manifest, by itself
+	tmp := t.TempDir()
+	cache := filepath.Join(tmp, "cache")
+	type layerJSON struct {
+		Digest, DiffID, MediaType string
+		Size                      int64
+		Cached                    bool
+	}
+	type pulledJSON struct {
+		Reference, Digest, IndexDigest, Platform, Dest, Mode, Cache string
+		Layers                                                      []layerJSON
+		Size, FetchedBytes                                          int64
+		CachedLayers                                                int
+		Seconds                                                     float64
+	}
+	pull := func(name string, args ...string) pulledJSON {
+		t.Helper()
+		res := Roots(t, nil, append(append([]string{"pull", "--json", "--platform", "linux/amd64"}, args...), r.Host+"/multi:1", filepath.Join(tmp, name))...)
+		if res.Code != 0 || res.Stderr != "" {
+			t.Fatalf("pull --json: exit %d, stderr %q", res.Code, res.Stderr)
+		}
+		var p pulledJSON
+		dec := json.NewDecoder(strings.NewReader(res.Stdout))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil || dec.More() {
+			t.Fatalf("pull --json printed %q: %v", res.Stdout, err)
+		}
+		return p
+	}
+	digestFile := filepath.Join(tmp, "digest")
+	cold := pull("cold", "--cache", cache, "--digest-file", digestFile)
+	warm := pull("warm", "--cache", cache)
+	none := pull("none", "--cache", "no")
+	if res := Roots(t, nil, "digest", r.Host+"/multi:1"); strings.TrimSpace(res.Stdout) != cold.IndexDigest {
+		t.Errorf("indexDigest %s, roots digest says %s", cold.IndexDigest, res.Stdout)
+	}
+	if b, _ := os.ReadFile(digestFile); string(b) != manifest.Digest.String()+"\n" {
+		t.Errorf("--digest-file holds %q, want %s", b, manifest.Digest)
+	}
+	for _, tt := range []struct {
+		name    string
+		p       pulledJSON
+		cached  bool
+		cache   string
+		fetched bool
+	}{{"cold", cold, false, cache, true}, {"warm", warm, true, cache, false}, {"none", none, false, "", true}} {
+		p := tt.p
+		if p.Reference != r.Host+"/multi:1" || p.Digest != manifest.Digest.String() || p.IndexDigest != index.Digest.String() ||
+			p.Platform != "linux/amd64" || p.Dest != filepath.Join(tmp, tt.name) || p.Cache != tt.cache || p.Seconds <= 0 {
+			t.Errorf("%s: %+v", tt.name, p)
+		}
+		var size int64
+		for i, l := range p.Layers {
+			want := manifest.Layers[i]
+			if l.Digest != want.Digest.String() || l.Size != want.Size || l.MediaType != want.MediaType || l.DiffID != manifest.DiffIDs[i].String() || l.Cached != tt.cached {
+				t.Errorf("%s: layer %d: %+v, want %+v (diff id %s), cached %v", tt.name, i, l, want, manifest.DiffIDs[i], tt.cached)
+			}
+			size += want.Size
+		}
+		wantFetched := int64(0)
+		if tt.fetched {
+			wantFetched = size
+		}
+		if len(p.Layers) != len(manifest.Layers) || p.Size != size || p.FetchedBytes != wantFetched || (p.CachedLayers == len(p.Layers)) != tt.cached {
+			t.Errorf("%s: %d layers, size %d, fetched %d, cached %d; want %d, %d, %d", tt.name, len(p.Layers), p.Size, p.FetchedBytes, p.CachedLayers, len(manifest.Layers), size, wantFetched)
+		}
 	}
 }
