@@ -40,7 +40,8 @@ type SyncOptions struct {
 	// source (as CopyOptions.Cache). Sync adds nothing to it but the sources of blobs.
 	Cache string
 	// Registry says how to reach and log in to both registries. Credentials are per host:
-	// a source's are never sent to the target.
+	// a source's are never sent to the target. Without a Transport, Sync makes one whose
+	// idle connections it closes when it returns.
 	Registry fetch.Options
 	// Holders remembers which target repositories hold which blobs, so that a blob uploaded
 	// for one repository is mounted into the next; nil: Sync uses one of its own.

@@ -12,8 +12,9 @@ import (
 // SyncEvery is lstags' daemon mode: it runs Sync, waits interval after each pass ends, and
 // runs it again, until ctx is done. DoNotFail is implied, so that a registry down for a pass
 // is reported (its tags or specs SyncFailed) and tried again on the next one; one Holders
-// serves every pass, and each pass has its own client and connections, closed when it ends,
-// so that nothing accumulates from pass to pass. pass, if set, is told each pass's summary and
+// serves every pass, and each pass has its own client and (unless opts.Registry.Transport is
+// set) connections, closed when it ends, so that nothing accumulates from pass to pass but
+// Holders' entries, one per blob copied. pass, if set, is told each pass's summary and
 // the error that ended it early (ctx's, for a pass that a cancellation cut short: a copy cut
 // short writes no manifest without its blobs). SyncEvery returns nil when ctx ends it, and an
 // error before the first pass if the options or a target are invalid.
