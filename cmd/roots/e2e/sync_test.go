@@ -328,3 +328,34 @@ func TestSyncDaemonStopsMidCopy(t *testing.T) {
 		t.Errorf("stderr %q: want the stop said", d.errors())
 	}
 }
+
+// TestSyncInterrupted: a single sync stopped by SIGINT mid-copy is interrupted as any command
+// is (exit 130), and writes no manifest.
+func TestSyncInterrupted(t *testing.T) {
+	src := registrytest.Start(t, registrytest.Config{})
+	dst := registrytest.Start(t, registrytest.Config{})
+	slow := src.FaultFront(t, registrytest.Fault{Kind: registrytest.Slow, Delay: 500 * time.Millisecond})
+	src.Push(t, "big", "1", registrytest.Image{Layers: []registrytest.Layer{
+		registrytest.GzipLayer(registrytest.Entry{Name: "noise", Body: noise(8, 512<<10)}),
+	}})
+	d := startDaemon(t, "sync", "-r", dst.Host, slow.Host+"/big")
+	deadline := time.Now().Add(30 * time.Second)
+	for registrytest.Count(dst.Requests()).Posts == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no upload started; stderr:\n%s", d.errors())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-d.done:
+		if code := ExitCode(t, d.waitErr); code != 130 || !strings.HasSuffix(d.errors(), "roots: interrupted\n") {
+			t.Errorf("exit %d, stderr %q; want 130 and roots: interrupted", code, d.errors())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit within 10s of SIGINT")
+	}
+	if n := registrytest.Count(dst.Requests()); n.ManifestPuts != 0 {
+		t.Errorf("target requests %+v: a manifest was written", n)
+	}
+}
