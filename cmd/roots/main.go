@@ -38,6 +38,7 @@ type CLI struct {
 	Digest     DigestCmd     `cmd:"" help:"Print an image's manifest digest, to tell whether it changed."`
 	Inspect    InspectCmd    `cmd:"" help:"Show an image's digests, platform, config (entrypoint, cmd, env, user...) and layers, as skopeo inspect does."`
 	Tags       TagsCmd       `cmd:"" help:"List repositories' tags and compare them with the cache (as lstags); --pull fills the cache."`
+	Sync       SyncCmd       `cmd:"" help:"Copy repositories' tags to another registry (as lstags' push), once or as a --daemon."`
 	Ls         LsCmd         `cmd:"" help:"List cached images and the destinations pulled with the cache."`
 	Purge      PurgeCmd      `cmd:"" help:"Remove from the cache what is unused (everything, or by age or size)."`
 	Check      CheckCmd      `cmd:"" help:"Verify every blob and layer in the cache and repair what is wrong."`

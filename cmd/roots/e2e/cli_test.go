@@ -54,6 +54,12 @@ func TestUsageErrors(t *testing.T) {
 		{"PushBadDest", []string{"push", "debian", "UPPER"}, "invalid image reference"},
 		{"CopyPlatformAndAll", []string{"copy", "--all-platforms", "--platform", "linux/amd64", "a/b", "c/d"}, "--all-platforms"},
 		{"CopyOneArg", []string{"copy", "debian"}, "expected"},
+		{"SyncNoTo", []string{"sync", "debian"}, "--to"},
+		{"SyncNoSpec", []string{"sync", "--to", "host:5000"}, "no SPEC"},
+		{"SyncBadTo", []string{"sync", "--to", "https://host:5000", "debian"}, "scheme"},
+		{"SyncBadPrefix", []string{"sync", "-r", "host:5000", "--push-prefix", "/a b", "debian"}, "push prefix"},
+		{"SyncIntervalAlone", []string{"sync", "--to", "host:5000", "--interval", "1m", "debian"}, "--daemon"},
+		{"SyncNegativeInterval", []string{"sync", "-d", "--to", "host:5000", "--interval=-1m", "debian"}, "--interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
