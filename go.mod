@@ -15,3 +15,5 @@ require (
 )
 
 require golang.org/x/sync v0.25.0
+
+require github.com/opencontainers/runtime-spec v1.2.1
