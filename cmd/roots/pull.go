@@ -19,6 +19,9 @@ type PullCmd struct {
 	Quiet bool   `short:"q" help:"Print nothing but errors, even on a terminal."`
 	Mode  string `enum:"hardlink,copy,overlay" default:"hardlink" help:"How DEST is made from the cached layers: hardlink (fast, shares inodes with the cache), copy (shares nothing; reflinks where the filesystem can), overlay (root: an overlayfs mount, instant; end it with roots umount)."`
 	Git   bool   `short:"g" help:"Also make DEST a git repository with a branch per layer (layer_<n>_<blob hex>, the top one checked out), as krgo -g did: git diff shows what a layer changed. Needs git and the cache; not with --mode overlay."`
+	// Bundle makes DEST an OCI runtime bundle (DEST/rootfs and DEST/config.json), as roots bundle does.
+	Bundle bool `help:"Make DEST an OCI runtime bundle, as roots bundle does: the image in DEST/rootfs and a runc config in DEST/config.json."`
+	bundleFlags
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -41,42 +44,20 @@ func (PullCmd) Help() string {
 
 // Run pulls.
 func (p *PullCmd) Run(ctx context.Context, e *env) error {
-	if _, err := fetch.ParseReference(p.Image); err != nil {
-		return usageError{err}
+	if p.Bundle {
+		return p.bundle(ctx, e, nil)
 	}
-	want, err := p.platform()
-	if err != nil {
-		return err
+	if p.Rootless || p.Tty {
+		return usagef("--rootless and --tty shape a bundle's config.json: add --bundle, or use roots bundle")
 	}
-	if p.Jobs < 1 {
-		return usagef("--jobs %d: need at least 1", p.Jobs)
-	}
-	if p.Git && p.Mode == string(roots.Overlay) {
-		return usagef("--git with --mode overlay: an overlay DEST is a mount that git cannot track; use --mode hardlink or --mode copy")
-	}
-	cacheDir, err := p.cacheDir(e)
-	if err != nil {
-		return err
-	}
-	if p.Git && cacheDir == "" {
-		return usagef("--git needs the cache (the layer branches are made from the cached layer blobs): drop --cache=no")
-	}
-	if p.Mode == string(roots.Overlay) && cacheDir == "" {
-		return usagef("--mode overlay needs the cache (its layers are the overlay's): drop --cache=no")
-	}
-	if p.Mode == string(roots.Overlay) && os.Geteuid() != 0 {
-		return fmt.Errorf("--mode overlay: %w (it mounts overlayfs)", roots.ErrOverlayNeedsRoot)
-	}
-	reg, err := p.options(e)
+	opts, err := p.pullOptions(e)
 	if err != nil {
 		return err
 	}
 	prog := newProgress(e, !p.Quiet && e.terminal)
 	defer prog.stop()
-	pulled, err := roots.Pull(ctx, p.Image, p.Dest, roots.PullOptions{
-		Cache: cacheDir, Mode: roots.Mode(p.Mode), Jobs: p.Jobs, Platform: want, Force: p.Force,
-		Registry: reg, Progress: prog.event, Git: p.Git,
-	})
+	opts.Progress = prog.event
+	pulled, err := roots.Pull(ctx, p.Image, p.Dest, opts)
 	if errors.Is(err, roots.ErrInvalidDest) {
 		return usageError{err}
 	}
@@ -84,6 +65,51 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	prog.stop()
+	p.report(e, pulled, "pulled", "into "+quote(p.Dest))
+	return nil
+}
+
+// pullOptions checks the flags and turns them into the options of a pull.
+func (p *PullCmd) pullOptions(e *env) (roots.PullOptions, error) {
+	var none roots.PullOptions
+	if _, err := fetch.ParseReference(p.Image); err != nil {
+		return none, usageError{err}
+	}
+	want, err := p.platform()
+	if err != nil {
+		return none, err
+	}
+	if p.Jobs < 1 {
+		return none, usagef("--jobs %d: need at least 1", p.Jobs)
+	}
+	if p.Git && p.Mode == string(roots.Overlay) {
+		return none, usagef("--git with --mode overlay: an overlay DEST is a mount that git cannot track; use --mode hardlink or --mode copy")
+	}
+	cacheDir, err := p.cacheDir(e)
+	if err != nil {
+		return none, err
+	}
+	if p.Git && cacheDir == "" {
+		return none, usagef("--git needs the cache (the layer branches are made from the cached layer blobs): drop --cache=no")
+	}
+	if p.Mode == string(roots.Overlay) && cacheDir == "" {
+		return none, usagef("--mode overlay needs the cache (its layers are the overlay's): drop --cache=no")
+	}
+	if p.Mode == string(roots.Overlay) && os.Geteuid() != 0 {
+		return none, fmt.Errorf("--mode overlay: %w (it mounts overlayfs)", roots.ErrOverlayNeedsRoot)
+	}
+	reg, err := p.options(e)
+	if err != nil {
+		return none, err
+	}
+	return roots.PullOptions{
+		Cache: cacheDir, Mode: roots.Mode(p.Mode), Jobs: p.Jobs, Platform: want, Force: p.Force,
+		Registry: reg, Git: p.Git,
+	}, nil
+}
+
+// report warns of what the pull could not apply and, on a terminal, says what was done.
+func (p *PullCmd) report(e *env, pulled *roots.Pulled, done, where string) {
 	if u := pulled.Unapplied; len(u) > 0 {
 		why := "the filesystem refused them"
 		if os.Geteuid() != 0 {
@@ -93,8 +119,7 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 			len(u), why, u[0].Path, u[0].What)
 	}
 	if !p.Quiet && e.terminal {
-		fmt.Fprintf(e.stderr, "pulled %s@%s into %s (%s): %d layers, %s, %.1fs\n", pulled.Reference, pulled.Digest,
-			quote(p.Dest), pulled.Mode, len(pulled.Layers), roots.HumanBytes(pulled.Size), pulled.Took.Seconds())
+		fmt.Fprintf(e.stderr, "%s %s@%s %s (%s): %d layers, %s, %.1fs\n", done, pulled.Reference, pulled.Digest,
+			where, pulled.Mode, len(pulled.Layers), roots.HumanBytes(pulled.Size), pulled.Took.Seconds())
 	}
-	return nil
 }

@@ -1,0 +1,239 @@
+package e2e
+
+// Bundles, end to end: roots bundle (and pull --bundle) makes a directory that Debian's runc
+// runs as it is, and the container prints what the image config says: args, env, uid/gid and
+// groups from the image's own passwd and group, cwd.
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/rootsdev/roots/fetch/registrytest"
+)
+
+// showSource prints what a container process sees, one fact a line.
+const showSource = `package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+func main() {
+	wd, _ := os.Getwd()
+	groups, _ := os.Getgroups()
+	fmt.Printf("args=%s\n", strings.Join(os.Args, " "))
+	for _, e := range os.Environ() {
+		fmt.Printf("env=%s\n", e)
+	}
+	fmt.Printf("uid=%d gid=%d groups=%v\n", os.Getuid(), os.Getgid(), groups)
+	fmt.Printf("cwd=%s\n", wd)
+	h, _ := os.Hostname()
+	fmt.Printf("hostname=%s\n", h)
+}
+`
+
+var (
+	showOnce sync.Once
+	showBody []byte
+	showErr  error
+)
+
+// showBinary is showSource built static (CGO_ENABLED=0), once per test binary.
+func showBinary(t *testing.T) []byte {
+	t.Helper()
+	showOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "roots-show-")
+		if err != nil {
+			showErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		src, out := filepath.Join(dir, "show.go"), filepath.Join(dir, "show")
+		if err := os.WriteFile(src, []byte(showSource), 0o644); err != nil {
+			showErr = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		build := exec.CommandContext(ctx, "go", "build", "-o", out, src)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := build.CombinedOutput(); err != nil {
+			showErr = fmt.Errorf("build static binary: %v\n%s", err, b)
+			return
+		}
+		showBody, showErr = os.ReadFile(out)
+	})
+	if showErr != nil {
+		t.Fatal(showErr)
+	}
+	return showBody
+}
+
+// showImage is an image whose only program is show, with its own passwd and group, and config.
+func showImage(t *testing.T, config map[string]any) registrytest.Image {
+	return registrytest.Image{
+		Layers: []registrytest.Layer{{Entries: []reg{
+			{Name: "bin/", Type: tar.TypeDir},
+			{Name: "bin/show", Body: showBinary(t), Mode: 0o755},
+			{Name: "etc/", Type: tar.TypeDir},
+			{Name: "etc/passwd", Body: []byte("root:x:0:0:root:/root:/bin/sh\nappuser:x:1234:2345:app:/home/app:/bin/sh\n")},
+			{Name: "etc/group", Body: []byte("root:x:0:\nappgroup:x:2345:\nstaff:x:3456:appuser\nother:x:4567:root\n")},
+			{Name: "srv/work/", Type: tar.TypeDir, Mode: 0o777},
+			{Name: "home/app/", Type: tar.TypeDir, Uid: 1234, Gid: 2345},
+		}}},
+		Config: map[string]any{"config": config},
+	}
+}
+
+// appConfig sets every field of an image config that a bundle uses.
+var appConfig = map[string]any{
+	"Entrypoint": []string{"/bin/show", "from-entrypoint"},
+	"Cmd":        []string{"from-cmd", "two"},
+	"Env":        []string{"GREETING=hello world", "PATH=/bin"},
+	"WorkingDir": "/srv/work",
+	"User":       "appuser",
+	"Labels":     map[string]string{"org.example.team": "roots"},
+	"StopSignal": "SIGINT",
+}
+
+// runcRun runs the bundle dir under runc with a state directory of the test's, under a deadline,
+// and returns its stdout; the container is deleted in cleanup whatever happens.
+func runcRun(t *testing.T, dir string, as []string) string {
+	t.Helper()
+	state, err := os.MkdirTemp("", "roots-runc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(state, 0o777)
+	id := fmt.Sprintf("roots-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
+	runc := func(ctx context.Context, args ...string) *exec.Cmd {
+		all := append(append(append([]string(nil), as...), "runc", "--root", state), args...)
+		cmd := exec.CommandContext(ctx, all[0], all[1:]...)
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=" + state}
+		return cmd
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		runc(ctx, "delete", "--force", id).Run() // gone already after a run that ended
+		os.RemoveAll(state)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := runc(ctx, "run", "--bundle", dir, id)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("runc run -b %s: %v\nstdout: %s\nstderr: %s", dir, err, out.String(), errb.String())
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	if b, err := runc(ctx2, "delete", id).CombinedOutput(); err != nil && !strings.Contains(string(b), "does not exist") {
+		t.Errorf("runc delete %s: %v: %s", id, err, b)
+	}
+	return out.String()
+}
+
+// wantLines fails unless out has every line of want.
+func wantLines(t *testing.T, out string, want ...string) {
+	t.Helper()
+	lines := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		lines[l] = true
+	}
+	for _, w := range want {
+		if !lines[w] {
+			t.Errorf("the container did not print %q; it printed:\n%s", w, out)
+		}
+	}
+}
+
+// mustBundle runs roots with args and fails unless it succeeds silently.
+func mustBundle(t *testing.T, env []string, args ...string) {
+	t.Helper()
+	res := Roots(t, env, args...)
+	if res.Code != 0 || res.Stdout != "" || res.Stderr != "" {
+		t.Fatalf("roots %v: exit %d\nstdout: %s\nstderr: %s", args, res.Code, res.Stdout, res.Stderr)
+	}
+}
+
+func readSpec(t *testing.T, dir string) specs.Spec {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("config.json: %v\n%s", err, b)
+	}
+	return s
+}
+
+// TestBundleRunc: a bundle of every mode runs under runc and prints what the image says, the
+// user from the image's own passwd and group; ARGS after -- replace Cmd.
+func TestBundleRunc(t *testing.T) {
+	NeedRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "app", "1", showImage(t, appConfig))
+	ref := r.Host + "/app:1"
+	common := []string{
+		"uid=1234 gid=2345 groups=[3456]", "cwd=/srv/work", "hostname=app",
+		"env=GREETING=hello world", "env=PATH=/bin", "env=HOME=/home/app",
+	}
+	tests := []struct {
+		name string
+		args []string // roots
+		want []string
+	}{
+		{"hardlink", []string{"bundle", "--mode", "hardlink", ref}, []string{"args=/bin/show from-entrypoint from-cmd two"}},
+		{"copy", []string{"bundle", "--mode", "copy", ref}, []string{"args=/bin/show from-entrypoint from-cmd two"}},
+		{"overlay", []string{"bundle", "--mode", "overlay", ref}, []string{"args=/bin/show from-entrypoint from-cmd two"}},
+		{"nocache", []string{"bundle", "--cache=no", ref}, []string{"args=/bin/show from-entrypoint from-cmd two"}},
+		{"pull --bundle", []string{"pull", "--bundle", ref}, []string{"args=/bin/show from-entrypoint from-cmd two"}},
+		{"args replace cmd", []string{"bundle", ref}, []string{"args=/bin/show from-entrypoint --given -x"}},
+	}
+	cache := t.TempDir()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "bundle")
+			umountAll(t, filepath.Join(dir, "rootfs"))
+			args := append([]string{"--cache", cache}, tt.args[1:]...)
+			args = append(append([]string{tt.args[0]}, args...), dir)
+			if tt.name == "args replace cmd" {
+				args = append(args, "--", "--given", "-x")
+			}
+			if tt.name == "nocache" {
+				args = append([]string{tt.args[0]}, append(tt.args[1:], dir)...)
+			}
+			mustBundle(t, nil, args...)
+			s := readSpec(t, dir)
+			if s.Version != "1.0.2-dev" || s.Root.Path != "rootfs" || s.Annotations["org.example.team"] != "roots" ||
+				s.Annotations["org.opencontainers.image.stopSignal"] != "SIGINT" || s.Process.Terminal {
+				t.Errorf("config.json: version %q root %+v annotations %v terminal %v", s.Version, s.Root, s.Annotations, s.Process.Terminal)
+			}
+			out := runcRun(t, dir, nil)
+			t.Logf("runc run printed:\n%s", out)
+			wantLines(t, out, append(common, tt.want...)...)
+			if tt.name == "overlay" {
+				if res := Roots(t, nil, "umount", filepath.Join(dir, "rootfs")); res.Code != 0 {
+					t.Errorf("umount: exit %d: %s", res.Code, res.Stderr)
+				}
+			}
+		})
+	}
+}
