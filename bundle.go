@@ -35,7 +35,9 @@ type BundleOptions struct {
 	// Args, if not empty, replace the image's Cmd (after its Entrypoint), as docker run's do.
 	Args []string
 	// Rootless writes the config `runc spec --rootless` would: a user namespace mapping the
-	// caller's uid and gid (to the process's user), no network namespace, no cgroup rules.
+	// caller's uid and gid to root (the process runs as root there, whatever the image's
+	// User: runc 1.1 maps nothing else for an unprivileged caller; a Warning event says so),
+	// no network namespace, no cgroup rules.
 	Rootless bool
 	// Terminal gives the process a terminal (process.terminal), as runc spec does by default.
 	Terminal bool
@@ -152,6 +154,11 @@ func (b *bundler) staged(ctx context.Context, img *fetch.Image, rootfs string) e
 		return fmt.Errorf("bundle %s: %w", b.ref, err)
 	}
 	b.spec = b.image.spec(b.ref, u, b.opts)
+	if b.opts.Rootless && (u.UID != 0 || u.GID != 0) && b.opts.Pull.Progress != nil {
+		b.opts.Pull.Progress(Event{Kind: Warning, Message: fmt.Sprintf(
+			"a rootless bundle runs as root in its user namespace (you, outside): the image's user %q (%d:%d) cannot be mapped",
+			b.image.config.User, u.UID, u.GID)})
+	}
 	data, err := json.MarshalIndent(b.spec, "", "\t")
 	if err != nil {
 		return fmt.Errorf("bundle %s: config.json: %w", b.ref, err)

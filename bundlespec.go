@@ -64,12 +64,12 @@ func defaultSpec() *specs.Spec {
 }
 
 // makeRootless changes s as runc 1.1's `runc spec --rootless` does (specconv.ToRootless): no
-// network namespace but a user namespace, no cgroup device rules, /sys bound from the host
-// (sysfs cannot be mounted without a network namespace of one's own), devpts without gid=5.
-// The one uid and gid that the namespace maps are the caller's (hostUID, hostGID), seen inside
-// as the process's user (runc spec maps them to 0, the process's user there): an unprivileged
-// caller has no other id to map. Supplementary groups cannot be mapped, nor set
-// (setgroups is denied in such a namespace): they are dropped.
+// network namespace but a user namespace that maps the caller's uid and gid (hostUID, hostGID)
+// to root, no cgroup device rules, /sys bound from the host (sysfs cannot be mounted without a
+// network namespace of one's own), devpts without gid=5. An unprivileged caller has no other id
+// to map, and runc 1.1 refuses a user namespace without root mapped: the process runs as root
+// in the namespace (the caller outside), whatever user the image names, with no supplementary
+// groups (setgroups is denied in such a namespace).
 func makeRootless(s *specs.Spec, hostUID, hostGID uint32) {
 	var ns []specs.LinuxNamespace
 	for _, n := range s.Linux.Namespaces {
@@ -78,10 +78,9 @@ func makeRootless(s *specs.Spec, hostUID, hostGID uint32) {
 		}
 	}
 	s.Linux.Namespaces = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
-	u := &s.Process.User
-	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: u.UID, HostID: hostUID, Size: 1}}
-	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: u.GID, HostID: hostGID, Size: 1}}
-	u.AdditionalGids = nil
+	s.Process.User = specs.User{}
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: hostUID, Size: 1}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: hostGID, Size: 1}}
 	s.Linux.Resources = nil
 	for i, m := range s.Mounts {
 		switch m.Destination {

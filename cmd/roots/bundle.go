@@ -9,7 +9,7 @@ import (
 
 // bundleFlags shape a bundle's config.json.
 type bundleFlags struct {
-	Rootless bool `help:"Write the config runc spec --rootless writes: a user namespace that maps your uid and gid (to the image's user), no network namespace, no cgroup rules; run it with runc as you."`
+	Rootless bool `help:"Write the config runc spec --rootless writes: a user namespace that maps your uid and gid to root (the process runs as root there, you outside, whatever the image's User), no network namespace, no cgroup rules; run it with runc as you."`
 	Tty      bool `short:"t" help:"Give the process a terminal (process.terminal), for an interactive shell."`
 }
 

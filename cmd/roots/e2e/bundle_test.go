@@ -237,3 +237,72 @@ func TestBundleRunc(t *testing.T) {
 		})
 	}
 }
+
+// nobody is the unprivileged user the rootless tests run as.
+var nobody = []string{"setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"}
+
+// TestBundleRootless: a --rootless bundle made by an unprivileged user (nobody, no cache) runs
+// under runc as that user: the user namespace maps nobody to root (runc 1.1 needs root mapped,
+// and nobody has no other id), so the image's user cannot be had, which roots says.
+func TestBundleRootless(t *testing.T) {
+	NeedRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("setpriv (util-linux) is missing: %v", err)
+	}
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "app", "1", showImage(t, appConfig))
+	work, err := os.MkdirTemp("", "roots-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			os.RemoveAll(work)
+		}
+	})
+	if err := os.Chmod(work, 0o755); err == nil {
+		err = os.Chown(work, 65534, 65534)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := filepath.Join(work, "roots") // the test's binary is in a directory of root's, 0700
+	b, err := os.ReadFile(Bin())
+	if err == nil {
+		err = os.WriteFile(roots, b, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(work, "bundle")
+	ctx, cancel := context.WithTimeout(context.Background(), Deadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nobody[0], append(nobody[1:], roots, "bundle", "--rootless", "--cache=no", r.Host+"/app:1", dir)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("roots bundle --rootless as nobody: %v\n%s", err, out)
+	}
+	if want := `roots: warning: a rootless bundle runs as root in its user namespace (you, outside): the image's user "appuser" (1234:2345) cannot be mapped`; !strings.Contains(string(out), want) {
+		t.Errorf("roots bundle --rootless printed %q, want the warning %q", out, want)
+	}
+	s := readSpec(t, dir)
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65534, Size: 1}}
+	if !equalJSON(s.Linux.UIDMappings, want) || s.Process.User.AdditionalGids != nil {
+		t.Errorf("config.json: uid mappings %+v, additional gids %v; want %+v and none", s.Linux.UIDMappings, s.Process.User.AdditionalGids, want)
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			t.Errorf("config.json of a rootless bundle has a network namespace")
+		}
+	}
+	ran := runcRun(t, dir, nobody)
+	t.Logf("runc run (as nobody) printed:\n%s", ran)
+	wantLines(t, ran, "args=/bin/show from-entrypoint from-cmd two", "uid=0 gid=0 groups=[]", "cwd=/srv/work", "env=HOME=/home/app")
+}
+
+func equalJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
+}
