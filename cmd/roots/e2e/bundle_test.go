@@ -222,6 +222,10 @@ func TestBundleRunc(t *testing.T) {
 			}
 			mustBundle(t, nil, args...)
 			s := readSpec(t, dir)
+			if tt.name == "hardlink" {
+				b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+				t.Logf("config.json:\n%s", b)
+			}
 			if s.Version != "1.0.2-dev" || s.Root.Path != "rootfs" || s.Annotations["org.example.team"] != "roots" ||
 				s.Annotations["org.opencontainers.image.stopSignal"] != "SIGINT" || s.Process.Terminal {
 				t.Errorf("config.json: version %q root %+v annotations %v terminal %v", s.Version, s.Root, s.Annotations, s.Process.Terminal)
@@ -305,4 +309,87 @@ func equalJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
+}
+
+// TestBundleForce: an existing DIR is refused without --force; --force makes it a bundle of
+// another image (hardlink or overlay, over either), keeping what else DIR holds; a forced
+// bundle that fails (a User the image does not have) leaves DIR as it was.
+func TestBundleForce(t *testing.T) {
+	NeedRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "app", "1", showImage(t, appConfig))
+	r.Push(t, "app", "2", showImage(t, map[string]any{"Entrypoint": []string{"/bin/show", "v2"}, "User": "1234:staff"}))
+	r.Push(t, "ghost", "1", showImage(t, map[string]any{"Cmd": []string{"/bin/show"}, "User": "ghost"}))
+	cache := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "bundle")
+	rootfs := filepath.Join(dir, "rootfs")
+	umountAll(t, rootfs)
+	mustBundle(t, nil, "bundle", "--cache", cache, r.Host+"/app:1", dir)
+	notes := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notes, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+
+	res := Roots(t, nil, "bundle", "--cache", cache, r.Host+"/app:2", dir)
+	if res.Code != 1 || !strings.Contains(res.Stderr, dir+" exists: use --force to replace it") || strings.Count(res.Stderr, "\n") != 1 {
+		t.Errorf("bundle into an existing DIR: exit %d, %q; want exit 1 and one line asking for --force", res.Code, res.Stderr)
+	}
+
+	for _, mode := range []string{"overlay", "hardlink", "copy"} {
+		mustBundle(t, nil, "bundle", "--force", "--mode", mode, "--cache", cache, r.Host+"/app:2", dir)
+		out := runcRun(t, dir, nil)
+		wantLines(t, out, "args=/bin/show v2", "uid=1234 gid=3456 groups=[]", "cwd=/")
+		if b, err := os.ReadFile(notes); err != nil || string(b) != "mine" {
+			t.Errorf("--force %s: DIR's other file: %q, %v; want it kept", mode, b, err)
+		}
+		config, _ = os.ReadFile(filepath.Join(dir, "config.json"))
+		if mode == "overlay" {
+			mustBundle(t, nil, "bundle", "--force", "--cache", cache, r.Host+"/app:1", dir) // hardlink over overlay
+			wantLines(t, runcRun(t, dir, nil), "args=/bin/show from-entrypoint from-cmd two")
+			if isOverlayMount(t, rootfs) {
+				t.Errorf("a hardlink bundle forced over an overlay one left the overlay mounted")
+			}
+		}
+	}
+
+	before := scanMeta(t, rootfs)
+	res = Roots(t, nil, "bundle", "--force", "--cache", cache, r.Host+"/ghost:1", dir)
+	if res.Code != 1 || !strings.Contains(res.Stderr, `no user "ghost" in the image's /etc/passwd`) || strings.Count(res.Stderr, "\n") != 1 {
+		t.Errorf("bundle of an image whose user is unknown: exit %d, %q; want exit 1 and one line naming the user", res.Code, res.Stderr)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "config.json")); !bytes.Equal(after, config) {
+		t.Errorf("a failed bundle changed config.json")
+	}
+	sameMeta(t, scanMeta(t, rootfs), before)
+	AssertNoStaging(t, dir)
+}
+
+// TestBundleNoCommand: an image with neither Entrypoint nor Cmd makes no bundle without ARGS
+// (exit 1, one line naming the image and the fix, no DIR), and runs with them; an unknown user
+// leaves no DIR either.
+func TestBundleNoCommand(t *testing.T) {
+	NeedRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "bare", "1", showImage(t, map[string]any{"Env": []string{"A=1"}}))
+	r.Push(t, "ghost", "1", showImage(t, map[string]any{"Cmd": []string{"/bin/show"}, "User": "ghost:staff"}))
+	ref := r.Host + "/bare:1"
+	for _, mode := range []string{"hardlink", "overlay"} {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "bundle")
+		umountAll(t, filepath.Join(dir, "rootfs"))
+		res := Roots(t, nil, "bundle", "--mode", mode, "--cache", t.TempDir(), ref, dir)
+		AssertCleanFailure(t, res, "bundle "+ref+" sets neither Entrypoint nor Cmd, and no command was given: name one after --: roots bundle IMAGE DIR -- COMMAND [ARG...]", dir)
+		res = Roots(t, nil, "bundle", "--mode", mode, "--cache", t.TempDir(), r.Host+"/ghost:1", dir)
+		AssertCleanFailure(t, res, `user "ghost:staff": no user "ghost" in the image's /etc/passwd`, dir)
+
+		mustBundle(t, nil, "bundle", "--mode", mode, "--cache", t.TempDir(), ref, dir, "--", "/bin/show", "given")
+		wantLines(t, runcRun(t, dir, nil), "args=/bin/show given", "env=A=1", "uid=0 gid=0 groups=[4567]",
+			"env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "env=HOME=/root", "cwd=/")
+		if mode == "overlay" {
+			if res := Roots(t, nil, "umount", filepath.Join(dir, "rootfs")); res.Code != 0 {
+				t.Errorf("umount: exit %d: %s", res.Code, res.Stderr)
+			}
+		}
+	}
 }
