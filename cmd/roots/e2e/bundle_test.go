@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -390,6 +391,30 @@ func TestBundleNoCommand(t *testing.T) {
 			if res := Roots(t, nil, "umount", filepath.Join(dir, "rootfs")); res.Code != 0 {
 				t.Errorf("umount: exit %d: %s", res.Code, res.Stderr)
 			}
+		}
+	}
+}
+
+// TestBundleFlags: --tty sets process.terminal (and TERM), with roots bundle and pull --bundle;
+// --rootless and --tty without --bundle are usage errors of pull.
+func TestBundleFlags(t *testing.T) {
+	NeedRoot(t)
+	r := registrytest.Start(t, registrytest.Config{})
+	r.Push(t, "app", "1", showImage(t, appConfig))
+	ref := r.Host + "/app:1"
+	for _, cmd := range [][]string{{"bundle", "--tty"}, {"pull", "--bundle", "-t"}} {
+		dir := filepath.Join(t.TempDir(), "bundle")
+		mustBundle(t, nil, append(cmd, "--cache=no", ref, dir)...)
+		s := readSpec(t, dir)
+		if !s.Process.Terminal || !slices.Contains(s.Process.Env, "TERM=xterm") {
+			t.Errorf("roots %v: terminal %v, env %q; want a terminal and TERM=xterm", cmd, s.Process.Terminal, s.Process.Env)
+		}
+	}
+	for _, flag := range []string{"--tty", "--rootless"} {
+		dir := filepath.Join(t.TempDir(), "dest")
+		res := Roots(t, nil, "pull", flag, "--cache=no", ref, dir)
+		if res.Code != 2 || !strings.Contains(res.Stderr, "add --bundle") {
+			t.Errorf("pull %s without --bundle: exit %d, %q; want a usage error", flag, res.Code, res.Stderr)
 		}
 	}
 }
