@@ -186,3 +186,22 @@ func link(t *testing.T, root, target, rel string) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzResolveUser: any passwd, group and User resolve or fail without a panic, and a name
+// resolved is one the passwd has.
+func FuzzResolveUser(f *testing.F) {
+	f.Add("app", testPasswd, testGroup)
+	f.Add("1000:staff", testPasswd, testGroup)
+	f.Add(":", "::::::\n#\n", "a:b:c:d,e,,")
+	f.Add("x:4294967295", "x:x:1:1\n", "")
+	f.Fuzz(func(t *testing.T, spec, passwd, group string) {
+		u, err := resolveUser(spec, []byte(passwd), []byte(group))
+		if err != nil {
+			return
+		}
+		name, _, _ := strings.Cut(spec, ":")
+		if _, nerr := parseID(name); name != "" && nerr != nil && !strings.Contains(passwd, name) {
+			t.Errorf("user %q resolved to %+v, a name passwd does not hold", spec, u)
+		}
+	})
+}

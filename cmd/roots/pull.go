@@ -39,6 +39,7 @@ func (PullCmd) Help() string {
   sudo roots pull --mode overlay debian /srv/c1   # an overlayfs mount, in milliseconds when cached
   sudo roots umount /srv/c1                       # ... unmounted, its changes discarded
   roots pull -g debian ./deb                      # ./deb is also a git repository, a branch per layer
+  roots pull --bundle alpine ./b                  # ./b/rootfs and a runc config.json (see roots bundle --help)
   roots pull --user bob:secret registry.example.com/team/app:1.2 ./app`
 }
 
