@@ -136,6 +136,16 @@ func TestBundleUserConfined(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "", disk.ErrNotRegular},
+		{"DeviceNeverOpened", func(t *testing.T, root string) {
+			if os.Geteuid() != 0 {
+				t.Skip("mknod needs root")
+			}
+			os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+			// A character device (here /dev/null's numbers; a watchdog's would start on open).
+			if err := unix.Mknod(filepath.Join(root, "etc/passwd"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3))); err != nil {
+				t.Fatal(err)
+			}
+		}, "", disk.ErrNotRegular},
 		{"Directory", func(t *testing.T, root string) {
 			os.MkdirAll(filepath.Join(root, "etc/passwd"), 0o755)
 		}, "", disk.ErrNotRegular},
