@@ -62,3 +62,13 @@ var (
 	// ErrNotTopLayer: a layer can be committed only on the top layer branch.
 	ErrNotTopLayer = errors.New("not the top layer branch")
 )
+
+// Errors of bundles (Bundle).
+var (
+	// ErrNoCommand: the image sets neither Entrypoint nor Cmd, and BundleOptions.Args is empty:
+	// the bundle would run nothing.
+	ErrNoCommand = errors.New("no command to run")
+	// ErrUnknownUser: the image's User names a user or group that the image's own /etc/passwd
+	// or /etc/group does not have.
+	ErrUnknownUser = errors.New("unknown user")
+)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -43,11 +44,10 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 		return nil, err
 	}
 	assemble.RemoveStale(dest)
-	img, err := p.resolve(ctx)
+	img, err := p.resolvedImage(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p.rep.send(Event{Kind: Resolved, Image: img})
 
 	c, err := cas.Open(ctx, p.opts.Cache)
 	if err != nil {
@@ -63,6 +63,11 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 	lowers, err := overlayLowers(ctx, c, img.DiffIDs, trees)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", p.ref, err)
+	}
+	if p.stager != nil {
+		if err := p.stagedView(ctx, img, lowers); err != nil {
+			return nil, err
+		}
 	}
 
 	// Everything is ready: only now is an old DEST taken away.
@@ -90,6 +95,17 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 		}
 	}
 	return img, nil
+}
+
+// stagedView shows the stager the overlay to be mounted, as a read-only view of its layers that
+// only this process sees, before the old DEST is taken away.
+func (p *puller) stagedView(ctx context.Context, img *fetch.Image, lowers []string) error {
+	fd, release, err := assemble.OverlayView(p.dest, lowers)
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", p.ref, err)
+	}
+	defer release()
+	return p.stager.staged(ctx, img, "/proc/self/fd/"+strconv.Itoa(fd))
 }
 
 // overlayLowers returns the overlay layers of the image made of trees (bottom first; diffIDs

@@ -116,11 +116,27 @@ const defaultJobs = 4
 // Pull pulls the image ref names into dest, creating it, and says what it pulled. A failed pull
 // leaves dest as it was (absent, or the old destination under Force) and the cache sound.
 func Pull(ctx context.Context, ref, dest string, opts PullOptions) (*Pulled, error) {
-	start := time.Now()
 	r, err := fetch.ParseReference(ref)
 	if err != nil {
 		return nil, err
 	}
+	return pullWith(ctx, r, dest, opts, nil)
+}
+
+// stager is told of a pull's steps that a caller building on the pull (Bundle) takes part in;
+// an error from either fails the pull, and DEST stays as it was.
+type stager interface {
+	// resolved: the image is known; nothing is fetched yet.
+	resolved(img *fetch.Image) error
+	// staged: the new tree is complete at rootfs (a staging directory, or a read-only view of
+	// an overlay's layers) and about to take DEST's place.
+	staged(ctx context.Context, img *fetch.Image, rootfs string) error
+}
+
+// pullWith is Pull of the parsed reference r, with st (if not nil) told of its steps.
+func pullWith(ctx context.Context, r fetch.Reference, dest string, opts PullOptions, st stager) (*Pulled, error) {
+	start := time.Now()
+	var err error
 	if opts.Mode == "" {
 		opts.Mode = Hardlink
 	}
@@ -149,7 +165,7 @@ func Pull(ctx context.Context, ref, dest string, opts PullOptions) (*Pulled, err
 	if opts.Cache != "" {
 		opts.Registry.Local = cas.BlobDir(opts.Cache) // what a digest names needs no round trip when cached
 	}
-	p := &puller{opts: opts, client: fetch.New(opts.Registry), rep: reporter{opts.Progress}, ref: r, dest: dest}
+	p := &puller{opts: opts, client: fetch.New(opts.Registry), rep: reporter{opts.Progress}, ref: r, dest: dest, stager: st}
 	var img *fetch.Image
 	var unapplied []layer.Unapplied
 	if opts.Mode == Overlay {
@@ -189,6 +205,24 @@ type puller struct {
 	// layerTrees are the cached trees a hardlink or copy pull assembled DEST from, bottom
 	// first (a git destination's scratch rootfs is made from them).
 	layerTrees []cas.Tree
+	// stager, if not nil, is told when the image is resolved and when DEST is ready to take
+	// its place (Bundle).
+	stager stager
+}
+
+// resolvedImage resolves the image, reports it and tells the stager.
+func (p *puller) resolvedImage(ctx context.Context) (*fetch.Image, error) {
+	img, err := p.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.rep.send(Event{Kind: Resolved, Image: img})
+	if p.stager != nil {
+		if err := p.stager.resolved(img); err != nil {
+			return nil, err
+		}
+	}
+	return img, nil
 }
 
 // pull makes a hardlink or copy destination (or, with no cache, streams the layers into it).
@@ -200,11 +234,10 @@ func (p *puller) pull(ctx context.Context) (*fetch.Image, []layer.Unapplied, err
 	defer stage.Abort()
 	assemble.RemoveStale(p.dest)
 
-	img, err := p.resolve(ctx)
+	img, err := p.resolvedImage(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	p.rep.send(Event{Kind: Resolved, Image: img})
 	var unapplied []layer.Unapplied
 	if p.opts.Cache == "" {
 		unapplied, err = p.stream(ctx, img, stage.Dir)
@@ -217,6 +250,11 @@ func (p *puller) pull(ctx context.Context) (*fetch.Image, []layer.Unapplied, err
 	if p.opts.Git {
 		if err := p.gitLayers(ctx, img, stage.Dir); err != nil {
 			return nil, nil, fmt.Errorf("pull %s: %w", p.ref, err)
+		}
+	}
+	if p.stager != nil {
+		if err := p.stager.staged(ctx, img, stage.Dir); err != nil {
+			return nil, nil, err
 		}
 	}
 	if p.opts.Force {

@@ -74,6 +74,14 @@ func ovlRestoreTimes(fd int, st *unix.Stat_t) error {
 	return unix.UtimesNanoAt(fd, "", []unix.Timespec{st.Atim, st.Mtim}, unix.AT_EMPTY_PATH)
 }
 
+// OverlayView mounts a read-only overlay of lowers (top first) that only this process sees, and
+// returns a descriptor of its root (use it as "/proc/self/fd/N"; it may be O_PATH) and what ends
+// it. Kernels without the detached mount API get a mount in a hidden directory beside near. It
+// needs root.
+func OverlayView(near string, lowers []string) (fd int, release func(), err error) {
+	return ovlView(near, lowers)
+}
+
 // ovlView gives a descriptor of the root of a read-only overlay of lowers (top first): a
 // detached mount where the kernel has the mount API, which vanishes with its last descriptor;
 // else a mount in a directory beside near, unmounted by release.

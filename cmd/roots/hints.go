@@ -21,6 +21,7 @@ var hints = []struct {
 	{roots.ErrOverlayCannotShow, "use --mode hardlink or --mode copy"},
 	{roots.ErrOverlayNeedsRoot, "run it as root, or use --mode hardlink"},
 	{roots.ErrGitMissing, "install git (apt-get install git, dnf install git or apk add git), or pull without --git"},
+	{roots.ErrNoCommand, "name one after --: roots bundle IMAGE DIR -- COMMAND [ARG...]"},
 	{cas.ErrUntrusted, "--cache DIR names another cache"},
 	{cas.ErrUnwritable, "--cache DIR (or ROOTS_CACHE=DIR) names one you can write, or --cache=no pulls without one"},
 	{roots.ErrNotPulled, "--cache DIR names the cache it was pulled with"},

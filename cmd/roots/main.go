@@ -31,6 +31,7 @@ const (
 // CLI is the command line.
 type CLI struct {
 	Pull       PullCmd       `cmd:"" help:"Pull an image into a root filesystem directory."`
+	Bundle     BundleCmd     `cmd:"" help:"Pull an image into an OCI runtime bundle (DIR/rootfs, DIR/config.json) that runc runs as it is."`
 	Push       PushCmd       `cmd:"" help:"Push a cached image to a registry; only blobs it lacks travel."`
 	Copy       CopyCmd       `cmd:"" help:"Copy an image from registry to registry, byte for byte."`
 	Commit     CommitCmd     `cmd:"" help:"Write what changed in a pulled directory as a new layer and image."`

@@ -26,6 +26,9 @@ type PullCmd struct {
 	JSON  bool   `name:"json" help:"Print one JSON object when done: what was pulled, from where, how (see README)."`
 
 	DigestFile string `name:"digest-file" placeholder:"FILE" help:"Write the digest of the manifest pulled into FILE (for a multi-platform image, the platform's: IMAGE@DIGEST pulls exactly it again)."`
+	// Bundle makes DEST an OCI runtime bundle (DEST/rootfs and DEST/config.json), as roots bundle does.
+	Bundle bool `help:"Make DEST an OCI runtime bundle, as roots bundle does: the image in DEST/rootfs and a runc config in DEST/config.json."`
+	bundleFlags
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -43,53 +46,27 @@ func (PullCmd) Help() string {
   sudo roots pull --mode overlay debian /srv/c1   # an overlayfs mount, in milliseconds when cached
   sudo roots umount /srv/c1                       # ... unmounted, its changes discarded
   roots pull -g debian ./deb                      # ./deb is also a git repository, a branch per layer
+  roots pull --bundle alpine ./b                  # ./b/rootfs and a runc config.json (see roots bundle --help)
   roots pull --user bob:secret registry.example.com/team/app:1.2 ./app
   roots pull --json debian ./deb | jq -r .digest  # what was pulled, for scripts`
 }
 
 // Run pulls.
 func (p *PullCmd) Run(ctx context.Context, e *env) error {
-	if _, err := fetch.ParseReference(p.Image); err != nil {
-		return usageError{err}
+	if p.Bundle {
+		return p.bundle(ctx, e, nil)
 	}
-	want, err := p.platform()
-	if err != nil {
-		return err
+	if p.Rootless || p.Tty {
+		return usagef("--rootless and --tty shape a bundle's config.json: add --bundle, or use roots bundle")
 	}
-	if p.Jobs < 1 {
-		return usagef("--jobs %d: need at least 1", p.Jobs)
-	}
-	if p.Git && p.Mode == string(roots.Overlay) {
-		return usagef("--git with --mode overlay: an overlay DEST is a mount that git cannot track; use --mode hardlink or --mode copy")
-	}
-	cacheDir, err := p.cacheDir(e)
-	if err != nil {
-		return err
-	}
-	if p.Git && cacheDir == "" {
-		return usagef("--git needs the cache (the layer branches are made from the cached layer blobs): drop --cache=no")
-	}
-	if p.Mode == string(roots.Overlay) && cacheDir == "" {
-		return usagef("--mode overlay needs the cache (its layers are the overlay's): drop --cache=no")
-	}
-	if p.Mode == string(roots.Overlay) && os.Geteuid() != 0 {
-		return fmt.Errorf("--mode overlay: %w (it mounts overlayfs)", roots.ErrOverlayNeedsRoot)
-	}
-	if p.DigestFile != "" {
-		if err := writableDir(filepath.Dir(p.DigestFile)); err != nil {
-			return usagef("--digest-file %s: %v", p.DigestFile, err)
-		}
-	}
-	reg, err := p.options(e)
+	opts, err := p.pullOptions(e)
 	if err != nil {
 		return err
 	}
 	prog := newProgress(e, !p.Quiet && e.terminal)
 	defer prog.stop()
-	pulled, err := roots.Pull(ctx, p.Image, p.Dest, roots.PullOptions{
-		Cache: cacheDir, Mode: roots.Mode(p.Mode), Jobs: p.Jobs, Platform: want, Force: p.Force,
-		Registry: reg, Progress: prog.event, Git: p.Git,
-	})
+	opts.Progress = prog.event
+	pulled, err := roots.Pull(ctx, p.Image, p.Dest, opts)
 	if errors.Is(err, roots.ErrInvalidDest) {
 		return usageError{err}
 	}
@@ -97,6 +74,56 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	prog.stop()
+	return p.report(e, pulled, opts.Cache, prog, "pulled", "into "+quote(p.Dest))
+}
+
+// pullOptions checks the flags and turns them into the options of a pull.
+func (p *PullCmd) pullOptions(e *env) (roots.PullOptions, error) {
+	var none roots.PullOptions
+	if _, err := fetch.ParseReference(p.Image); err != nil {
+		return none, usageError{err}
+	}
+	want, err := p.platform()
+	if err != nil {
+		return none, err
+	}
+	if p.Jobs < 1 {
+		return none, usagef("--jobs %d: need at least 1", p.Jobs)
+	}
+	if p.Git && p.Mode == string(roots.Overlay) {
+		return none, usagef("--git with --mode overlay: an overlay DEST is a mount that git cannot track; use --mode hardlink or --mode copy")
+	}
+	cacheDir, err := p.cacheDir(e)
+	if err != nil {
+		return none, err
+	}
+	if p.Git && cacheDir == "" {
+		return none, usagef("--git needs the cache (the layer branches are made from the cached layer blobs): drop --cache=no")
+	}
+	if p.Mode == string(roots.Overlay) && cacheDir == "" {
+		return none, usagef("--mode overlay needs the cache (its layers are the overlay's): drop --cache=no")
+	}
+	if p.Mode == string(roots.Overlay) && os.Geteuid() != 0 {
+		return none, fmt.Errorf("--mode overlay: %w (it mounts overlayfs)", roots.ErrOverlayNeedsRoot)
+	}
+	if p.DigestFile != "" {
+		if err := writableDir(filepath.Dir(p.DigestFile)); err != nil {
+			return none, usagef("--digest-file %s: %v", p.DigestFile, err)
+		}
+	}
+	reg, err := p.options(e)
+	if err != nil {
+		return none, err
+	}
+	return roots.PullOptions{
+		Cache: cacheDir, Mode: roots.Mode(p.Mode), Jobs: p.Jobs, Platform: want, Force: p.Force,
+		Registry: reg, Git: p.Git,
+	}, nil
+}
+
+// report warns of what the pull could not apply, writes --digest-file, and prints --json or,
+// on a terminal, what was done (the mode used, or "no cache").
+func (p *PullCmd) report(e *env, pulled *roots.Pulled, cache string, prog *progress, done, where string) error {
 	if u := pulled.Unapplied; len(u) > 0 {
 		why := "the filesystem refused them"
 		if os.Geteuid() != 0 {
@@ -107,19 +134,19 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	}
 	if p.DigestFile != "" {
 		if err := writeFileAtomic(p.DigestFile, []byte(pulled.Digest.String()+"\n")); err != nil {
-			return fmt.Errorf("pulled %s into %s, but --digest-file: %w", pulled.Reference, quote(p.Dest), err)
+			return fmt.Errorf("%s %s %s, but --digest-file: %w", done, pulled.Reference, where, err)
 		}
 	}
+	if p.JSON {
+		return printJSON(e, pullResult(pulled, cache, prog))
+	}
 	how := string(pulled.Mode)
-	if cacheDir == "" {
+	if cache == "" {
 		how = "no cache"
 	}
-	if p.JSON {
-		return printJSON(e, pullResult(pulled, cacheDir, prog))
-	}
 	if !p.Quiet && e.terminal {
-		fmt.Fprintf(e.stderr, "pulled %s@%s into %s (%s): %d layers, %s, %.1fs\n", pulled.Reference, pulled.Digest,
-			quote(p.Dest), how, len(pulled.Layers), roots.HumanBytes(pulled.Size), pulled.Took.Seconds())
+		fmt.Fprintf(e.stderr, "%s %s@%s %s (%s): %d layers, %s, %.1fs\n", done, pulled.Reference, pulled.Digest,
+			where, how, len(pulled.Layers), roots.HumanBytes(pulled.Size), pulled.Took.Seconds())
 	}
 	return nil
 }
