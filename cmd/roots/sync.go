@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/rootsdev/roots"
 	"github.com/rootsdev/roots/fetch"
 )
@@ -15,7 +17,7 @@ import (
 // SyncCmd copies the tags of repositories to another registry, once or as a daemon, as
 // lstags' push does.
 type SyncCmd struct {
-	Specs     []string      `arg:"" optional:"" name:"spec" help:"[REGISTRY[:PORT]/]REPOSITORY[~/REGEX/][=TAG1,TAG2,...]: every tag, the tags an unanchored RE2 regex matches, named tags, or both."`
+	Specs     []string      `arg:"" optional:"" name:"spec" help:"[REGISTRY[:PORT]/]REPOSITORY[~/REGEX/][=TAG1,TAG2,...]: every tag, the tags an unanchored RE2 regex matches, named tags, or both. None with -f FILE."`
 	To        string        `name:"to" short:"r" aliases:"push-registry" placeholder:"REGISTRY" help:"The registry to copy to: HOST[:PORT] (--push-registry, as lstags)."`
 	Prefix    string        `name:"push-prefix" short:"P" placeholder:"PREFIX" help:"Where the repositories go in REGISTRY: \"\" (default) the source host without port, dots as slashes (docker/io/library/debian); \"/\" the path as it is; /mirror/x prepends mirror/x/."`
 	DoNotFail bool          `short:"N" name:"do-not-fail" env:"ROOTS_DO_NOT_FAIL" help:"Try every tag: report a failed tag or spec and go on, exit 0."`
@@ -24,6 +26,7 @@ type SyncCmd struct {
 	Jobs      int           `short:"j" default:"4" help:"Requests in flight at once per registry while comparing, and blobs copied at once."`
 	Daemon    bool          `short:"d" name:"daemon" help:"Sync again and again, --interval after each pass ends, until SIGTERM or SIGINT (exit 0); implies -N."`
 	Interval  time.Duration `name:"interval" placeholder:"DURATION" help:"Pause between --daemon passes (default 5m)."`
+	fileFlag
 	cacheFlags
 	registryFlags
 }
@@ -49,12 +52,13 @@ that was down on its next pass.
 Examples:
   roots sync --to registry.example.com 'alpine~/^3\.2/' debian=12
   roots sync -r 127.0.0.1:5000 --push-prefix /mirror quay.io/coreos/flannel
-  roots sync --daemon --interval 10m --to registry.example.com 'nginx~/^1\./'`
+  roots sync --daemon --interval 10m --to registry.example.com 'nginx~/^1\./'
+  roots sync -f repositories.yaml               # roots: (or lstags:) repositories:, push-registry:, ...`
 }
 
 // Run syncs.
-func (c *SyncCmd) Run(ctx context.Context, e *env) error {
-	specs, opts, err := c.check(e)
+func (c *SyncCmd) Run(ctx context.Context, e *env, k *kong.Context) error {
+	specs, opts, err := c.check(e, k)
 	if err != nil {
 		return err
 	}
@@ -80,25 +84,30 @@ func (c *SyncCmd) Run(ctx context.Context, e *env) error {
 	return nil
 }
 
-// check checks the command line, before any request, and makes the library's options.
-func (c *SyncCmd) check(e *env) ([]fetch.Spec, roots.SyncOptions, error) {
+// check checks the command line (and -f FILE), before any request, and makes the library's
+// options.
+func (c *SyncCmd) check(e *env, k *kong.Context) ([]fetch.Spec, roots.SyncOptions, error) {
 	var opts roots.SyncOptions
+	given := c.Interval // a file's interval is for the daemon: a single sync ignores it
+	specs, file, err := c.load(k, c.Specs, fileTargets{
+		PushRegistry: &c.To, PushPrefix: &c.Prefix, DoNotFail: &c.DoNotFail, Interval: &c.Interval, Jobs: &c.Jobs,
+	})
+	if err != nil {
+		return nil, opts, err
+	}
+	if !c.Daemon && given == 0 {
+		c.Interval = 0
+	}
 	if c.To == "" {
-		return nil, opts, usagef("no --to REGISTRY: name the registry to copy to")
+		return nil, opts, usagef("no --to REGISTRY (or push-registry: in -f FILE): name the registry to copy to")
 	}
-	if len(c.Specs) == 0 {
-		return nil, opts, usagef("no SPEC: name at least one repository")
-	}
-	specs := make([]fetch.Spec, 0, len(c.Specs))
-	for _, s := range c.Specs {
-		spec, err := fetch.ParseSpec(s)
-		if err != nil {
-			return nil, opts, usageError{err}
-		}
+	for _, spec := range specs {
 		if _, err := roots.SyncTarget(c.To, c.Prefix, spec.Repo); err != nil {
+			if file != nil {
+				return nil, opts, usagef("%s, %s: %v", file.where(keyPushRegistry), file.where(keyPushPrefix), err)
+			}
 			return nil, opts, usageError{err}
 		}
-		specs = append(specs, spec)
 	}
 	switch {
 	case c.Jobs < 1:

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -357,5 +359,53 @@ func TestSyncInterrupted(t *testing.T) {
 	}
 	if n := registrytest.Count(dst.Requests()); n.ManifestPuts != 0 {
 		t.Errorf("target requests %+v: a manifest was written", n)
+	}
+}
+
+// TestSyncFile: roots sync -f FILE with a roots: file and with an lstags: file (its REPO:TAG
+// and push-registry/push-prefix keys, unchanged): both copy what the arguments would, into
+// the prefix the file names; a flag given wins over the file; a file's interval does not
+// make a single sync wait; a push-registry that is no host is a usage error naming the file.
+func TestSyncFile(t *testing.T) {
+	src := registrytest.Start(t, registrytest.Config{})
+	src.Push(t, "app/one", "1", syncImage("one"))
+	src.Push(t, "app/one", "2", syncImage("one-2"))
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		t.Helper()
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tt := range []struct {
+		name, file string
+		args       []string
+		target     string // the repository the tags go to, in the target registry
+	}{
+		{"roots", "roots:\n  repositories:\n    - %[1]s/app/one=1,2\n  push-registry: %[2]s\n  push-prefix: /mirror\n  interval: 1h\n", nil, "mirror/app/one"},
+		{"lstags", "lstags:\n  repositories:\n    - %[1]s/app/one:1\n    - %[1]s/app/one=2\n  push-registry: %[2]s\n  push-prefix: /quay/\n", nil, "quay/app/one"},
+		{"flag-wins", "roots:\n  repositories:\n    - %[1]s/app/one=1,2\n  push-registry: %[2]s\n  push-prefix: /mirror\n", []string{"--push-prefix", "/"}, "app/one"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dst := registrytest.Start(t, registrytest.Config{})
+			file := write(tt.name+".yaml", fmt.Sprintf(tt.file, src.Host, dst.Host))
+			res := RootsLimit(t, 30*time.Second, nil, append([]string{"sync", "-f", file}, tt.args...)...)
+			if res.Code != 0 || strings.Count(res.Stdout, "COPIED") != 2 {
+				t.Fatalf("sync -f %s: exit %d\n%s%s", tt.name, res.Code, res.Stdout, res.Stderr)
+			}
+			for _, tag := range []string{"1", "2"} {
+				want := "→ " + dst.Host + "/" + tt.target + ":" + tag
+				if !strings.Contains(res.Stdout, want) {
+					t.Errorf("sync -f %s: no %q in\n%s", tt.name, want, res.Stdout)
+				}
+			}
+		})
+	}
+	bad := write("bad.yaml", "roots:\n  repositories:\n    - "+src.Host+"/app/one=1\n  push-registry: not a host/x\n")
+	res := Roots(t, nil, "sync", "-f", bad)
+	if res.Code != 2 || !strings.Contains(res.Stderr, "bad.yaml:4: push-registry") || strings.Count(res.Stderr, "\n") != 1 {
+		t.Errorf("a bad push-registry in the file: exit %d, stderr %q; want 2 and one line naming bad.yaml:4", res.Code, res.Stderr)
 	}
 }
