@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/rootsdev/roots"
 )
@@ -55,22 +54,14 @@ func (b *BundleCmd) Run(ctx context.Context, e *env) error {
 // bundle pulls p.Image into the bundle p.Dest, the process running args (if any) instead of
 // the image's Cmd.
 func (p *PullCmd) bundle(ctx context.Context, e *env, args []string) error {
-	opts, err := p.pullOptions(e)
-	if err != nil {
-		return err
-	}
-	prog := newProgress(e, !p.Quiet && e.terminal)
-	defer prog.stop()
-	opts.Progress = prog.event
-	b, err := roots.Bundle(ctx, p.Image, p.Dest, roots.BundleOptions{
-		Pull: opts, Args: args, Rootless: p.Rootless, Terminal: p.Tty,
+	where := "in " + quote(p.Dest) + " (run it: runc run -b " + quote(p.Dest) + " ID)"
+	return p.pulling(ctx, e, "bundled", where, func(opts roots.PullOptions) (*roots.Pulled, error) {
+		b, err := roots.Bundle(ctx, p.Image, p.Dest, roots.BundleOptions{
+			Pull: opts, Args: args, Rootless: p.Rootless, Terminal: p.Tty,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &b.Pulled, nil
 	})
-	if errors.Is(err, roots.ErrInvalidDest) {
-		return usageError{err}
-	}
-	if err != nil {
-		return err
-	}
-	prog.stop()
-	return p.report(e, &b.Pulled, opts.Cache, prog, "bundled", "in "+quote(p.Dest)+" (run it: runc run -b "+quote(p.Dest)+" ID)")
 }

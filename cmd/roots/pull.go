@@ -59,6 +59,14 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	if p.Rootless || p.Tty {
 		return usagef("--rootless and --tty shape a bundle's config.json: add --bundle, or use roots bundle")
 	}
+	return p.pulling(ctx, e, "pulled", "into "+quote(p.Dest), func(opts roots.PullOptions) (*roots.Pulled, error) {
+		return roots.Pull(ctx, p.Image, p.Dest, opts)
+	})
+}
+
+// pulling runs do, a pull, with the options of the flags and progress on a terminal, and
+// reports what it pulled (see report).
+func (p *PullCmd) pulling(ctx context.Context, e *env, done, where string, do func(roots.PullOptions) (*roots.Pulled, error)) error {
 	opts, err := p.pullOptions(e)
 	if err != nil {
 		return err
@@ -66,7 +74,7 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	prog := newProgress(e, !p.Quiet && e.terminal)
 	defer prog.stop()
 	opts.Progress = prog.event
-	pulled, err := roots.Pull(ctx, p.Image, p.Dest, opts)
+	pulled, err := do(opts)
 	if errors.Is(err, roots.ErrInvalidDest) {
 		return usageError{err}
 	}
@@ -74,7 +82,7 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	prog.stop()
-	return p.report(e, pulled, opts.Cache, prog, "pulled", "into "+quote(p.Dest))
+	return p.report(e, pulled, opts.Cache, prog, done, where)
 }
 
 // pullOptions checks the flags and turns them into the options of a pull.

@@ -197,6 +197,21 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	return d
 }
 
+// stop sends sig and fails the test unless the command exits with code within 10 s.
+func (d *daemon) stop(t *testing.T, sig syscall.Signal, code int) {
+	t.Helper()
+	d.cmd.Process.Signal(sig)
+	sent := time.Now()
+	select {
+	case <-d.done:
+		if got := ExitCode(t, d.waitErr); got != code {
+			t.Errorf("after %v: exit %d after %v, want %d; stderr:\n%s", sig, got, time.Since(sent), code, d.errors())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit within 10s of %v", sig)
+	}
+}
+
 // await reads lines until one matches re, and fails the test past deadline.
 func (d *daemon) await(t *testing.T, deadline time.Time, re string) string {
 	t.Helper()
@@ -251,16 +266,7 @@ func TestSyncDaemon(t *testing.T) {
 		t.Errorf("stderr %q: want the pass with its source down reported", e)
 	}
 
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	sent := time.Now()
-	select {
-	case <-d.done:
-		if code := ExitCode(t, d.waitErr); code != 0 || time.Since(sent) > 10*time.Second {
-			t.Errorf("after SIGTERM: exit %d after %v, want 0 within 10s; stderr:\n%s", code, time.Since(sent), d.errors())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no exit within 10s of SIGTERM")
-	}
+	d.stop(t, syscall.SIGTERM, 0)
 }
 
 // TestSyncDaemonJSON: with --json a daemon prints one JSON object per pass, on one line, and
@@ -281,15 +287,7 @@ func TestSyncDaemonJSON(t *testing.T) {
 			t.Errorf("pass %q (%v): want one tag, %s", line, err, want)
 		}
 	}
-	d.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-d.done:
-		if code := ExitCode(t, d.waitErr); code != 0 {
-			t.Errorf("after SIGINT: exit %d, want 0; stderr:\n%s", code, d.errors())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no exit within 10s of SIGINT")
-	}
+	d.stop(t, syscall.SIGINT, 0)
 }
 
 // TestSyncDaemonStopsMidCopy: SIGTERM while a daemon streams a blob from a slow source ends it
@@ -311,16 +309,8 @@ func TestSyncDaemonStopsMidCopy(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
-	d.cmd.Process.Signal(syscall.SIGTERM)
 	sent := time.Now()
-	select {
-	case <-d.done:
-		if code := ExitCode(t, d.waitErr); code != 0 || time.Since(sent) > 10*time.Second {
-			t.Errorf("after SIGTERM: exit %d after %v, want 0 within 10s; stderr:\n%s", code, time.Since(sent), d.errors())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no exit within 10s of SIGTERM")
-	}
+	d.stop(t, syscall.SIGTERM, 0)
 	n := registrytest.Count(dst.Requests())
 	t.Logf("stopped %v after SIGTERM; target requests %+v; stderr: %s", time.Since(sent).Round(time.Millisecond), n, d.errors())
 	if n.ManifestPuts != 0 || n.BlobPuts == 2 {
@@ -348,14 +338,9 @@ func TestSyncInterrupted(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	d.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-d.done:
-		if code := ExitCode(t, d.waitErr); code != 130 || !strings.HasSuffix(d.errors(), "roots: interrupted\n") {
-			t.Errorf("exit %d, stderr %q; want 130 and roots: interrupted", code, d.errors())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no exit within 10s of SIGINT")
+	d.stop(t, syscall.SIGINT, 130)
+	if !strings.HasSuffix(d.errors(), "roots: interrupted\n") {
+		t.Errorf("stderr %q: want it to end in roots: interrupted", d.errors())
 	}
 	if n := registrytest.Count(dst.Requests()); n.ManifestPuts != 0 {
 		t.Errorf("target requests %+v: a manifest was written", n)
