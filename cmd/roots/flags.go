@@ -61,7 +61,7 @@ func looksLikeNo(v string) bool {
 type registryFlags struct {
 	Insecure bool   `help:"Allow plain HTTP to registries that are not on loopback."`
 	Auth     string `help:"Credentials file: a docker config.json, or a Google service-account key (used as _json_key)." type:"existingfile" placeholder:"FILE"`
-	User     string `help:"Credentials for the registry." placeholder:"USER:PASS"`
+	User     string `help:"Credentials for the registry. Without it, the first of --auth, $$REGISTRY_AUTH_FILE, docker's config.json and podman's auth.json files that has some for the registry." placeholder:"USER:PASS"`
 	// Stalls: a connection is retried (from where it broke) and then given up.
 	Timeout    time.Duration `default:"30s" help:"Retry, then give up on, a registry connection that sends nothing for this long."`
 	SpeedLimit int64         `default:"1024" help:"Retry, then give up on, a transfer slower than this many bytes a second over --speed-time (0: no floor)." placeholder:"BYTES"`
