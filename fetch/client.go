@@ -113,7 +113,7 @@ func (c *Client) scopedClient(ref Reference, scopes ...string) *http.Client {
 	if hc, ok := c.repos[key]; ok {
 		return hc
 	}
-	var opts []auth.Option
+	opts := []auth.Option{auth.Repository(ref.Path)}
 	if c.opts.Insecure {
 		opts = append(opts, auth.PlainHTTPRealms())
 	}

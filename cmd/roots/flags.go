@@ -61,7 +61,7 @@ func looksLikeNo(v string) bool {
 type registryFlags struct {
 	Insecure bool   `help:"Allow plain HTTP to registries that are not on loopback."`
 	Auth     string `help:"Credentials file: a docker config.json, or a Google service-account key (used as _json_key)." type:"existingfile" placeholder:"FILE"`
-	User     string `help:"Credentials for the registry." placeholder:"USER:PASS"`
+	User     string `help:"Credentials for the registry. Without it, the first of --auth, $$REGISTRY_AUTH_FILE, docker's config.json and podman's auth.json files that has some for the registry." placeholder:"USER:PASS"`
 	// Stalls: a connection is retried (from where it broke) and then given up.
 	Timeout    time.Duration `default:"30s" help:"Retry, then give up on, a registry connection that sends nothing for this long."`
 	SpeedLimit int64         `default:"1024" help:"Retry, then give up on, a transfer slower than this many bytes a second over --speed-time (0: no floor)." placeholder:"BYTES"`
@@ -70,13 +70,9 @@ type registryFlags struct {
 
 // options says how to reach registries, from these flags and the environment.
 func (f registryFlags) options(e *env) (fetch.Options, error) {
-	dockerConfig := dockerConfigPath(e)
-	kc, err := auth.NewKeychain(auth.Options{
-		User:             f.User,
-		AuthFile:         f.Auth,
-		RegistryAuthFile: e.getenv("REGISTRY_AUTH_FILE"),
-		DockerConfig:     dockerConfig,
-	})
+	o := authFiles(e)
+	o.User, o.AuthFile = f.User, f.Auth
+	kc, err := auth.NewKeychain(o)
 	if err != nil {
 		return fetch.Options{}, err
 	}
@@ -161,27 +157,9 @@ func (f registryFlags) credentialHint(e *env, err error) error {
 	if f.Auth != "" {
 		tried = append(tried, "--auth "+f.Auth)
 	}
-	if p := e.getenv("REGISTRY_AUTH_FILE"); p != "" {
-		tried = append(tried, "REGISTRY_AUTH_FILE "+p)
-	}
-	if p := dockerConfigPath(e); p != "" {
-		if _, statErr := os.Stat(p); statErr == nil {
-			tried = append(tried, p)
-		}
-	}
+	tried = append(tried, existingAuthFiles(authFiles(e))...)
 	if len(tried) == 0 {
 		tried = append(tried, "none, anonymous")
 	}
 	return fmt.Errorf("%w (credentials tried: %s)", err, strings.Join(tried, ", "))
-}
-
-// dockerConfigPath is docker's config.json: $DOCKER_CONFIG/config.json or ~/.docker/config.json.
-func dockerConfigPath(e *env) string {
-	if d := e.getenv("DOCKER_CONFIG"); d != "" {
-		return filepath.Join(d, "config.json")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".docker", "config.json")
-	}
-	return ""
 }

@@ -21,11 +21,26 @@ const (
 // dockerConfig is the part of docker's config.json (and of podman's auth.json,
 // which has the same format) that holds credentials.
 type dockerConfig struct {
-	path        string
-	auths       map[string]Credential // keyed by normalizeHost of the file's key
+	path string
+	// auths is keyed by authKey: "host" for a host or URL key, "host/path"
+	// for a key naming a namespace or repository, as podman writes them.
+	auths       map[string]Credential
 	credsStore  string
-	credHelpers map[string]string // likewise
+	credHelpers map[string]string // keyed by normalizeHost of the file's key
 }
+
+// fileFlavor says how a file's repository keys ("quay.io/org/repo") read.
+type fileFlavor int
+
+const (
+	// podmanFile: a repository key answers for that repository and the ones
+	// under it only, as containers-auth.json(5) says.
+	podmanFile fileFlavor = iota
+	// dockerFile: as podmanFile, and a repository key also stands for its
+	// whole host when the file has no key for the host itself, because docker
+	// matches a key by its host part alone.
+	dockerFile
+)
 
 type dockerConfigFile struct {
 	Auths       map[string]dockerAuthEntry `json:"auths"`
@@ -43,17 +58,17 @@ type dockerAuthEntry struct {
 
 // loadDockerConfig reads a config.json; a missing file returns an error
 // satisfying errors.Is(err, fs.ErrNotExist).
-func loadDockerConfig(path string) (*dockerConfig, error) {
+func loadDockerConfig(path string, flavor fileFlavor) (*dockerConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read auth file: %w", err)
 	}
-	return parseDockerConfig(path, data)
+	return parseDockerConfig(path, data, flavor)
 }
 
 // parseDockerConfig decodes every entry up front, so that a bad "auth" field is
 // reported when the keychain is made rather than in the middle of a pull.
-func parseDockerConfig(path string, data []byte) (*dockerConfig, error) {
+func parseDockerConfig(path string, data []byte, flavor fileFlavor) (*dockerConfig, error) {
 	cfg := &dockerConfig{path: path, auths: map[string]Credential{}, credHelpers: map[string]string{}}
 	if strings.TrimSpace(string(data)) == "" {
 		return cfg, nil
@@ -64,12 +79,19 @@ func parseDockerConfig(path string, data []byte) (*dockerConfig, error) {
 	}
 	cfg.credsStore = f.CredsStore
 	// Sorted keys make the winner deterministic when two keys name one host
-	// ("https://index.docker.io/v1/" and "docker.io"); an exact host key wins.
+	// ("https://index.docker.io/v1/" and "docker.io"); rank says which wins.
 	keys := make([]string, 0, len(f.Auths))
 	for k := range f.Auths {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	rank := map[string]int{}
+	file := func(key string, r int, c Credential) {
+		if old, taken := rank[key]; !taken || r > old {
+			rank[key] = r
+			cfg.auths[key] = c
+		}
+	}
 	for _, k := range keys {
 		c, err := f.Auths[k].credential()
 		if err != nil {
@@ -78,11 +100,18 @@ func parseDockerConfig(path string, data []byte) (*dockerConfig, error) {
 		if c.Anonymous() {
 			continue // docker writes empty entries when a credsStore holds the secret
 		}
-		h := normalizeHost(k)
-		if _, taken := cfg.auths[h]; taken && k != h {
-			continue
+		key, scoped := authKey(k)
+		switch {
+		case scoped:
+			file(key, rankExact, c)
+			if flavor == dockerFile {
+				file(normalizeHost(k), rankScopedHost, c)
+			}
+		case k == key:
+			file(key, rankExact, c)
+		default:
+			file(key, rankURL, c)
 		}
-		cfg.auths[h] = c
 	}
 	keys = keys[:0]
 	for k := range f.CredHelpers {
@@ -124,22 +153,57 @@ func (e dockerAuthEntry) credential() (Credential, error) {
 	return c, nil
 }
 
-// lookup follows docker's order: credHelpers[host], else credsStore, else auths.
-// A helper answering "credentials not found" means anonymous for that host.
-func (cfg *dockerConfig) lookup(ctx context.Context, host string) (Credential, bool, error) {
-	helper, ok := cfg.credHelpers[host]
-	if !ok {
-		helper = cfg.credsStore
-	}
-	if helper != "" {
+// How an auths key names a host, from weakest to strongest: a repository key
+// standing for its host (dockerFile), a URL or a key in another case, the
+// host itself.
+const (
+	rankScopedHost = iota + 1
+	rankURL
+	rankExact
+)
+
+// lookup follows docker's order: credHelpers[host], else credsStore, else
+// auths, where the most specific key for repo wins (repo may be ""). A helper
+// answering "credentials not found" means this file has nothing for the host.
+func (cfg *dockerConfig) lookup(ctx context.Context, host, repo string) (Credential, bool, error) {
+	if helper := cfg.helper(host); helper != "" {
 		c, err := runHelper(ctx, helper, helperServer(host))
 		if err != nil {
 			return Credential{}, false, fmt.Errorf("auth file %s: %w", cfg.path, err)
 		}
 		return c, !c.Anonymous(), nil
 	}
-	c, ok := cfg.auths[host]
-	return c, ok, nil
+	for _, key := range authKeys(host, repo) {
+		if c, ok := cfg.auths[key]; ok {
+			return c, true, nil
+		}
+	}
+	return Credential{}, false, nil
+}
+
+// scope is the repository key that answers for host and repo, or "" when the
+// answer does not depend on repo (a helper, a host key, or nothing).
+func (cfg *dockerConfig) scope(host, repo string) string {
+	if cfg.helper(host) != "" {
+		return ""
+	}
+	for _, key := range authKeys(host, repo) {
+		if _, ok := cfg.auths[key]; ok {
+			if key == host {
+				return ""
+			}
+			return key
+		}
+	}
+	return ""
+}
+
+// helper is the credential helper that holds host's secret, or "".
+func (cfg *dockerConfig) helper(host string) string {
+	if h, ok := cfg.credHelpers[host]; ok {
+		return h
+	}
+	return cfg.credsStore
 }
 
 // normalizeHost turns a config.json key or an image reference's host into the

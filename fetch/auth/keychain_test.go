@@ -103,7 +103,7 @@ func TestNewKeychainRejects(t *testing.T) {
 			opts := []Options{{User: tt.user}}
 			if tt.config != "" {
 				path := writeFile(t, "config.json", tt.config)
-				opts = []Options{{AuthFile: path}, {RegistryAuthFile: path}, {DockerConfig: path}}
+				opts = []Options{{AuthFile: path}, {RegistryAuthFile: path}, {DockerConfig: path}, {PodmanAuthFiles: []string{path}}}
 			}
 			for _, o := range opts {
 				_, err := NewKeychain(o)

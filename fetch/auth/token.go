@@ -93,7 +93,7 @@ func (t *transport) fetchToken(ctx context.Context, ch Challenge, scopes []strin
 	if err != nil || (realm.Scheme != "https" && realm.Scheme != "http") || realm.Host == "" {
 		return token{}, fmt.Errorf("registry %s: bearer challenge has no usable realm %q: %w", t.host, ch.Params["realm"], ErrMalformedChallenge)
 	}
-	cred, err := t.kc.Get(ctx, t.host)
+	cred, err := t.credential(ctx)
 	if err != nil {
 		return token{}, err
 	}

@@ -74,12 +74,18 @@ type Option func(*transport)
 // the user says are trusted (roots --insecure).
 func PlainHTTPRealms() Option { return func(t *transport) { t.plainRealms = true } }
 
+// Repository names the repository on host the transport is for ("org/repo"),
+// so that a RepositoryKeychain can answer with a credential filed under that
+// repository or one of its namespaces rather than the host's.
+func Repository(name string) Option { return func(t *transport) { t.repo = name } }
+
 type transport struct {
 	base        http.RoundTripper
 	host        string
 	kc          Keychain
 	realm       *http.Client // talks to token realms; redirects keep credentials on one host
 	plainRealms bool         // credentials may go to a realm over plain HTTP on any host
+	repo        string       // the repository on host, or "" (see Repository)
 
 	mu        sync.Mutex
 	scopes    []string   // sorted, unique: asked for plus learned from challenges
@@ -167,7 +173,7 @@ func (t *transport) authorize(ctx context.Context, req *http.Request, stale stri
 		}
 		header, s = "Bearer "+tok.value, sent{scheme: "bearer", token: tok.value, anonymous: tok.anonymous}
 	case "basic":
-		c, err := t.kc.Get(ctx, t.host)
+		c, err := t.credential(ctx)
 		if err != nil {
 			return nil, sent{}, err
 		}
@@ -180,6 +186,15 @@ func (t *transport) authorize(ctx context.Context, req *http.Request, stale stri
 	r := req.Clone(ctx)
 	r.Header.Set("Authorization", header)
 	return r, s, nil
+}
+
+// credential asks the keychain for the host's credential, or the
+// repository's when both are known.
+func (t *transport) credential(ctx context.Context) (Credential, error) {
+	if rk, ok := t.kc.(RepositoryKeychain); ok && t.repo != "" {
+		return rk.GetRepository(ctx, t.host, t.repo)
+	}
+	return t.kc.Get(ctx, t.host)
 }
 
 // learn reads a 401's challenge, remembers it for later requests, and adds any

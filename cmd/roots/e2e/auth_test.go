@@ -51,6 +51,43 @@ func TestPullAuth(t *testing.T) {
 		{"TokenAuthFlag", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
 			return nil, []string{"--auth", dockerConfig(t, r) + "/config.json"}
 		}, ""},
+		// podman's files: read after docker's config, in podman's order.
+		{"TokenPodmanRuntimeAuthJSON", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			dir := t.TempDir()
+			writeAuth(t, filepath.Join(dir, "containers", "auth.json"), r.Host, r.User, r.Password)
+			return []string{"XDG_RUNTIME_DIR=" + dir}, nil
+		}, ""},
+		{"BasicPodmanConfigAuthJSON", registrytest.Config{Auth: registrytest.Basic}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			home := t.TempDir()
+			writeAuth(t, filepath.Join(home, ".config", "containers", "auth.json"), r.Host, r.User, r.Password)
+			return []string{"HOME=" + home, "XDG_RUNTIME_DIR=" + t.TempDir()}, nil
+		}, ""},
+		{"TokenPodmanRepositoryKey", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			dir := t.TempDir()
+			writeAuth(t, filepath.Join(dir, "containers", "auth.json"), r.Host+"/private/app", r.User, r.Password)
+			return []string{"XDG_RUNTIME_DIR=" + dir}, nil
+		}, ""},
+		{"TokenPodmanOtherRepositoryKey", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			dir := t.TempDir()
+			writeAuth(t, filepath.Join(dir, "containers", "auth.json"), r.Host+"/private/other", r.User, r.Password)
+			return []string{"XDG_RUNTIME_DIR=" + dir}, nil
+		}, "unauthorized"},
+		{"TokenDockerRightPodmanWrong", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			dir := t.TempDir()
+			writeAuth(t, filepath.Join(dir, "containers", "auth.json"), r.Host, r.User, "wrong")
+			return []string{"DOCKER_CONFIG=" + dockerConfig(t, r), "XDG_RUNTIME_DIR=" + dir}, nil
+		}, ""},
+		{"TokenDockerWrongPodmanRight", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			docker, podman := t.TempDir(), t.TempDir()
+			writeAuth(t, filepath.Join(docker, "config.json"), r.Host, r.User, "wrong")
+			writeAuth(t, filepath.Join(podman, "containers", "auth.json"), r.Host, r.User, r.Password)
+			return []string{"DOCKER_CONFIG=" + docker, "XDG_RUNTIME_DIR=" + podman}, nil
+		}, "unauthorized"},
+		{"TokenRegistryAuthFileHidesPodman", registrytest.Config{Auth: registrytest.Token}, func(t *testing.T, r *registrytest.Registry) ([]string, []string) {
+			dir := t.TempDir()
+			writeAuth(t, filepath.Join(dir, "containers", "auth.json"), r.Host, r.User, r.Password)
+			return []string{"XDG_RUNTIME_DIR=" + dir, "REGISTRY_AUTH_FILE=" + filepath.Join(dir, "missing.json")}, nil
+		}, "unauthorized"},
 		{"TokenAnonymousPull", registrytest.Config{Auth: registrytest.Token, AnonymousPull: true}, nil, ""},
 		{"TokenAnonymousRefused", registrytest.Config{Auth: registrytest.Token}, nil, "unauthorized"},
 	}
@@ -84,5 +121,18 @@ func TestPullAuth(t *testing.T) {
 			}
 			AssertNoStaging(t, filepath.Dir(dest))
 		})
+	}
+}
+
+// writeAuth writes an auth.json (or config.json) at path holding user and password under key:
+// a host, or a host and repository as podman login HOST/REPO writes.
+func writeAuth(t *testing.T, path, key, user, password string) {
+	t.Helper()
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, key, auth)), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
