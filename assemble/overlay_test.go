@@ -114,6 +114,7 @@ func TestOverlayMountManyLongLayers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test needs root: it mounts overlayfs (CI runs as root)")
 	}
+	testtree.MountinfoLock(t, true) // its mountinfo line is ~100 KiB: runc cannot start meanwhile
 	base := t.TempDir()
 	long := filepath.Join(base, strings.Repeat("l", 250), strings.Repeat("m", 50))
 	var lowers []string // top first

@@ -22,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/rootsdev/roots/fetch/registrytest"
+	"github.com/rootsdev/roots/internal/testtree"
 )
 
 // showSource prints what a container process sees, one fact a line.
@@ -115,6 +116,7 @@ var appConfig = map[string]any{
 // and returns its stdout; the container is deleted in cleanup whatever happens.
 func runcRun(t *testing.T, dir string, as []string) string {
 	t.Helper()
+	testtree.MountinfoLock(t, false) // not beside a mount whose mountinfo line runc 1.1 cannot read
 	state, err := os.MkdirTemp("", "roots-runc-")
 	if err != nil {
 		t.Fatal(err)

@@ -333,6 +333,7 @@ func TestOverlayStaleLease(t *testing.T) {
 // path: far beyond one page of lowerdir= options.
 func TestOverlayManyLayers(t *testing.T) {
 	NeedRoot(t)
+	testtree.MountinfoLock(t, true) // a long mountinfo line: runc cannot start meanwhile
 	r := registrytest.Start(t, registrytest.Config{})
 	var img registrytest.Image
 	for i := 0; i < 200; i++ {
