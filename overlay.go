@@ -47,7 +47,7 @@ func (p *puller) overlay(ctx context.Context) (*fetch.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.rep.send(Event{Kind: Resolved, Image: img})
+	p.rep.send(Event{Kind: Resolved, Image: img, Recorded: p.recorded})
 
 	c, err := cas.Open(ctx, p.opts.Cache)
 	if err != nil {

@@ -62,6 +62,11 @@ type PullOptions struct {
 	// Git also makes the destination a git repository with one branch per layer (see git.go):
 	// it needs the git command and the cache, and excludes Overlay.
 	Git bool
+	// Offline pulls from the cache alone and opens no network connection (it sets
+	// Registry.Offline, which does too): a tag resolves through the cache's record of it for
+	// the platform, a digest through the cached manifest. What the cache lacks, or holds
+	// corrupt, is an error wrapping ErrOffline. It needs the cache.
+	Offline bool
 	// Progress, if set, is told what happens as it happens. It is called from several
 	// goroutines at once and must not block.
 	Progress func(Event)
@@ -86,11 +91,14 @@ const (
 
 // Event is one step of a pull, for PullOptions.Progress.
 type Event struct {
-	Kind    EventKind
-	Image   *fetch.Image // Resolved
-	Layer   int          // Read, LayerDone, LayerCached: the index in Image.Layers
-	Bytes   int64        // Read
-	Message string       // Warning
+	Kind  EventKind
+	Image *fetch.Image // Resolved
+	// Recorded (Resolved, offline): when the cache's record of the tag that resolved the
+	// image was made; zero for a digest.
+	Recorded time.Time
+	Layer    int    // Read, LayerDone, LayerCached: the index in Image.Layers
+	Bytes    int64  // Read
+	Message  string // Warning
 }
 
 // Pulled says what Pull pulled.
@@ -136,7 +144,11 @@ func Pull(ctx context.Context, ref, dest string, opts PullOptions) (*Pulled, err
 		return nil, fmt.Errorf("pull %s: %w (its layers are the overlay's)", r, ErrOverlayNeedsCache)
 	case opts.Mode == Overlay && os.Geteuid() != 0:
 		return nil, fmt.Errorf("pull %s: %w (it mounts overlayfs)", r, ErrOverlayNeedsRoot)
+	case (opts.Offline || opts.Registry.Offline) && opts.Cache == "":
+		return nil, fmt.Errorf("pull %s: %w with no cache: there is nothing to pull from", r, ErrOffline)
 	}
+	opts.Offline = opts.Offline || opts.Registry.Offline
+	opts.Registry.Offline = opts.Offline
 	if opts.Git {
 		if err := checkGitPull(opts); err != nil {
 			return nil, fmt.Errorf("pull %s: %w", r, err)
@@ -186,6 +198,9 @@ type puller struct {
 	// is gone (see cas.Exposure.Undo).
 	scratch bool
 	exposed *cas.Exposure
+	// recorded: offline, when the cache's record that resolved the tag was made (it is
+	// written again with that time, not now: the tag was not asked again).
+	recorded time.Time
 	// layerTrees are the cached trees a hardlink or copy pull assembled DEST from, bottom
 	// first (a git destination's scratch rootfs is made from them).
 	layerTrees []cas.Tree
@@ -204,7 +219,7 @@ func (p *puller) pull(ctx context.Context) (*fetch.Image, []layer.Unapplied, err
 	if err != nil {
 		return nil, nil, err
 	}
-	p.rep.send(Event{Kind: Resolved, Image: img})
+	p.rep.send(Event{Kind: Resolved, Image: img, Recorded: p.recorded})
 	var unapplied []layer.Unapplied
 	if p.opts.Cache == "" {
 		unapplied, err = p.stream(ctx, img, stage.Dir)

@@ -26,6 +26,7 @@ type PullCmd struct {
 	JSON  bool   `name:"json" help:"Print one JSON object when done: what was pulled, from where, how (see README)."`
 
 	DigestFile string `name:"digest-file" placeholder:"FILE" help:"Write the digest of the manifest pulled into FILE (for a multi-platform image, the platform's: IMAGE@DIGEST pulls exactly it again)."`
+	offlineFlags
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -44,7 +45,8 @@ func (PullCmd) Help() string {
   sudo roots umount /srv/c1                       # ... unmounted, its changes discarded
   roots pull -g debian ./deb                      # ./deb is also a git repository, a branch per layer
   roots pull --user bob:secret registry.example.com/team/app:1.2 ./app
-  roots pull --json debian ./deb | jq -r .digest  # what was pulled, for scripts`
+  roots pull --json debian ./deb | jq -r .digest  # what was pulled, for scripts
+  roots pull --offline debian:12 ./deb            # from the cache alone: no network connection`
 }
 
 // Run pulls.
@@ -69,6 +71,15 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 	if p.Git && cacheDir == "" {
 		return usagef("--git needs the cache (the layer branches are made from the cached layer blobs): drop --cache=no")
 	}
+	offline, err := p.offline(e)
+	if err != nil {
+		return err
+	}
+	if offline {
+		if err := p.offlineCache(cacheDir); err != nil {
+			return err
+		}
+	}
 	if p.Mode == string(roots.Overlay) && cacheDir == "" {
 		return usagef("--mode overlay needs the cache (its layers are the overlay's): drop --cache=no")
 	}
@@ -85,10 +96,11 @@ func (p *PullCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	prog := newProgress(e, !p.Quiet && e.terminal)
+	prog.image = p.Image
 	defer prog.stop()
 	pulled, err := roots.Pull(ctx, p.Image, p.Dest, roots.PullOptions{
 		Cache: cacheDir, Mode: roots.Mode(p.Mode), Jobs: p.Jobs, Platform: want, Force: p.Force,
-		Registry: reg, Progress: prog.event, Git: p.Git,
+		Registry: reg, Progress: prog.event, Git: p.Git, Offline: offline,
 	})
 	if errors.Is(err, roots.ErrInvalidDest) {
 		return usageError{err}
