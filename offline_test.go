@@ -259,3 +259,47 @@ func TestOfflineRefused(t *testing.T) {
 		t.Errorf("Pull offline with no cache: %v, want ErrOffline", err)
 	}
 }
+
+// TestOfflineRepairedOnline: a corrupt cached manifest and config are refused offline (and no
+// request reaches the registry, which is up); the next pull online replaces them, and offline
+// works again. An offline pull leaves the tag's record as old as it was: the tag was not asked.
+func TestOfflineRepairedOnline(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	pushed := r.Push(t, "app", "1", registrytest.Image{Layers: []registrytest.Layer{{Entries: []registrytest.Entry{registrytest.File("f", "x\n")}}}})
+	ref, cache := r.Host+"/app:1", filepath.Join(t.TempDir(), "cache")
+	pull := func(offline bool) error {
+		_, err := roots.Pull(t.Context(), ref, filepath.Join(t.TempDir(), "rootfs"), roots.PullOptions{Cache: cache, Offline: offline})
+		return err
+	}
+	if err := pull(false); err != nil {
+		t.Fatal(err)
+	}
+	before, err := roots.Digest(t.Context(), ref, roots.DigestOptions{Cache: cache, Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pull(true); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := roots.Digest(t.Context(), ref, roots.DigestOptions{Cache: cache, Offline: true}); err != nil || !after.Recorded.Equal(before.Recorded) {
+		t.Errorf("the record after an offline pull: %+v, %v; want it made at %v still", after, err, before.Recorded)
+	}
+	for _, d := range []digest.Digest{pushed.Digest, digest.FromBytes(pushed.Config)} {
+		if err := os.WriteFile(blobPath(cache, d), []byte("rotten"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r.ResetRequests()
+		if err := pull(true); !errors.Is(err, roots.ErrOffline) || !strings.Contains(err.Error(), d.String()) {
+			t.Errorf("offline, %s corrupt: %v", d, err)
+		}
+		if reqs := r.Requests(); len(reqs) != 0 {
+			t.Errorf("offline pull sent %d requests", len(reqs))
+		}
+		if err := pull(false); err != nil {
+			t.Fatal(err)
+		}
+		if err := pull(true); err != nil {
+			t.Errorf("offline after the online pull that replaced %s: %v", d, err)
+		}
+	}
+}
