@@ -43,6 +43,9 @@ func offlinef(format string, args ...any) error {
 // single-platform image is) from the cache at root, with no request. For a tag it also
 // returns when the record it used was made (zero for a digest).
 func offlineImage(root string, r fetch.Reference, want *fetch.Platform) (*fetch.Image, time.Time, error) {
+	if err := cas.Trusted(root); err != nil {
+		return nil, time.Time{}, err // the cache is all there is: another user's is no source
+	}
 	blobs := cas.BlobDir(root)
 	if r.Digest != "" {
 		img, err := fetch.LocalResolve(blobs, r, r.Digest, want)
@@ -148,6 +151,9 @@ func offlineDigest(root string, r fetch.Reference, want *fetch.Platform) (digest
 			return img.IndexDigest, at, nil
 		}
 		return img.Digest, at, nil
+	}
+	if err := cas.Trusted(root); err != nil {
+		return "", time.Time{}, err
 	}
 	// A tag with no platform asked for: what the tag named when it was recorded, the host's
 	// record first, else the newest of any platform (all name the same index).

@@ -127,6 +127,18 @@ func TestOffline(t *testing.T) {
 			}
 		}
 	})
+	t.Run("PullGit", func(t *testing.T) {
+		for _, trees := range []bool{true, false} { // the scratch rootfs from the trees, or from the blobs
+			roots.GitScratchTrees(t, trees)
+			dest := filepath.Join(t.TempDir(), "rootfs")
+			if _, err := roots.Pull(t.Context(), app, dest, roots.PullOptions{Cache: cache, Git: true, Offline: true}); err != nil {
+				t.Fatalf("trees %v: %v", trees, err)
+			}
+			if _, err := os.Stat(filepath.Join(dest, ".git")); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 	t.Run("PullByDigest", func(t *testing.T) {
 		if _, err := roots.Pull(t.Context(), s.host+"/app@"+s.app.Digest.String(), filepath.Join(t.TempDir(), "rootfs"), roots.PullOptions{Cache: cache, Offline: true}); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/rootsdev/roots"
@@ -44,8 +45,11 @@ func (d *DigestCmd) Run(ctx context.Context, e *env) error {
 		return err
 	}
 	cache, err := d.cacheDir(e)
-	if err != nil {
+	var usage usageError
+	if err != nil && (offline || errors.As(err, &usage)) {
 		return err
+	} else if err != nil {
+		cache = "" // online, the cache only spares a config's download: no home, no cache
 	}
 	if offline {
 		if err := d.offlineCache(cache); err != nil {
