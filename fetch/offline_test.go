@@ -31,7 +31,10 @@ func TestOfflineClient(t *testing.T) {
 	}{
 		{"Resolve", func(ctx context.Context) error { _, err := c.Resolve(ctx, ref, nil); return err }},
 		{"Digest", func(ctx context.Context) error { _, err := c.Digest(ctx, ref, nil); return err }},
-		{"DigestPlatform", func(ctx context.Context) error { _, err := c.Digest(ctx, ref, mustPlatform(t, "linux/arm64")); return err }},
+		{"DigestPlatform", func(ctx context.Context) error {
+			_, err := c.Digest(ctx, ref, mustPlatform(t, "linux/arm64"))
+			return err
+		}},
 		{"OpenBlob", func(ctx context.Context) error {
 			rc, err := c.OpenBlob(ctx, ref, ocispec.Descriptor{Digest: d, Size: 1})
 			if err == nil {
