@@ -275,6 +275,8 @@ func TestOfflineRefused(t *testing.T) {
 // TestOfflineRepairedOnline: a corrupt cached manifest and config are refused offline (and no
 // request reaches the registry, which is up); the next pull online replaces them, and offline
 // works again. An offline pull leaves the tag's record as old as it was: the tag was not asked.
+// A single-platform image of another platform, pulled with no platform asked for, is pulled
+// offline the same way; asked for the host's platform, it is refused.
 func TestOfflineRepairedOnline(t *testing.T) {
 	r := registrytest.Start(t, registrytest.Config{})
 	pushed := r.Push(t, "app", "1", registrytest.Image{Layers: []registrytest.Layer{{Entries: []registrytest.Entry{registrytest.File("f", "x\n")}}}})
@@ -295,6 +297,22 @@ func TestOfflineRepairedOnline(t *testing.T) {
 	}
 	if after, err := roots.Digest(t.Context(), ref, roots.DigestOptions{Cache: cache, Offline: true}); err != nil || !after.Recorded.Equal(before.Recorded) {
 		t.Errorf("the record after an offline pull: %+v, %v; want it made at %v still", after, err, before.Recorded)
+	}
+	foreign := "s390x"
+	if runtime.GOARCH == foreign {
+		foreign = "riscv64"
+	}
+	r.Push(t, "foreign", "1", registrytest.Image{OS: "linux", Arch: foreign, Layers: []registrytest.Layer{{Entries: []registrytest.Entry{registrytest.File("f", "y\n")}}}})
+	host := fetch.HostPlatform()
+	for i, offline := range []bool{false, true, true} {
+		var want *fetch.Platform
+		if i == 2 {
+			want = &host
+		}
+		_, err := roots.Pull(t.Context(), r.Host+"/foreign:1", filepath.Join(t.TempDir(), "rootfs"), roots.PullOptions{Cache: cache, Offline: offline, Platform: want})
+		if i < 2 && err != nil || i == 2 && !errors.Is(err, roots.ErrOffline) {
+			t.Errorf("foreign image, offline %v, platform %v: %v", offline, want, err)
+		}
 	}
 	for _, d := range []digest.Digest{pushed.Digest, digest.FromBytes(pushed.Config)} {
 		if err := os.WriteFile(blobPath(cache, d), []byte("rotten"), 0o644); err != nil {
