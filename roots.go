@@ -91,14 +91,14 @@ const (
 
 // Event is one step of a pull, for PullOptions.Progress.
 type Event struct {
-	Kind  EventKind
-	Image *fetch.Image // Resolved
+	Kind    EventKind
+	Image   *fetch.Image // Resolved
+	Layer   int          // Read, LayerDone, LayerCached: the index in Image.Layers
+	Bytes   int64        // Read
+	Message string       // Warning
 	// Recorded (Resolved, offline): when the cache's record of the tag that resolved the
 	// image was made; zero for a digest.
 	Recorded time.Time
-	Layer    int    // Read, LayerDone, LayerCached: the index in Image.Layers
-	Bytes    int64  // Read
-	Message  string // Warning
 }
 
 // Pulled says what Pull pulled.
