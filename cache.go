@@ -36,12 +36,14 @@ func Check(ctx context.Context, cache string) (cas.CheckReport, error) {
 }
 
 // recordImage records in c what img resolved to (see cas.RecordImage), keeps its index, and
-// remembers that its repository holds its blobs (for mounts).
-func recordImage(c *cas.Cache, img *fetch.Image) error {
+// remembers that its repository holds its blobs (for mounts). resolved is when the tag was
+// resolved: zero is now; an offline pull gives the time of the record it resolved through.
+func recordImage(c *cas.Cache, img *fetch.Image, resolved time.Time) error {
 	rec := cas.ImageRecord{
 		Reference: img.Ref.String(), Digest: img.Digest, MediaType: img.MediaType,
 		Index: img.IndexDigest, IndexType: img.IndexType,
 		Platform: img.Platform.String(), Size: compressedSize(img), Layers: img.DiffIDs,
+		Resolved: resolved,
 	}
 	name := cas.ImageName(img.Ref.Domain, img.Ref.Path, img.Ref.Tag, img.Ref.Digest)
 	for _, l := range cas.LocalImages(c.Root(), name) {
@@ -51,7 +53,7 @@ func recordImage(c *cas.Cache, img *fetch.Image) error {
 		}
 	}
 	blobs := []digest.Digest{img.Digest, img.ConfigDesc.Digest}
-	if img.IndexDigest != "" {
+	if img.IndexDigest != "" && img.Index != nil { // nil: an offline pull's record names an index no longer cached
 		if err := c.PutBlob(img.IndexDigest, img.Index); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/rootsdev/roots/assemble"
+	"github.com/rootsdev/roots/fetch"
 )
 
 // Errors that callers tell apart with errors.Is; messages around them name what failed.
@@ -32,6 +33,10 @@ var (
 	ErrFormat = errors.New("cannot convert")
 	// ErrNothingToCommit: Commit found the destination as its image has it.
 	ErrNothingToCommit = errors.New("nothing to commit")
+	// ErrOffline: an offline command (PullOptions.Offline...) needed what the cache does not
+	// hold, or holds corrupt: a tag's record, a manifest, a config, a layer. It is
+	// fetch.ErrOffline, which a registry client made offline refuses every request with.
+	ErrOffline = fetch.ErrOffline
 	// ErrNotPulled: Commit (or Push with From) was given a directory that the cache holds no
 	// record of: not pulled by roots, pulled with no cache, or replaced since.
 	ErrNotPulled = errors.New("not a destination roots pulled")

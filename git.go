@@ -344,6 +344,9 @@ func (p *puller) gitScratch(ctx context.Context, img *fetch.Image, scratch strin
 		l := cas.Layer{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType, DiffID: img.DiffIDs[i]}
 		src, err := c.OpenBlob(d.Digest)
 		var rc io.ReadCloser = src
+		if err != nil && p.opts.Offline {
+			return offlinef("layer %s of %s: not in the cache", d.Digest, img.Digest)
+		}
 		if err != nil {
 			if rc, err = p.client.OpenBlob(ctx, img.Ref, d); err != nil {
 				return err

@@ -24,6 +24,9 @@ type InspectOptions struct {
 	Platform *fetch.Platform
 	// Registry says how to reach and log in to the registry.
 	Registry fetch.Options
+	// Offline describes the image from the cache alone, as PullOptions.Offline pulls it: no
+	// request, and what the cache lacks or holds corrupt is an error wrapping ErrOffline.
+	Offline bool
 }
 
 // Inspected describes an image as skopeo inspect does: what its reference resolves to, its
@@ -47,6 +50,8 @@ type Inspected struct {
 	Layers       []InspectedLayer  `json:"layers"`
 	Size         int64             `json:"size"`   // of the compressed layers
 	Source       string            `json:"source"` // "cache" or "registry"
+	// Recorded: offline, when the cache's record of the tag was made (zero for a digest).
+	Recorded time.Time `json:"-"`
 
 	RawManifest []byte `json:"-"` // the platform's manifest, byte for byte
 	RawIndex    []byte `json:"-"` // the index it was chosen from, byte for byte (nil: none)
@@ -70,7 +75,23 @@ func Inspect(ctx context.Context, ref string, opts InspectOptions) (*Inspected, 
 		return nil, err
 	}
 	fail := func(err error) (*Inspected, error) { return nil, fmt.Errorf("inspect %s: %w", r, err) }
-	img, source := cachedImage(r, opts), "cache"
+	opts.Registry.Offline = opts.Offline || opts.Registry.Offline
+	var recorded time.Time
+	img, source := (*fetch.Image)(nil), "cache"
+	switch {
+	case opts.Registry.Offline:
+		if opts.Cache == "" {
+			return fail(fmt.Errorf("%w with no cache: there is nothing to describe it from", ErrOffline))
+		}
+		if img, recorded, err = offlineImage(opts.Cache, r, opts.Platform); err != nil {
+			return fail(err)
+		}
+		if img.IndexDigest != "" && img.Index == nil {
+			return fail(offlinef("index %s of %s: not in the cache", img.IndexDigest, img.Digest))
+		}
+	default:
+		img = cachedImage(r, opts)
+	}
 	if img == nil {
 		if opts.Cache != "" {
 			if _, err := os.Stat(opts.Cache); err == nil {
@@ -84,7 +105,7 @@ func Inspect(ctx context.Context, ref string, opts InspectOptions) (*Inspected, 
 	}
 	out := &Inspected{
 		Reference: r.String(), Digest: img.Digest, Manifest: img.Digest, MediaType: img.MediaType,
-		Platform: img.Platform.String(), Layers: []InspectedLayer{}, Source: source,
+		Platform: img.Platform.String(), Layers: []InspectedLayer{}, Source: source, Recorded: recorded,
 		RawManifest: img.Manifest, RawIndex: img.Index, RawConfig: img.Config,
 	}
 	if img.IndexDigest != "" {

@@ -231,7 +231,7 @@ consume:
 		return nil, err
 	}
 	if !p.noRecord {
-		if err := recordImage(c, img); err != nil {
+		if err := recordImage(c, img, p.recorded); err != nil {
 			return nil, err
 		}
 	}
@@ -292,6 +292,9 @@ func (p *puller) makeTrees(ctx context.Context, c *cas.Cache, want cas.Want, img
 			obs = first
 		}
 		t, err := c.StartTree(ctx, layers[i], func(ctx context.Context) (io.ReadCloser, error) {
+			if p.opts.Offline {
+				return nil, offlinef("layer %s of %s (diff id %s): the cache has no sound tree of it, and no blob of it that verifies", d.Digest, img.Digest, img.DiffIDs[i])
+			}
 			rc, err := p.client.OpenBlob(ctx, img.Ref, d)
 			if err != nil {
 				return nil, err

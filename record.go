@@ -32,8 +32,16 @@ func (p *puller) recordDest(ctx context.Context, img *fetch.Image) error {
 
 // resolve finds the image to pull: an image of the cache's own making (roots commit --tag)
 // that was not pushed since is the cache's, read with no request; anything else is the
-// registry's.
+// registry's, or offline the cache's record of it (see offline.go).
 func (p *puller) resolve(ctx context.Context) (*fetch.Image, error) {
+	if p.opts.Offline {
+		img, at, err := offlineImage(p.opts.Cache, p.ref, p.opts.Platform)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %w", p.ref, err)
+		}
+		p.recorded = at
+		return img, nil
+	}
 	if p.opts.Cache != "" {
 		for _, r := range cas.LocalImages(p.opts.Cache, cas.ImageName(p.ref.Domain, p.ref.Path, p.ref.Tag, p.ref.Digest)) {
 			plat, err := fetch.ParsePlatform(r.Platform)

@@ -62,6 +62,11 @@ type PullOptions struct {
 	// Git also makes the destination a git repository with one branch per layer (see git.go):
 	// it needs the git command and the cache, and excludes Overlay.
 	Git bool
+	// Offline pulls from the cache alone and opens no network connection (it sets
+	// Registry.Offline, which does too): a tag resolves through the cache's record of it for
+	// the platform, a digest through the cached manifest. What the cache lacks, or holds
+	// corrupt, is an error wrapping ErrOffline. It needs the cache.
+	Offline bool
 	// Progress, if set, is told what happens as it happens. It is called from several
 	// goroutines at once and must not block.
 	Progress func(Event)
@@ -91,6 +96,9 @@ type Event struct {
 	Layer   int          // Read, LayerDone, LayerCached: the index in Image.Layers
 	Bytes   int64        // Read
 	Message string       // Warning
+	// Recorded (Resolved, offline): when the cache's record of the tag that resolved the
+	// image was made; zero for a digest.
+	Recorded time.Time
 }
 
 // Pulled says what Pull pulled.
@@ -152,7 +160,11 @@ func pullWith(ctx context.Context, r fetch.Reference, dest string, opts PullOpti
 		return nil, fmt.Errorf("pull %s: %w (its layers are the overlay's)", r, ErrOverlayNeedsCache)
 	case opts.Mode == Overlay && os.Geteuid() != 0:
 		return nil, fmt.Errorf("pull %s: %w (it mounts overlayfs)", r, ErrOverlayNeedsRoot)
+	case (opts.Offline || opts.Registry.Offline) && opts.Cache == "":
+		return nil, fmt.Errorf("pull %s: %w with no cache: there is nothing to pull from", r, ErrOffline)
 	}
+	opts.Offline = opts.Offline || opts.Registry.Offline
+	opts.Registry.Offline = opts.Offline
 	if opts.Git {
 		if err := checkGitPull(opts); err != nil {
 			return nil, fmt.Errorf("pull %s: %w", r, err)
@@ -202,6 +214,9 @@ type puller struct {
 	// is gone (see cas.Exposure.Undo).
 	scratch bool
 	exposed *cas.Exposure
+	// recorded: offline, when the cache's record that resolved the tag was made (it is
+	// written again with that time, not now: the tag was not asked again).
+	recorded time.Time
 	// layerTrees are the cached trees a hardlink or copy pull assembled DEST from, bottom
 	// first (a git destination's scratch rootfs is made from them).
 	layerTrees []cas.Tree
@@ -216,7 +231,7 @@ func (p *puller) resolvedImage(ctx context.Context) (*fetch.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.rep.send(Event{Kind: Resolved, Image: img})
+	p.rep.send(Event{Kind: Resolved, Image: img, Recorded: p.recorded})
 	if p.stager != nil {
 		if err := p.stager.resolved(img); err != nil {
 			return nil, err

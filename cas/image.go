@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -13,7 +14,8 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// PutBlob stores a small blob (a manifest, a config) after checking its digest.
+// PutBlob stores a small blob (a manifest, a config) after checking its digest. A cached copy
+// that differs from b (it rotted, or was written over) is replaced.
 func (c *Cache) PutBlob(d digest.Digest, b []byte) error {
 	if err := checkDigest(d); err != nil {
 		return err
@@ -22,10 +24,10 @@ func (c *Cache) PutBlob(d digest.Digest, b []byte) error {
 		return fmt.Errorf("blob %s: %w: got %s", d, ErrDigestMismatch, got)
 	}
 	path := c.blobPath(d)
-	if exists(path) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
 		touch(path)
 		return nil
-	}
+	} // else absent, or rotted or replaced since: (written) again, so that an offline read finds it sound
 	if err := c.writeFile(path, b); err != nil {
 		return fmt.Errorf("blob %s: %w", d, err)
 	}

@@ -39,6 +39,10 @@ type Options struct {
 	// fetched from the registry if it fails. A tag's manifest is always
 	// fetched: it is what says whether the tag moved.
 	Local LocalSource
+	// Offline refuses every request before it is sent: nothing is dialled, no name is looked
+	// up, and the error wraps ErrOffline. Transport is ignored. What works offline is read
+	// from Local (LocalImage, LocalResolve), not through the Client.
+	Offline bool
 }
 
 // LocalSource is content-addressed storage, such as roots' cache.
@@ -80,7 +84,9 @@ func New(o Options) *Client {
 		o.SpeedTime = defaultSpeedTime
 	}
 	base := o.Transport
-	if base == nil {
+	if o.Offline {
+		base = offlineTransport{}
+	} else if base == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		if o.IdleTimeout > 0 {
 			t.ResponseHeaderTimeout = o.IdleTimeout

@@ -41,6 +41,9 @@ var (
 	// ErrPlainHTTP: a registry answered plain HTTP where HTTPS was asked for, and plain HTTP is
 	// not allowed for it (not loopback, not Options.Insecure).
 	ErrPlainHTTP = errors.New("registry speaks plain HTTP")
+	// ErrOffline: a Client made with Options.Offline was asked for something only a registry
+	// has; no connection was opened.
+	ErrOffline = errors.New("offline")
 	// ErrUnauthorized is auth.ErrUnauthorized: the registry refused the
 	// credentials, or asked for some and none were given.
 	ErrUnauthorized = auth.ErrUnauthorized

@@ -50,3 +50,50 @@ func LocalImage(src LocalSource, ref Reference, d digest.Digest) (*Image, error)
 	}
 	return img, nil
 }
+
+// LocalResolve is Resolve read from src alone, with no request, for a reference whose
+// digest d is known (a digest reference, or the index or manifest a cache's record of a tag
+// names): d is an index, whose entry for want (nil: the host's platform) src must hold, or an
+// image manifest, which want (when not nil) must match. Every manifest, index and config read
+// is checked as downloads are; one that src lacks is an error wrapping ErrNotFound.
+func LocalResolve(src LocalSource, ref Reference, d digest.Digest, want *Platform) (*Image, error) {
+	body, ok := src.Blob(d)
+	if !ok {
+		return nil, errorf(ErrNotFound, "manifest %s: not in the cache", d)
+	}
+	if got := d.Algorithm().FromBytes(body); got != d {
+		return nil, errorf(ErrDigestMismatch, "manifest %s: content has digest %s", d, got)
+	}
+	mediaType, err := manifestMediaType("", body)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	if !IsIndex(mediaType) {
+		img, err := LocalImage(src, ref, d)
+		if err == nil && want != nil && !want.Match(img.Platform) {
+			err = errorf(ErrNoMatchingPlatform, "no %s image in %s; it is %s", want, ref.WithDigest(d), img.Platform)
+		}
+		return img, err
+	}
+	idx, err := parseIndex(body)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", d, err)
+	}
+	p := HostPlatform()
+	if want != nil {
+		p = *want
+	}
+	desc, ok := choosePlatform(idx.Manifests, p)
+	if !ok {
+		return nil, errorf(ErrNoMatchingPlatform, "no %s image in index %s; it has %s", p, d, available(idx.Manifests))
+	}
+	img, err := LocalImage(src, ref, desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(img.Manifest)) != desc.Size {
+		return nil, errorf(ErrInvalidManifest, "manifest %s: %d bytes, index %s says %d", desc.Digest, len(img.Manifest), d, desc.Size)
+	}
+	img.Index, img.IndexDigest, img.IndexType = body, d, mediaType
+	return img, nil
+}

@@ -22,6 +22,7 @@ type BundleCmd struct {
 	Quiet bool     `short:"q" help:"Print nothing but errors, even on a terminal."`
 	Mode  string   `enum:"hardlink,copy,overlay" default:"hardlink" help:"How DIR/rootfs is made, as roots pull --mode: hardlink, copy, or overlay (root: an overlayfs mount; end it with roots umount DIR/rootfs)."`
 	bundleFlags
+	offlineFlags
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -39,14 +40,16 @@ Examples:
   roots bundle --force alpine:3.20 ./b              # make ./b again from another image
   sudo roots bundle --mode overlay debian ./b       # DIR/rootfs is an overlayfs mount
   roots bundle --rootless alpine ./b && runc --root $XDG_RUNTIME_DIR/runc run -b ./b ctr
-  roots pull --bundle alpine ./b                    # the same, from roots pull`
+  roots pull --bundle alpine ./b                    # the same, from roots pull
+  roots bundle --offline debian:12 ./b              # from the cache alone: no network connection`
 }
 
 // Run makes the bundle.
 func (b *BundleCmd) Run(ctx context.Context, e *env) error {
 	p := PullCmd{
 		Image: b.Image, Dest: b.Dir, Force: b.Force, Jobs: b.Jobs, Quiet: b.Quiet, Mode: b.Mode,
-		bundleFlags: b.bundleFlags, cacheFlags: b.cacheFlags, registryFlags: b.registryFlags, platformFlags: b.platformFlags,
+		bundleFlags: b.bundleFlags, offlineFlags: b.offlineFlags, cacheFlags: b.cacheFlags, registryFlags: b.registryFlags,
+		platformFlags: b.platformFlags,
 	}
 	return p.bundle(ctx, e, b.Args)
 }

@@ -57,6 +57,36 @@ func looksLikeNo(v string) bool {
 	return false
 }
 
+// offlineFlags keep a command off the network: it reads the cache alone.
+type offlineFlags struct {
+	Offline *bool `help:"Open no network connection: use the cache alone. A tag resolves through the cache's record of its last pull, a digest through the cached manifest; what the cache lacks is an error. Also ROOTS_OFFLINE=1 (0 or empty: online; --offline=false overrides it)."`
+}
+
+// offline reports whether the command runs offline: --offline, else ROOTS_OFFLINE, which is
+// "1" (offline), "0" or empty (online); anything else ("true", "yes") is a usage error rather
+// than a guess either way.
+func (f offlineFlags) offline(e *env) (bool, error) {
+	if f.Offline != nil {
+		return *f.Offline, nil
+	}
+	switch v := e.getenv("ROOTS_OFFLINE"); v {
+	case "", "0":
+		return false, nil
+	case "1":
+		return true, nil
+	default:
+		return false, usagef("ROOTS_OFFLINE=%s: write 1 to run offline, 0 (or leave it unset) to run online", v)
+	}
+}
+
+// offlineCache is the cache of an offline command, which needs one.
+func (f offlineFlags) offlineCache(cache string) error {
+	if cache == "" {
+		return usagef("--offline (or ROOTS_OFFLINE=1) with --cache=no: offline, the cache is all there is to read; drop --cache=no")
+	}
+	return nil
+}
+
 // registryFlags say how to reach and log in to registries.
 type registryFlags struct {
 	Insecure bool   `help:"Allow plain HTTP to registries that are not on loopback."`

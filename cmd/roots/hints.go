@@ -16,6 +16,7 @@ var hints = []struct {
 	err  error
 	hint string
 }{
+	{roots.ErrOffline, "run it without --offline (and ROOTS_OFFLINE) to fetch it"},
 	{assemble.ErrExists, "use --force to replace it"},
 	{roots.ErrStateExists, "roots umount DEST removes them (--keep moves them aside), or --force discards them"},
 	{roots.ErrOverlayCannotShow, "use --mode hardlink or --mode copy"},

@@ -28,6 +28,7 @@ func TestHints(t *testing.T) {
 		{fmt.Errorf("pull r: %w", roots.ErrOverlayCannotShow), ": use --mode hardlink or --mode copy"},
 		{&roots.DiskFullError{Err: errors.New("no space left on device"), Cache: true}, " (--cache DIR, or --cache=no)"},
 		{fmt.Errorf("pull r: create cache /c: %w", fmt.Errorf("mkdir /c: permission denied: %w", cas.ErrUnwritable)), ": --cache DIR (or ROOTS_CACHE=DIR) names one you can write, or --cache=no pulls without one"},
+		{fmt.Errorf("pull h/r:t: offline: manifest sha256:ab: not in the cache: %w", fetch.ErrOffline), ": run it without --offline (and ROOTS_OFFLINE) to fetch it"},
 		{fmt.Errorf("plain failure"), "plain failure"},
 	}
 	for _, tt := range tests {

@@ -18,6 +18,7 @@ type InspectCmd struct {
 	Config bool   `help:"Print the image's config blob, byte for byte."`
 	Raw    bool   `help:"Print the manifest the reference names, byte for byte: the index of a multi-platform image (skopeo inspect --raw)."`
 	JSON   bool   `name:"json" help:"Print JSON for scripts."`
+	offlineFlags
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -35,7 +36,8 @@ Examples:
   roots inspect debian:12
   roots inspect --json --platform linux/arm64 debian:12 | jq .layers
   roots inspect --config debian:12 | jq .config.Env
-  roots inspect --raw debian:12`
+  roots inspect --raw debian:12
+  roots inspect --offline debian:12     # the cache alone: no network connection`
 }
 
 // Run inspects.
@@ -50,17 +52,29 @@ func (c *InspectCmd) Run(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	offline, err := c.offline(e)
+	if err != nil {
+		return err
+	}
 	cache, err := c.cacheDir(e)
 	if err != nil {
 		return err
+	}
+	if offline {
+		if err := c.offlineCache(cache); err != nil {
+			return err
+		}
 	}
 	reg, err := c.options(e)
 	if err != nil {
 		return err
 	}
-	img, err := roots.Inspect(ctx, c.Image, roots.InspectOptions{Cache: cache, Platform: want, Registry: reg})
+	img, err := roots.Inspect(ctx, c.Image, roots.InspectOptions{Cache: cache, Platform: want, Registry: reg, Offline: offline})
 	if err != nil {
 		return err
+	}
+	if !img.Recorded.IsZero() && e.terminal {
+		fmt.Fprintln(e.stderr, recordNote(c.Image, img.Recorded))
 	}
 	switch {
 	case c.Config:

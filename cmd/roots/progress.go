@@ -24,6 +24,8 @@ type progress struct {
 
 	mu       sync.Mutex
 	warnings []string // held back while drawing, printed by stop
+
+	image string // as the user named it, for the offline record's line ("": the reference)
 }
 
 type layerProgress struct {
@@ -48,6 +50,13 @@ func (p *progress) event(ev roots.Event) {
 				p.layers[i].name = p.layers[i].name[:12]
 			}
 			p.layers[i].total = l.Size
+		}
+		if p.on && !ev.Recorded.IsZero() {
+			image := p.image
+			if image == "" {
+				image = ev.Image.Ref.String()
+			}
+			fmt.Fprintln(p.w, recordNote(image, ev.Recorded))
 		}
 		if p.on {
 			go p.loop()

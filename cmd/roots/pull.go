@@ -29,6 +29,7 @@ type PullCmd struct {
 	// Bundle makes DEST an OCI runtime bundle (DEST/rootfs and DEST/config.json), as roots bundle does.
 	Bundle bool `help:"Make DEST an OCI runtime bundle, as roots bundle does: the image in DEST/rootfs and a runc config in DEST/config.json."`
 	bundleFlags
+	offlineFlags
 	cacheFlags
 	registryFlags
 	platformFlags
@@ -48,7 +49,8 @@ func (PullCmd) Help() string {
   roots pull -g debian ./deb                      # ./deb is also a git repository, a branch per layer
   roots pull --bundle alpine ./b                  # ./b/rootfs and a runc config.json (see roots bundle --help)
   roots pull --user bob:secret registry.example.com/team/app:1.2 ./app
-  roots pull --json debian ./deb | jq -r .digest  # what was pulled, for scripts`
+  roots pull --json debian ./deb | jq -r .digest  # what was pulled, for scripts
+  roots pull --offline debian:12 ./deb            # from the cache alone: no network connection`
 }
 
 // Run pulls.
@@ -72,6 +74,7 @@ func (p *PullCmd) pulling(ctx context.Context, e *env, done, where string, do fu
 		return err
 	}
 	prog := newProgress(e, !p.Quiet && e.terminal)
+	prog.image = p.Image
 	defer prog.stop()
 	opts.Progress = prog.event
 	pulled, err := do(opts)
@@ -108,6 +111,15 @@ func (p *PullCmd) pullOptions(e *env) (roots.PullOptions, error) {
 	if p.Git && cacheDir == "" {
 		return none, usagef("--git needs the cache (the layer branches are made from the cached layer blobs): drop --cache=no")
 	}
+	offline, err := p.offline(e)
+	if err != nil {
+		return none, err
+	}
+	if offline {
+		if err := p.offlineCache(cacheDir); err != nil {
+			return none, err
+		}
+	}
 	if p.Mode == string(roots.Overlay) && cacheDir == "" {
 		return none, usagef("--mode overlay needs the cache (its layers are the overlay's): drop --cache=no")
 	}
@@ -125,7 +137,7 @@ func (p *PullCmd) pullOptions(e *env) (roots.PullOptions, error) {
 	}
 	return roots.PullOptions{
 		Cache: cacheDir, Mode: roots.Mode(p.Mode), Jobs: p.Jobs, Platform: want, Force: p.Force,
-		Registry: reg, Git: p.Git,
+		Registry: reg, Git: p.Git, Offline: offline,
 	}, nil
 }
 

@@ -108,6 +108,7 @@ type front struct {
 	next      http.Handler
 	log       requestLog
 	srv       *http.Server
+	stop      func() // closes the listener and every connection, and waits for Serve to return
 
 	inFlight, maxInFlight atomic.Int64
 }
@@ -139,10 +140,11 @@ func startFront(t testing.TB, cert *tls.Certificate, next http.Handler, errLog *
 			errLog.Printf("front %s: %v", f.host, err)
 		}
 	}()
-	t.Cleanup(func() {
+	f.stop = func() {
 		f.srv.Close()
 		<-done
-	})
+	}
+	t.Cleanup(f.stop)
 	return f
 }
 

@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,6 +102,7 @@ type Registry struct {
 	serverCert *tls.Certificate // TLS only
 	toBackend  *http.Transport  // used by fronts and by Push
 	errLog     *log.Logger
+	stopProc   func() // kills the registry process (once)
 }
 
 // Start runs a registry for the test and stops it when the test ends. It
@@ -153,7 +155,7 @@ func Start(t testing.TB, cfg Config) *Registry {
 	t.Cleanup(r.toBackend.CloseIdleConnections)
 
 	authYAML := r.setupAuth(t, dir)
-	r.backend = startProcess(t, dir, logFile, authYAML)
+	r.backend, r.stopProc = startProcess(t, dir, logFile, authYAML)
 	fnt := startFront(t, r.serverCert, newProxy(r.backend, r.toBackend, r.errLog), r.errLog)
 	r.front = &Front{Host: fnt.host, URL: fnt.url, f: fnt}
 	r.Host, r.URL = fnt.host, fnt.url
@@ -247,7 +249,7 @@ func (r *Registry) setupAuth(t testing.TB, dir string) string {
 
 // startProcess runs the registry on a free loopback port and waits until it
 // answers. A port taken between picking and binding is retried.
-func startProcess(t testing.TB, dir string, logFile *os.File, authYAML string) *url.URL {
+func startProcess(t testing.TB, dir string, logFile *os.File, authYAML string) (*url.URL, func()) {
 	t.Helper()
 	storage := filepath.Join(dir, "storage")
 	if err := os.MkdirAll(storage, 0o755); err != nil {
@@ -278,14 +280,17 @@ func startProcess(t testing.TB, dir string, logFile *os.File, authYAML string) *
 			cmd.Wait()
 			close(exited)
 		}()
+		var once sync.Once
 		stop := func() {
-			cmd.Process.Kill()
-			<-exited
+			once.Do(func() {
+				cmd.Process.Kill()
+				<-exited
+			})
 		}
 		err = waitReady(addr, id, exited)
 		if err == nil {
 			t.Cleanup(stop)
-			return &url.URL{Scheme: "http", Host: addr}
+			return &url.URL{Scheme: "http", Host: addr}, stop
 		}
 		stop()
 		out := readFrom(logFile.Name(), offset)
