@@ -18,7 +18,7 @@ import (
 // cache; what the cache lacks or holds corrupt exits 1 with one line naming the image and the
 // digest and the hint, and leaves no DEST; --cache=no and a ROOTS_OFFLINE that is neither 1
 // nor 0 are usage errors (exit 2). On a terminal, stderr says how old the tag's record is.
-// Nothing connects to the registry's port.
+// bundle works offline as pull does. Nothing connects to the registry's port.
 func TestOffline(t *testing.T) {
 	NeedRoot(t)
 	r := registrytest.Start(t, registrytest.Config{})
@@ -106,6 +106,29 @@ func TestOffline(t *testing.T) {
 			}
 		})
 	}
+	t.Run("Bundle", func(t *testing.T) {
+		for _, env := range [][]string{nil, onEnv} {
+			args := []string{"bundle", "--cache", cache}
+			if env == nil {
+				args = append(args, "--offline")
+			}
+			dir := filepath.Join(t.TempDir(), "bundle")
+			res := Roots(t, env, append(args, h+"/app:1", dir, "--", "/bin/app")...)
+			if res.Code != 0 {
+				t.Fatalf("roots %v: exit %d: %s", args, res.Code, res.Stderr)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "rootfs", "a", "file")); err != nil {
+				t.Errorf("roots %v: %v", args, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+				t.Errorf("roots %v: %v", args, err)
+			}
+		}
+		res := Roots(t, onEnv, "bundle", h+"/app:2", filepath.Join(t.TempDir(), "b2"), "--", "/bin/app")
+		if want := "roots: pull " + h + "/app:2: offline: the cache has no record of " + h + "/app:2" + hint; res.Code != 1 || res.Stderr != want {
+			t.Errorf("bundle of a tag never pulled: exit %d, %q; want 1, %q", res.Code, res.Stderr, want)
+		}
+	})
 	t.Run("Terminal", func(t *testing.T) {
 		for _, args := range []string{
 			"digest --offline --cache " + cache + " " + h + "/app:1",
