@@ -12,16 +12,9 @@ import (
 // checked as downloads are (digest, size, kind); one that src lacks is an error wrapping
 // ErrNotFound.
 func LocalImage(src LocalSource, ref Reference, d digest.Digest) (*Image, error) {
-	body, ok := src.Blob(d)
-	if !ok {
-		return nil, errorf(ErrNotFound, "manifest %s: not in the cache", d)
-	}
-	if got := d.Algorithm().FromBytes(body); got != d {
-		return nil, errorf(ErrDigestMismatch, "manifest %s: content has digest %s", d, got)
-	}
-	mediaType, err := manifestMediaType("", body)
+	body, mediaType, err := localManifest(src, d)
 	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", d, err)
+		return nil, err
 	}
 	if !IsManifest(mediaType) {
 		return nil, errorf(ErrUnsupportedManifest, "manifest %s: %s is not an image manifest", d, mediaType)
@@ -51,22 +44,31 @@ func LocalImage(src LocalSource, ref Reference, d digest.Digest) (*Image, error)
 	return img, nil
 }
 
+// localManifest reads the manifest or index d from src, checked against d, with its media type.
+func localManifest(src LocalSource, d digest.Digest) ([]byte, string, error) {
+	body, ok := src.Blob(d)
+	if !ok {
+		return nil, "", errorf(ErrNotFound, "manifest %s: not in the cache", d)
+	}
+	if got := d.Algorithm().FromBytes(body); got != d {
+		return nil, "", errorf(ErrDigestMismatch, "manifest %s: content has digest %s", d, got)
+	}
+	mediaType, err := manifestMediaType("", body)
+	if err != nil {
+		return nil, "", fmt.Errorf("manifest %s: %w", d, err)
+	}
+	return body, mediaType, nil
+}
+
 // LocalResolve is Resolve read from src alone, with no request, for a reference whose
 // digest d is known (a digest reference, or the index or manifest a cache's record of a tag
 // names): d is an index, whose entry for want (nil: the host's platform) src must hold, or an
 // image manifest, which want (when not nil) must match. Every manifest, index and config read
 // is checked as downloads are; one that src lacks is an error wrapping ErrNotFound.
 func LocalResolve(src LocalSource, ref Reference, d digest.Digest, want *Platform) (*Image, error) {
-	body, ok := src.Blob(d)
-	if !ok {
-		return nil, errorf(ErrNotFound, "manifest %s: not in the cache", d)
-	}
-	if got := d.Algorithm().FromBytes(body); got != d {
-		return nil, errorf(ErrDigestMismatch, "manifest %s: content has digest %s", d, got)
-	}
-	mediaType, err := manifestMediaType("", body)
+	body, mediaType, err := localManifest(src, d)
 	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", d, err)
+		return nil, err
 	}
 	if !IsIndex(mediaType) {
 		img, err := LocalImage(src, ref, d)
