@@ -116,6 +116,15 @@ func New(o Options) *Client {
 	}
 }
 
+// ServerOnly returns a Client on the same transports that talks to each
+// registry itself, never to Options.Endpoints' mirrors: for what a write
+// checks on its target (does the destination have this manifest?).
+func (c *Client) ServerOnly() *Client {
+	o := c.opts
+	o.Endpoints = nil
+	return &Client{opts: o, transport: c.transport, keychain: c.keychain, repos: map[string]*http.Client{}, down: map[string]bool{}}
+}
+
 // httpClient returns the client for pulling from ref's repository, creating
 // it on first use.
 func (c *Client) httpClient(ref Reference) *http.Client {
