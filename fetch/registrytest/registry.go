@@ -77,6 +77,10 @@ type Config struct {
 	// (like Docker Hub). Without it an anonymous client gets a token with no
 	// access, and the registry answers 401 to it.
 	AnonymousPull bool
+	// ProxyRemote runs the registry as a pull-through cache of this registry URL
+	// (Distribution's "proxy: remoteurl:"): it fetches what it lacks from there, stores
+	// it, and refuses pushes.
+	ProxyRemote string
 }
 
 // Registry is a running registry. Its address (Host, URL) is a recording
@@ -101,6 +105,7 @@ type Registry struct {
 	serverCert *tls.Certificate // TLS only
 	toBackend  *http.Transport  // used by fronts and by Push
 	errLog     *log.Logger
+	stop       func()           // kills the process
 }
 
 // Start runs a registry for the test and stops it when the test ends. It
@@ -153,11 +158,26 @@ func Start(t testing.TB, cfg Config) *Registry {
 	t.Cleanup(r.toBackend.CloseIdleConnections)
 
 	authYAML := r.setupAuth(t, dir)
-	r.backend = startProcess(t, dir, logFile, authYAML)
+	r.backend, r.stop = startProcess(t, dir, logFile, authYAML+proxyYAML(cfg.ProxyRemote))
 	fnt := startFront(t, r.serverCert, newProxy(r.backend, r.toBackend, r.errLog), r.errLog)
 	r.front = &Front{Host: fnt.host, URL: fnt.url, f: fnt}
 	r.Host, r.URL = fnt.host, fnt.url
 	return r
+}
+
+// Stop ends the registry before the test does: its process is killed and
+// its address refuses connections, as an upstream that went away.
+func (r *Registry) Stop() {
+	r.front.f.srv.Close()
+	r.stop()
+}
+
+// proxyYAML is the config section of a pull-through cache of remote.
+func proxyYAML(remote string) string {
+	if remote == "" {
+		return ""
+	}
+	return "\nproxy:\n  remoteurl: " + strconv.Quote(remote) + "\n"
 }
 
 // Requests returns a copy of the log of requests the registry's address
@@ -247,7 +267,7 @@ func (r *Registry) setupAuth(t testing.TB, dir string) string {
 
 // startProcess runs the registry on a free loopback port and waits until it
 // answers. A port taken between picking and binding is retried.
-func startProcess(t testing.TB, dir string, logFile *os.File, authYAML string) *url.URL {
+func startProcess(t testing.TB, dir string, logFile *os.File, authYAML string) (*url.URL, func()) {
 	t.Helper()
 	storage := filepath.Join(dir, "storage")
 	if err := os.MkdirAll(storage, 0o755); err != nil {
@@ -285,7 +305,7 @@ func startProcess(t testing.TB, dir string, logFile *os.File, authYAML string) *
 		err = waitReady(addr, id, exited)
 		if err == nil {
 			t.Cleanup(stop)
-			return &url.URL{Scheme: "http", Host: addr}
+			return &url.URL{Scheme: "http", Host: addr}, stop
 		}
 		stop()
 		out := readFrom(logFile.Name(), offset)
