@@ -105,7 +105,7 @@ type Registry struct {
 	serverCert *tls.Certificate // TLS only
 	toBackend  *http.Transport  // used by fronts and by Push
 	errLog     *log.Logger
-	stop       func()           // kills the process
+	stop       func() // kills the process
 }
 
 // Start runs a registry for the test and stops it when the test ends. It
