@@ -86,8 +86,9 @@ func (c *Client) endpoints(ref Reference) ([]Endpoint, error) {
 // eachEndpoint calls try with each endpoint of ref's repository that has
 // capability need, in order, until one succeeds. An endpoint that fails (a
 // refused or timed-out connection, 5xx after the retries, 404, a refusal,
-// content that does not check out) is skipped for this object; a host that
-// could not be connected to is skipped for the rest of the run. The error
+// content that does not check out) is skipped for this object; a mirror
+// that could not be connected to is skipped for the rest of the run (the
+// registry itself is always tried: it is the last resort). The error
 // names every host tried; it unwraps to the last one's error. With one
 // endpoint, its error is returned as it is.
 func (c *Client) eachEndpoint(ctx context.Context, ref Reference, need capability, what string, try func(Endpoint) error) error {
@@ -100,7 +101,7 @@ func (c *Client) eachEndpoint(ctx context.Context, ref Reference, need capabilit
 		if !e.can(need) {
 			continue
 		}
-		if c.isDown(e.Host) {
+		if !e.Server && c.isDown(e.Host) {
 			tried = append(tried, hostFailure{e.Root, errHostDown})
 			continue
 		}
@@ -111,7 +112,7 @@ func (c *Client) eachEndpoint(ctx context.Context, ref Reference, need capabilit
 		if ctx.Err() != nil {
 			return err
 		}
-		if unreachable(err) {
+		if !e.Server && unreachable(err) {
 			c.markDown(e.Host)
 		}
 		tried = append(tried, hostFailure{e.Root, err})
