@@ -225,6 +225,8 @@ func TestHostsConfigErrors(t *testing.T) {
 		{"registries.conf unknown key", "registries.conf", "[[registry]]\nprefix = \"x\"\nmirrors = []\n", []string{"registries.conf", "registry.mirrors"}},
 		{"registries.conf v1", "registries.conf", "[registries.search]\nregistries = [\"docker.io\"]\n", []string{"registries.conf", "v1"}},
 		{"registries.conf bad TOML", "registries.conf", "[[registry]\n", []string{"registries.conf", "line 2"}},
+		{"mirror with a scheme", "registries.conf", "[[registry]]\nprefix = \"x\"\n[[registry.mirror]]\nlocation = \"http://m\"\n", []string{"registries.conf", "no scheme"}},
+		{"empty host URL", "hosts.d/docker.io/hosts.toml", "[host.\"\"]\n", []string{"docker.io/hosts.toml", "needs a URL"}},
 		{"pull-from-mirror", "registries.conf", "[[registry]]\nprefix = \"x\"\n[[registry.mirror]]\nlocation = \"m\"\npull-from-mirror = \"sometimes\"\n", []string{"registries.conf", "sometimes"}},
 	}
 	for _, tt := range tests {

@@ -74,6 +74,9 @@ func readHostsFile(file string) (*hostsFile, error) {
 		if len(k) != 2 || k[0] != "host" {
 			continue
 		}
+		if k[1] == "" {
+			return nil, fmt.Errorf("%s: %s: a host table needs a URL: %w", file, k, ErrConfig)
+		}
 		h, err := parseHost(k[1], raw.Host[k[1]], dir, file)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, k, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -439,4 +440,50 @@ func TestMirrorCredentialsStayWithTheirHost(t *testing.T) {
 		}
 	}
 	t.Logf("mirror (401s): %d requests; server: %s", len(mirror.Requests()), counts(server))
+}
+
+func TestMirrorSkips5xxAndBadManifests(t *testing.T) {
+	manifests := func(req *http.Request) bool { return strings.Contains(req.URL.Path, "/manifests/") }
+	tests := []struct {
+		name       string
+		faults     []registrytest.Fault
+		wantMirror string // the fault front's log
+	}{
+		// Retries: 2, so each object is asked twice of the mirror before the server.
+		{"503AfterRetries", []registrytest.Fault{{Kind: registrytest.Status, Code: 503, Match: func(*http.Request) bool { return true }}},
+			"manifest GET 2, HEAD 0, blob GET 6"},
+		// A manifest that does not hash to the digest the mirror itself announces.
+		{"CorruptManifest", []registrytest.Fault{{Kind: registrytest.WrongBytes, Bytes: 10, Match: manifests}},
+			"manifest GET 1, HEAD 0, blob GET 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			server := registrytest.Start(t, registrytest.Config{})
+			mirror := registrytest.Start(t, registrytest.Config{})
+			want := server.Push(t, "team/app", "v1", testImage("x"))
+			mirror.Push(t, "team/app", "v1", testImage("x"))
+			front := mirror.FaultFront(t, tt.faults...)
+			rec := &served{}
+			c := client(t, hosts.Config{Mirrors: []string{front.URL}}, rec)
+			img, err := pull(t, c, server.Host+"/team/app:v1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.Digest != want.Digest {
+				t.Errorf("digest %s, want %s", img.Digest, want.Digest)
+			}
+			log := registrytest.Count(front.Requests())
+			var gets int
+			for _, q := range front.Requests() {
+				if q.Method == "GET" && strings.Contains(q.Path, "/manifests/") {
+					gets++
+				}
+			}
+			got := fmt.Sprintf("manifest GET %d, HEAD %d, blob GET %d", gets, log.Heads, log.BlobGets)
+			if got != tt.wantMirror {
+				t.Errorf("mirror: %s, want %s", got, tt.wantMirror)
+			}
+			t.Logf("mirror: %s; server: %s; served %v", got, counts(server), rec.hosts())
+		})
+	}
 }

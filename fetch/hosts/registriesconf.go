@@ -118,6 +118,9 @@ func readRegistriesFile(file string) ([]registry, error) {
 		if r.prefix == "" {
 			return nil, fmt.Errorf("%s: registry %d: neither prefix nor location: %w", file, i+1, ErrConfig)
 		}
+		if strings.Contains(r.prefix, "://") || strings.Contains(r.location, "://") {
+			return nil, fmt.Errorf("%s: registry %q: prefix and location name a registry, without a scheme: %w", file, r.prefix, ErrConfig)
+		}
 		if strings.HasPrefix(r.prefix, "*.") && r.location != "" {
 			return nil, fmt.Errorf("%s: registry %q: a wildcard prefix takes no location: %w", file, r.prefix, ErrConfig)
 		}
@@ -132,6 +135,9 @@ func readRegistriesFile(file string) ([]registry, error) {
 			}
 			if rr.MirrorByDigestOnly {
 				m.resolve = false
+			}
+			if strings.Contains(m.location, "://") {
+				return nil, fmt.Errorf("%s: registry %q: mirror location %q: no scheme (insecure = true allows plain HTTP): %w", file, r.prefix, m.location, ErrConfig)
 			}
 			if m.location == "" {
 				return nil, fmt.Errorf("%s: registry %q: a mirror without location: %w", file, r.prefix, ErrConfig)

@@ -104,6 +104,22 @@ func TestMirror(t *testing.T) {
 		}
 	})
 
+	t.Run("RegistriesConfInsecureMirror", func(t *testing.T) {
+		server := deadAddr(t)
+		conf := filepath.Join(t.TempDir(), "registries.conf")
+		body := fmt.Sprintf("[[registry]]\nprefix = %q\n[[registry.mirror]]\nlocation = %q\ninsecure = true\n", server+"/library", mirror.Host+"/library")
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := Roots(t, []string{"CONTAINERS_REGISTRIES_CONF=" + conf}, "digest", "--verbose", server+"/library/alpine")
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) != img.Digest.String() {
+			t.Fatalf("exit %d, %q: %s", r.Code, r.Stdout, r.Stderr)
+		}
+		if !strings.Contains(r.Stderr, "manifest "+server+"/library/alpine:latest from https://"+mirror.Host+"/v2") {
+			t.Errorf("--verbose: %s", r.Stderr)
+		}
+	})
+
 	t.Run("BadHostsTomlNamesFileAndKey", func(t *testing.T) {
 		dir := hostsToml(t, mirror.Host, "[host.\"http://"+dead+"\"]\n  skip_verfy = true\n")
 		r := Roots(t, []string{"ROOTS_HOSTS_DIR=" + dir}, "digest", mirror.Host+"/library/alpine")
