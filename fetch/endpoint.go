@@ -21,6 +21,7 @@ type Endpoint struct {
 	Pull    bool        // may serve content by digest (manifests, blobs)
 	Resolve bool        // may answer a tag
 	Server  bool        // the registry itself (or what the configuration names in its place)
+	TagOnly bool        // only for images pulled by tag, not by digest (registries.conf pull-from-mirror = "tag-only")
 	Header  http.Header // sent with each request (hosts.toml [host.header])
 }
 
@@ -98,7 +99,7 @@ func (c *Client) eachEndpoint(ctx context.Context, ref Reference, need capabilit
 	}
 	var tried []hostFailure
 	for _, e := range eps {
-		if !e.can(need) {
+		if !e.can(need) || (e.TagOnly && ref.Tag == "") {
 			continue
 		}
 		if !e.Server && c.isDown(e.Host) {

@@ -40,6 +40,9 @@ func short(eps []fetch.Endpoint) []string {
 		if e.Server {
 			s += " server"
 		}
+		if e.TagOnly {
+			s += " tag-only"
+		}
 		out = append(out, s)
 	}
 	return out
@@ -115,6 +118,9 @@ location = "127.0.0.1:5002"
 [[registry.mirror]]
 location = "mirror.example/hub"
 pull-from-mirror = "digest-only"
+[[registry.mirror]]
+location = "tags.example"
+pull-from-mirror = "tag-only"
 [[registry]]
 prefix = "example.com/team"
 location = "internal.example:5000/ext/team"
@@ -123,6 +129,7 @@ location = "internal.example:5000/ext/team"
 			want: []string{
 				"https://127.0.0.1:5002/v2 library/alpine pr",
 				"https://mirror.example/v2 hub/library/alpine p",
+				"https://tags.example/v2 library/alpine pr tag-only",
 				"https://registry-1.docker.io/v2 library/alpine pr server",
 			},
 		},

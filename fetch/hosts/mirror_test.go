@@ -487,3 +487,30 @@ func TestMirrorSkips5xxAndBadManifests(t *testing.T) {
 		})
 	}
 }
+
+func TestMirrorTagOnly(t *testing.T) {
+	server := registrytest.Start(t, registrytest.Config{})
+	mirror := registrytest.Start(t, registrytest.Config{})
+	want := server.Push(t, "team/app", "v1", testImage("t"))
+	mirror.Push(t, "team/app", "v1", testImage("t"))
+	conf := filepath.Join(t.TempDir(), "registries.conf")
+	body := fmt.Sprintf("[[registry]]\nprefix = %q\n[[registry.mirror]]\nlocation = %q\npull-from-mirror = \"tag-only\"\n", server.Host, mirror.Host)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, hosts.Config{RegistriesConf: conf}, &served{})
+	if _, err := pull(t, c, server.Host+"/team/app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := counts(server); got != "manifest GET 0, HEAD 0, blob GET 0, other 0" {
+		t.Errorf("by tag, server: %s, want nothing", got)
+	}
+	mirror.ResetRequests()
+	if _, err := pull(t, c, server.Host+"/team/app@"+want.Digest.String()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mirror.Requests()); n != 0 {
+		t.Errorf("by digest, the tag-only mirror got %d requests", n)
+	}
+	t.Logf("by digest, server: %s", counts(server))
+}

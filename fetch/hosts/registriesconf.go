@@ -26,6 +26,7 @@ type mirror struct {
 	location      string
 	insecure      bool
 	pull, resolve bool
+	tagOnly       bool // only for images pulled by tag
 }
 
 // regFile is the TOML shape of registries.conf v2. The keys roots does
@@ -127,7 +128,9 @@ func readRegistriesFile(file string) ([]registry, error) {
 		for _, rm := range rr.Mirror {
 			m := mirror{location: rm.Location, insecure: rm.Insecure, pull: true, resolve: true}
 			switch rm.PullFromMirror {
-			case "", "all", "tag-only":
+			case "", "all":
+			case "tag-only":
+				m.tagOnly = true
 			case "digest-only":
 				m.resolve = false
 			default:

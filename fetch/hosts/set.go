@@ -106,7 +106,7 @@ func confEndpoints(r registry, name string) []fetch.Endpoint {
 	var eps []fetch.Endpoint
 	for _, m := range r.mirrors {
 		addr, repo := r.rewrite(name, m.location)
-		eps = append(eps, fetch.Endpoint{Root: "https://" + apiHost(addr) + "/v2", Host: apiHost(addr), Repo: repo, Pull: m.pull, Resolve: m.resolve})
+		eps = append(eps, fetch.Endpoint{Root: "https://" + apiHost(addr) + "/v2", Host: apiHost(addr), Repo: repo, Pull: m.pull, Resolve: m.resolve, TagOnly: m.tagOnly})
 	}
 	location := r.location
 	if location == "" {
