@@ -30,8 +30,11 @@ func (c *Client) OpenBlob(ctx context.Context, ref Reference, d ocispec.Descript
 		return nil, fmt.Errorf("fetch blob %s: %w", d.Digest, err)
 	}
 	b := &blobReader{c: c, ctx: ctx, ref: ref, desc: d}
-	err := c.eachEndpoint(ctx, ref, canPull, "blob "+d.Digest.String(), func(e Endpoint) error {
+	err := c.eachEndpoint(ctx, ref, canPull, "blob "+d.Digest.String(), func(ctx context.Context, e Endpoint) error {
 		b.at = e
+		first := b.ctx
+		b.ctx = ctx // the first request only: resumes keep OpenBlob's context
+		defer func() { b.ctx = first }()
 		return b.open()
 	})
 	if err != nil {

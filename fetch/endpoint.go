@@ -92,21 +92,28 @@ func (c *Client) endpoints(ref Reference) ([]Endpoint, error) {
 // registry itself is always tried: it is the last resort). The error
 // names every host tried; it unwraps to the last one's error. With one
 // endpoint, its error is returned as it is.
-func (c *Client) eachEndpoint(ctx context.Context, ref Reference, need capability, what string, try func(Endpoint) error) error {
+func (c *Client) eachEndpoint(ctx context.Context, ref Reference, need capability, what string, try func(context.Context, Endpoint) error) error {
 	eps, err := c.endpoints(ref)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	var tried []hostFailure
+	var candidates []Endpoint
 	for _, e := range eps {
-		if !e.can(need) || (e.TagOnly && ref.Tag == "") {
-			continue
+		if e.can(need) && !(e.TagOnly && ref.Tag == "") {
+			candidates = append(candidates, e)
 		}
+	}
+	var tried []hostFailure
+	for i, e := range candidates {
 		if !e.Server && c.isDown(e.Host) {
 			tried = append(tried, hostFailure{e.Root, errHostDown})
 			continue
 		}
-		err := try(e)
+		tctx := ctx
+		if i < len(candidates)-1 {
+			tctx = withFallback(ctx) // a connect that fails or times out is not retried: the next host is
+		}
+		err := try(tctx, e)
 		if err == nil {
 			return nil
 		}
@@ -130,6 +137,19 @@ func (c *Client) eachEndpoint(ctx context.Context, ref Reference, need capabilit
 }
 
 var errHostDown = errors.New("not tried: could not be connected to earlier")
+
+type fallbackKey struct{}
+
+// withFallback marks a request that another host can take over: the retry
+// transport does not retry a connect that failed or timed out.
+func withFallback(ctx context.Context) context.Context {
+	return context.WithValue(ctx, fallbackKey{}, true)
+}
+
+func hasFallback(ctx context.Context) bool {
+	v, _ := ctx.Value(fallbackKey{}).(bool)
+	return v
+}
 
 // hostFailure is one endpoint's failure.
 type hostFailure struct {

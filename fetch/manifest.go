@@ -58,7 +58,7 @@ func (c *Client) Manifest(ctx context.Context, ref Reference) (body []byte, medi
 		return nil, "", "", err
 	}
 	what := "manifest " + ref.String()
-	err = c.eachEndpoint(ctx, ref, need(ref), what, func(e Endpoint) error {
+	err = c.eachEndpoint(ctx, ref, need(ref), what, func(ctx context.Context, e Endpoint) error {
 		var err error
 		if body, mediaType, dgst, err = c.manifestAt(ctx, ref, e, what); err == nil {
 			c.served("manifest", ref.String(), e)

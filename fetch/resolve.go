@@ -131,7 +131,7 @@ func (c *Client) headDigest(ctx context.Context, ref Reference) (d digest.Digest
 		return "", false, err
 	}
 	what := "manifest " + ref.String()
-	err = c.eachEndpoint(ctx, ref, need(ref), what, func(e Endpoint) error {
+	err = c.eachEndpoint(ctx, ref, need(ref), what, func(ctx context.Context, e Endpoint) error {
 		var err error
 		if d, ok, err = c.headDigestAt(ctx, ref, e, what); err == nil && ok {
 			c.served("manifest", ref.String(), e)

@@ -90,7 +90,12 @@ func client(t *testing.T, cfg hosts.Config, rec *served) *fetch.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fetch.New(fetch.Options{Endpoints: set.Endpoints, Trust: set.Trust, Served: rec.add, Retries: 2, Backoff: 5 * time.Millisecond})
+	return newClient(set, rec, 2)
+}
+
+// newClient is a client for set with attempts per request.
+func newClient(set *hosts.Set, rec *served, attempts int) *fetch.Client {
+	return fetch.New(fetch.Options{Endpoints: set.Endpoints, Trust: set.Trust, Served: rec.add, Retries: attempts, Backoff: 5 * time.Millisecond})
 }
 
 // pull resolves ref and reads every layer (the content is verified by
