@@ -519,3 +519,22 @@ func TestMirrorTagOnly(t *testing.T) {
 	}
 	t.Logf("by digest, server: %s", counts(server))
 }
+
+func TestMirrorHeaders(t *testing.T) {
+	mirror := registrytest.Start(t, registrytest.Config{})
+	server := registrytest.Start(t, registrytest.Config{})
+	mirror.Push(t, "team/app", "v1", testImage("h"))
+	dir := hostsDir(t, map[string]string{server.Host: fmt.Sprintf("[host.\"http://%s\"]\n  [host.\"http://%s\".header]\n    x-mirror-token = \"abc\"\n", mirror.Host, mirror.Host)})
+	c := client(t, hosts.Config{HostsDir: dir}, &served{})
+	if _, err := pull(t, c, server.Host+"/team/app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range mirror.Requests() {
+		if q.Header.Get("X-Mirror-Token") != "abc" {
+			t.Errorf("%s %s without the configured header", q.Method, q.Path)
+		}
+	}
+	if n := len(server.Requests()); n != 0 {
+		t.Errorf("server: %d requests", n)
+	}
+}
