@@ -68,7 +68,7 @@ type registryFlags struct {
 	SpeedTime  time.Duration `default:"30s" help:"The window over which --speed-limit is measured."`
 	// Mirrors: pulls go to the configured hosts first (push, copy targets and tags never).
 	HostsDir string   `name:"hosts-dir" env:"ROOTS_HOSTS_DIR" help:"containerd hosts.toml directory: DIR/HOST[:PORT]/hosts.toml, DIR/_default/hosts.toml, docker.io for Docker Hub. Default: /etc/roots/hosts.d, else /etc/containerd/certs.d." placeholder:"DIR"`
-	Mirror   []string `help:"A host to pull from before the registry's own (pull and resolve; repeatable; for this command)." placeholder:"URL"`
+	Mirror   []string `sep:"none" help:"A host to pull from before the registry's own (pull and resolve; repeatable; for this command)." placeholder:"URL"`
 	Verbose  bool     `short:"v" help:"Say on stderr which host served each manifest and blob, and which mirror configuration applies."`
 }
 

@@ -230,7 +230,8 @@ func TestHostsConfigErrors(t *testing.T) {
 		{"unknown capability", "hosts.d/docker.io/hosts.toml", "[host.\"http://x\"]\n  capabilities = [\"pul\"]\n", []string{"docker.io/hosts.toml", `"pul"`}},
 		{"ca of the wrong type", "hosts.d/docker.io/hosts.toml", "[host.\"http://x\"]\n  ca = 3\n", []string{"docker.io/hosts.toml", "ca"}},
 		{"registries.conf unknown key", "registries.conf", "[[registry]]\nprefix = \"x\"\nmirrors = []\n", []string{"registries.conf", "registry.mirrors"}},
-		{"registries.conf v1", "registries.conf", "[registries.search]\nregistries = [\"docker.io\"]\n", []string{"registries.conf", "v1"}},
+		{"registries.conf v1 and v2", "registries.conf", "[registries.search]\nregistries = [\"docker.io\"]\n[[registry]]\nprefix = \"x\"\n", []string{"registries.conf", "v1"}},
+		{"registries.conf v1 unknown key", "registries.conf", "[registries.serch]\nregistries = [\"docker.io\"]\n", []string{"registries.conf", "registries.serch"}},
 		{"registries.conf bad TOML", "registries.conf", "[[registry]\n", []string{"registries.conf", "line 2"}},
 		{"mirror with a scheme", "registries.conf", "[[registry]]\nprefix = \"x\"\n[[registry.mirror]]\nlocation = \"http://m\"\n", []string{"registries.conf", "no scheme"}},
 		{"empty host URL", "hosts.d/docker.io/hosts.toml", "[host.\"\"]\n", []string{"docker.io/hosts.toml", "needs a URL"}},
@@ -249,6 +250,32 @@ func TestHostsConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestHostsRegistriesConfV1(t *testing.T) {
+	dir := write(t, t.TempDir(), map[string]string{"registries.conf": `
+[registries.search]
+registries = ["docker.io", "quay.io"]
+[registries.insecure]
+registries = ["insecure.example:5000"]
+[registries.block]
+registries = ["blocked.example"]
+`})
+	s, err := Load(Config{RegistriesConf: filepath.Join(dir, "registries.conf")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Endpoints("blocked.example", "app"); !errors.Is(err, ErrBlocked) {
+		t.Errorf("blocked: %v", err)
+	}
+	tr, err := s.Trust("insecure.example:5000")
+	if err != nil || !tr.Insecure {
+		t.Errorf("insecure: %+v, %v", tr, err)
+	}
+	eps, err := s.Endpoints("docker.io", "library/alpine")
+	if err != nil || len(eps) != 1 || eps[0].Host != "registry-1.docker.io" {
+		t.Errorf("docker.io: %q, %v", short(eps), err)
 	}
 }
 

@@ -37,7 +37,14 @@ type regFile struct {
 	CredentialHelpers              []string          `toml:"credential-helpers"`
 	Aliases                        map[string]string `toml:"aliases"`
 	AdditionalLayerStoreAuthHelper string            `toml:"additional-layer-store-auth-helper"`
-	Registry                       []struct {
+	// The v1 format, still written by some distributions: search (unused here), insecure
+	// and block lists of registries.
+	Registries *struct {
+		Search   struct{ Registries []string } `toml:"search"`
+		Insecure struct{ Registries []string } `toml:"insecure"`
+		Block    struct{ Registries []string } `toml:"block"`
+	} `toml:"registries"`
+	Registry []struct {
 		Prefix             string `toml:"prefix"`
 		Location           string `toml:"location"`
 		Insecure           bool   `toml:"insecure"`
@@ -104,11 +111,13 @@ func readRegistriesFile(file string) ([]registry, error) {
 		return nil, fileError(file, err)
 	}
 	if keys := md.Undecoded(); len(keys) > 0 {
-		hint := ""
-		if keys[0][0] == "registries" {
-			hint = " (the v1 format: roots reads v2, [[registry]] tables)"
+		return nil, fmt.Errorf("%s: unknown key %s: %w", file, keys[0], ErrConfig)
+	}
+	if raw.Registries != nil {
+		if len(raw.Registry) > 0 {
+			return nil, fmt.Errorf("%s: both the v1 [registries.*] tables and v2 [[registry]]: %w", file, ErrConfig)
 		}
-		return nil, fmt.Errorf("%s: unknown key %s%s: %w", file, keys[0], hint, ErrConfig)
+		return v1Registries(file, raw.Registries.Insecure.Registries, raw.Registries.Block.Registries), nil
 	}
 	var regs []registry
 	for i, rr := range raw.Registry {
@@ -150,6 +159,26 @@ func readRegistriesFile(file string) ([]registry, error) {
 		regs = append(regs, r)
 	}
 	return regs, nil
+}
+
+// v1Registries turns v1's insecure and block lists into entries.
+func v1Registries(file string, insecure, block []string) []registry {
+	var regs []registry
+	add := func(prefix string, set func(*registry)) {
+		i := indexPrefix(regs, prefix)
+		if i < 0 {
+			regs = append(regs, registry{prefix: prefix, file: file})
+			i = len(regs) - 1
+		}
+		set(&regs[i])
+	}
+	for _, p := range insecure {
+		add(p, func(r *registry) { r.insecure = true })
+	}
+	for _, p := range block {
+		add(p, func(r *registry) { r.blocked = true })
+	}
+	return regs
 }
 
 // match returns the registry whose prefix matches name ("domain/path")
