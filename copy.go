@@ -72,7 +72,7 @@ func CopyImage(ctx context.Context, src, dst string, opts CopyOptions) (*Pushed,
 	if err != nil {
 		return fail(err)
 	}
-	if have, err := client.Digest(ctx, to, nil); err == nil && have == want {
+	if have, err := client.ServerOnly().Digest(ctx, to, nil); err == nil && have == want {
 		return &Pushed{Reference: to.String(), Digest: want, Manifests: []ManifestResult{}, Blobs: []BlobResult{}, Unchanged: true}, nil
 	}
 	t := newTransfer(client, c, from, to, "", opts.ChunkSize, opts.Jobs, opts.Progress)

@@ -17,3 +17,5 @@ require (
 )
 
 require golang.org/x/sync v0.25.0
+
+require github.com/BurntSushi/toml v1.6.0

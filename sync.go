@@ -146,6 +146,7 @@ func Sync(ctx context.Context, specs []fetch.Spec, opts SyncOptions) (*SyncSumma
 		s.opts.Registry.Local = cas.BlobDir(opts.Cache)
 	}
 	s.client = fetch.New(s.opts.Registry)
+	s.target = s.client.ServerOnly() // the target is asked itself, never a mirror of it
 	for i, spec := range specs {
 		if err := ctx.Err(); err != nil {
 			return sum, err
@@ -161,7 +162,8 @@ func Sync(ctx context.Context, specs []fetch.Spec, opts SyncOptions) (*SyncSumma
 type syncer struct {
 	opts   SyncOptions
 	client *fetch.Client
-	cache  *cas.Cache // nil: none
+	target *fetch.Client // client, for the target registry itself (no mirrors)
+	cache  *cas.Cache    // nil: none
 	sum    *SyncSummary
 }
 
@@ -188,7 +190,7 @@ func (s *syncer) spec(ctx context.Context, spec fetch.Spec, target fetch.Referen
 		dsts[i] = target
 		dsts[i].Tag = states[i].Tag
 		if states[i].State == Absent { // a HEAD of the target for each tag the source has
-			have[i], headErrs[i] = s.client.Digest(ctx, dsts[i], nil)
+			have[i], headErrs[i] = s.target.Digest(ctx, dsts[i], nil)
 		}
 		return nil
 	})
@@ -239,7 +241,7 @@ func (s *syncer) copy(ctx context.Context, r SyncResult, src, dst fetch.Referenc
 			return fail(err)
 		}
 		r.Digest, want = d, d
-		if have, err := s.client.Digest(ctx, dst, nil); err == nil && have == want {
+		if have, err := s.target.Digest(ctx, dst, nil); err == nil && have == want {
 			s.report(r, SyncUpToDate)
 			return nil
 		}

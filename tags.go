@@ -87,6 +87,7 @@ func Tags(ctx context.Context, specs []fetch.Spec, opts TagsOptions) ([]TagState
 	if opts.Jobs == 0 {
 		opts.Jobs = defaultJobs
 	}
+	opts.Registry.Endpoints = nil // tag lists and what they name come from the registry itself, never a mirror
 	switch {
 	case opts.Jobs < 0:
 		return nil, fmt.Errorf("tags: %d jobs: need at least 1", opts.Jobs)

@@ -77,8 +77,9 @@ type node struct {
 
 // transfer is one push or copy under way.
 type transfer struct {
-	client   *fetch.Client
-	cache    *cas.Cache // nil: none
+	client   *fetch.Client // reads the source (mirrors too) and writes the target
+	target   *fetch.Client // the same, asking the target registry itself (never a mirror) what it holds
+	cache    *cas.Cache    // nil: none
 	src, dst fetch.Reference
 	format   Format
 	upload   fetch.UploadOptions
@@ -185,7 +186,7 @@ func (t *transfer) plan(ctx context.Context, ref fetch.Reference, body []byte, m
 func (t *transfer) send(ctx context.Context, n *node, top bool) error {
 	if !top {
 		// A child the target holds has its blobs: one HEAD instead of one per blob.
-		if d, err := t.client.Digest(ctx, n.ref, nil); err == nil && d == n.desc.Digest {
+		if d, err := t.target.Digest(ctx, n.ref, nil); err == nil && d == n.desc.Digest {
 			t.addManifest(ManifestResult{Digest: n.desc.Digest, MediaType: n.desc.MediaType, Size: n.desc.Size, Exists: true})
 			return nil
 		}
@@ -399,7 +400,7 @@ func newTransfer(client *fetch.Client, cache *cas.Cache, src, dst fetch.Referenc
 		jobs = defaultJobs
 	}
 	return &transfer{
-		client: client, cache: cache, src: src, dst: dst, format: format,
+		client: client, target: client.ServerOnly(), cache: cache, src: src, dst: dst, format: format,
 		upload: fetch.UploadOptions{ChunkSize: chunk}, jobs: jobs, report: report,
 		settled: map[digest.Digest]*settling{},
 	}

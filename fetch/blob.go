@@ -30,9 +30,17 @@ func (c *Client) OpenBlob(ctx context.Context, ref Reference, d ocispec.Descript
 		return nil, fmt.Errorf("fetch blob %s: %w", d.Digest, err)
 	}
 	b := &blobReader{c: c, ctx: ctx, ref: ref, desc: d}
-	if err := b.open(); err != nil {
+	err := c.eachEndpoint(ctx, ref, canPull, "blob "+d.Digest.String(), func(ctx context.Context, e Endpoint) error {
+		b.at = e
+		first := b.ctx
+		b.ctx = ctx // the first request only: resumes keep OpenBlob's context
+		defer func() { b.ctx = first }()
+		return b.open()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("fetch blob %s: %w", d.Digest, err)
 	}
+	c.served("blob", d.Digest.String(), b.at)
 	return b, nil
 }
 
@@ -42,6 +50,7 @@ type blobReader struct {
 	ctx  context.Context
 	ref  Reference
 	desc ocispec.Descriptor
+	at   Endpoint // the host that serves the stream; a resumed stream stays with it
 
 	body     io.ReadCloser // nil between a break and the next request
 	n        int64         // bytes delivered to the caller
@@ -56,8 +65,7 @@ func (b *blobReader) open() error {
 	if b.n > 0 {
 		header.Set("Range", "bytes="+strconv.FormatInt(b.n, 10)+"-")
 	}
-	url := endpoint(b.ref, "blobs", b.desc.Digest.String())
-	resp, err := b.c.do(b.ctx, b.ref, http.MethodGet, url, header)
+	resp, err := b.c.doAt(b.ctx, b.at, http.MethodGet, b.at.url("blobs", b.desc.Digest.String()), header)
 	if err != nil {
 		return err
 	}

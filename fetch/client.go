@@ -43,6 +43,15 @@ type Options struct {
 	// up, and the error wraps ErrOffline. Transport is ignored. What works offline is read
 	// from Local (LocalImage, LocalResolve), not through the Client.
 	Offline bool
+	// Endpoints, if set, lists the hosts that may serve a repository's pulls, in the
+	// order they are tried (mirrors, then the registry: see Endpoint). Pushes and tag
+	// lists always go to the registry itself. nil or an empty list: the registry only.
+	Endpoints func(domain, path string) ([]Endpoint, error)
+	// Trust, if set, gives each host's TLS settings and connect timeout (used when
+	// Transport is nil or an *http.Transport).
+	Trust func(host string) (HostTrust, error)
+	// Served, if set, is told which host served each manifest and blob.
+	Served func(Served)
 }
 
 // LocalSource is content-addressed storage, such as roots' cache.
@@ -61,6 +70,7 @@ type Client struct {
 
 	mu    sync.Mutex
 	repos map[string]*http.Client // "host/path\nscopes" → client with auth for that repository and scopes
+	down  map[string]bool         // hosts that could not be connected to: skipped for the rest of the run
 }
 
 // New returns a Client with the given options.
@@ -93,13 +103,32 @@ func New(o Options) *Client {
 		}
 		base = t
 	}
+	var hosts *hostTransport
+	if t, ok := base.(*http.Transport); ok {
+		hosts = newHostTransport(t, o.Trust)
+		base = hosts
+	}
 	base = &watchdog{next: base, idle: max(o.IdleTimeout, 0), floor: max(o.MinSpeed, 0), span: o.SpeedTime}
+	scheme := newSchemeTransport(base, o.Insecure)
+	if hosts != nil && o.Trust != nil {
+		scheme.allowHTTP = hosts.insecure
+	}
 	return &Client{
 		opts:      o,
-		transport: newRetryTransport(newSchemeTransport(base, o.Insecure), o.Retries, o.Backoff),
+		transport: newRetryTransport(scheme, o.Retries, o.Backoff),
 		keychain:  o.Keychain,
 		repos:     map[string]*http.Client{},
+		down:      map[string]bool{},
 	}
+}
+
+// ServerOnly returns a Client on the same transports that talks to each
+// registry itself, never to Options.Endpoints' mirrors: for what a write
+// checks on its target (does the destination have this manifest?).
+func (c *Client) ServerOnly() *Client {
+	o := c.opts
+	o.Endpoints = nil
+	return &Client{opts: o, transport: c.transport, keychain: c.keychain, repos: map[string]*http.Client{}, down: map[string]bool{}}
 }
 
 // httpClient returns the client for pulling from ref's repository, creating
@@ -113,17 +142,29 @@ func (c *Client) httpClient(ref Reference) *http.Client {
 // each), creating it on first use. Pulls, pushes and mounts from another
 // repository each have their own, so a pull never asks for push rights.
 func (c *Client) scopedClient(ref Reference, scopes ...string) *http.Client {
-	key := ref.APIHost() + "/" + ref.Path + "\n" + strings.Join(scopes, " ")
+	return c.hostClient(ref.APIHost(), ref.Path, scopes...)
+}
+
+// pullClient returns the client for pulling from e: its credentials are
+// e.Host's, never another host's.
+func (c *Client) pullClient(e Endpoint) *http.Client {
+	return c.hostClient(e.Host, e.Repo, "repository:"+e.Repo+":pull")
+}
+
+// hostClient returns the client for repository path on host whose tokens
+// carry scopes, creating it on first use.
+func (c *Client) hostClient(host, path string, scopes ...string) *http.Client {
+	key := host + "/" + path + "\n" + strings.Join(scopes, " ")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if hc, ok := c.repos[key]; ok {
 		return hc
 	}
-	opts := []auth.Option{auth.Repository(ref.Path)}
+	opts := []auth.Option{auth.Repository(path)}
 	if c.opts.Insecure {
 		opts = append(opts, auth.PlainHTTPRealms())
 	}
-	hc := &http.Client{Transport: auth.NewTransport(c.transport, ref.APIHost(), scopes, c.keychain, opts...)}
+	hc := &http.Client{Transport: auth.NewTransport(c.transport, host, scopes, c.keychain, opts...)}
 	c.repos[key] = hc
 	return hc
 }
@@ -145,6 +186,21 @@ func (c *Client) do(ctx context.Context, ref Reference, method, target string, h
 		req.Header[k] = v
 	}
 	return c.send(c.httpClient(ref), req)
+}
+
+// doAt sends one pull request to endpoint e.
+func (c *Client) doAt(ctx context.Context, e Endpoint, method, target string, header http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range e.Header {
+		req.Header[k] = v
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	return c.send(c.pullClient(e), req)
 }
 
 // send sends req with hc, with roots' User-Agent.

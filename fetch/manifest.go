@@ -58,8 +58,32 @@ func (c *Client) Manifest(ctx context.Context, ref Reference) (body []byte, medi
 		return nil, "", "", err
 	}
 	what := "manifest " + ref.String()
+	err = c.eachEndpoint(ctx, ref, need(ref), what, func(ctx context.Context, e Endpoint) error {
+		var err error
+		if body, mediaType, dgst, err = c.manifestAt(ctx, ref, e, what); err == nil {
+			c.served("manifest", ref.String(), e)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, "", "", err
+	}
+	return body, mediaType, dgst, nil
+}
+
+// need is what a manifest request for ref needs of a host: resolve for a
+// tag, pull for a digest.
+func need(ref Reference) capability {
+	if ref.Digest == "" {
+		return canResolve
+	}
+	return canPull
+}
+
+// manifestAt GETs ref's manifest from one endpoint and checks it.
+func (c *Client) manifestAt(ctx context.Context, ref Reference, e Endpoint, what string) (body []byte, mediaType string, dgst digest.Digest, err error) {
 	header := http.Header{"Accept": {manifestAccept}}
-	resp, err := c.do(ctx, ref, http.MethodGet, endpoint(ref, "manifests", ref.manifestRef()), header)
+	resp, err := c.doAt(ctx, e, http.MethodGet, e.url("manifests", ref.manifestRef()), header)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("%s: %w", what, err)
 	}

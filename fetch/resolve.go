@@ -131,8 +131,20 @@ func (c *Client) headDigest(ctx context.Context, ref Reference) (d digest.Digest
 		return "", false, err
 	}
 	what := "manifest " + ref.String()
+	err = c.eachEndpoint(ctx, ref, need(ref), what, func(ctx context.Context, e Endpoint) error {
+		var err error
+		if d, ok, err = c.headDigestAt(ctx, ref, e, what); err == nil && ok {
+			c.served("manifest", ref.String(), e)
+		}
+		return err
+	})
+	return d, ok, err
+}
+
+// headDigestAt asks one endpoint for ref's digest with HEAD.
+func (c *Client) headDigestAt(ctx context.Context, ref Reference, e Endpoint, what string) (d digest.Digest, ok bool, err error) {
 	header := http.Header{"Accept": {manifestAccept}}
-	resp, err := c.do(ctx, ref, http.MethodHead, endpoint(ref, "manifests", ref.manifestRef()), header)
+	resp, err := c.doAt(ctx, e, http.MethodHead, e.url("manifests", ref.manifestRef()), header)
 	if err != nil {
 		return "", false, fmt.Errorf("%s: %w", what, err)
 	}

@@ -52,6 +52,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if attempt >= t.attempts || ctx.Err() != nil || !retryable(resp, err) {
 			return resp, err
 		}
+		var dialErr *dialError
+		if hasFallback(ctx) && errors.As(err, &dialErr) {
+			return resp, err // another host takes over
+		}
 		wait := backoffDelay(t.backoff, attempt)
 		if resp != nil {
 			if d, ok := retryAfter(resp.Header.Get("Retry-After")); ok {

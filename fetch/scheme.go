@@ -16,8 +16,9 @@ import (
 // remembered per host, so the probe happens once. Certificate errors never
 // cause a fallback: a TLS server with a bad certificate is an error.
 type schemeTransport struct {
-	next     http.RoundTripper
-	insecure bool
+	next      http.RoundTripper
+	insecure  bool
+	allowHTTP func(host string) bool // hosts the configuration allows plain HTTP to (nil: none)
 
 	mu        sync.Mutex
 	plainHTTP map[string]bool // host:port → speaks plain HTTP
@@ -59,10 +60,10 @@ func (t *schemeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(plain)
 }
 
-// mayUseHTTP: plain HTTP is only for loopback hosts, or for any host with
-// Insecure.
+// mayUseHTTP: plain HTTP is only for loopback hosts, for any host with
+// Insecure, and for hosts whose configuration says insecure.
 func (t *schemeTransport) mayUseHTTP(host string) bool {
-	return t.insecure || loopbackHost(host)
+	return t.insecure || loopbackHost(host) || (t.allowHTTP != nil && t.allowHTTP(host))
 }
 
 func (t *schemeTransport) usesHTTP(host string) bool {

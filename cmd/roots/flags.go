@@ -96,13 +96,17 @@ type registryFlags struct {
 	Timeout    time.Duration `default:"30s" help:"Retry, then give up on, a registry connection that sends nothing for this long."`
 	SpeedLimit int64         `default:"1024" help:"Retry, then give up on, a transfer slower than this many bytes a second over --speed-time (0: no floor)." placeholder:"BYTES"`
 	SpeedTime  time.Duration `default:"30s" help:"The window over which --speed-limit is measured."`
+	// Mirrors: pulls go to the configured hosts first (push, copy targets and tags never).
+	HostsDir string   `name:"hosts-dir" env:"ROOTS_HOSTS_DIR" help:"containerd hosts.toml directory: DIR/HOST[:PORT]/hosts.toml, DIR/_default/hosts.toml, docker.io for Docker Hub. Default: /etc/roots/hosts.d, else /etc/containerd/certs.d." placeholder:"DIR"`
+	Mirror   []string `sep:"none" help:"A host to pull from before the registry's own (pull and resolve; repeatable; for this command)." placeholder:"URL"`
+	Verbose  bool     `short:"v" help:"Say on stderr which host served each manifest and blob, and which mirror configuration applies."`
 }
 
 // options says how to reach registries, from these flags and the environment.
 func (f registryFlags) options(e *env) (fetch.Options, error) {
-	o := authFiles(e)
-	o.User, o.AuthFile = f.User, f.Auth
-	kc, err := auth.NewKeychain(o)
+	ao := authFiles(e)
+	ao.User, ao.AuthFile = f.User, f.Auth
+	kc, err := auth.NewKeychain(ao)
 	if err != nil {
 		return fetch.Options{}, err
 	}
@@ -113,7 +117,7 @@ func (f registryFlags) options(e *env) (fetch.Options, error) {
 	if minSpeed == 0 {
 		minSpeed = -1 // no floor
 	}
-	return fetch.Options{
+	o := fetch.Options{
 		IdleTimeout: f.Timeout,
 		MinSpeed:    minSpeed,
 		SpeedTime:   f.SpeedTime,
@@ -121,7 +125,11 @@ func (f registryFlags) options(e *env) (fetch.Options, error) {
 		Keychain:    kc,
 		UserAgent:   "roots/" + version,
 		Backoff:     backoff(e),
-	}, nil
+	}
+	if err := f.mirrors(e, &o); err != nil {
+		return fetch.Options{}, err
+	}
+	return o, nil
 }
 
 // backoff lets tests shorten retry waits (ROOTS_TEST_BACKOFF=10ms); zero means the default.

@@ -78,6 +78,10 @@ type Config struct {
 	// (like Docker Hub). Without it an anonymous client gets a token with no
 	// access, and the registry answers 401 to it.
 	AnonymousPull bool
+	// ProxyRemote runs the registry as a pull-through cache of this registry URL
+	// (Distribution's "proxy: remoteurl:"): it fetches what it lacks from there, stores
+	// it, and refuses pushes.
+	ProxyRemote string
 }
 
 // Registry is a running registry. Its address (Host, URL) is a recording
@@ -155,11 +159,19 @@ func Start(t testing.TB, cfg Config) *Registry {
 	t.Cleanup(r.toBackend.CloseIdleConnections)
 
 	authYAML := r.setupAuth(t, dir)
-	r.backend, r.stopProc = startProcess(t, dir, logFile, authYAML)
+	r.backend, r.stopProc = startProcess(t, dir, logFile, authYAML+proxyYAML(cfg.ProxyRemote))
 	fnt := startFront(t, r.serverCert, newProxy(r.backend, r.toBackend, r.errLog), r.errLog)
 	r.front = &Front{Host: fnt.host, URL: fnt.url, f: fnt}
 	r.Host, r.URL = fnt.host, fnt.url
 	return r
+}
+
+// proxyYAML is the config section of a pull-through cache of remote.
+func proxyYAML(remote string) string {
+	if remote == "" {
+		return ""
+	}
+	return "\nproxy:\n  remoteurl: " + strconv.Quote(remote) + "\n"
 }
 
 // Requests returns a copy of the log of requests the registry's address

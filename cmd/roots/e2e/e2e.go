@@ -50,9 +50,12 @@ type Result struct {
 // Deadline bounds every run of the binary in these tests: no command may block forever.
 const Deadline = 3 * time.Minute
 
-// Env is the clean environment of a run: PATH, a HOME of the test's, and short retry backoffs.
+// Env is the clean environment of a run: PATH, a HOME of the test's, short retry backoffs, and
+// an empty hosts.toml directory and registries.conf.
 func Env(t testing.TB) []string {
-	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "ROOTS_TEST_BACKOFF=10ms"}
+	// Mirror configuration is the test's own, never the machine's /etc (a test sets its own).
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "ROOTS_TEST_BACKOFF=10ms",
+		"ROOTS_HOSTS_DIR=" + t.TempDir(), "CONTAINERS_REGISTRIES_CONF=" + os.DevNull}
 }
 
 // Roots runs the binary with args and a clean environment plus env, under Deadline.
