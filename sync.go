@@ -146,7 +146,8 @@ func Sync(ctx context.Context, specs []fetch.Spec, opts SyncOptions) (*SyncSumma
 		s.opts.Registry.Local = cas.BlobDir(opts.Cache)
 	}
 	s.client = fetch.New(s.opts.Registry)
-	s.target = s.client.ServerOnly() // the target is asked itself, never a mirror of it
+	defer s.client.CloseIdleConnections() // the per-host transports fetch made from the base
+	s.target = s.client.ServerOnly()      // the target is asked itself, never a mirror of it
 	for i, spec := range specs {
 		if err := ctx.Err(); err != nil {
 			return sum, err

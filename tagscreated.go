@@ -104,11 +104,13 @@ func (t *tagger) keep(ctx context.Context, img *fetch.Image) {
 	}
 }
 
-// close closes the cache if keep opened it.
+// close closes the cache if keep opened it, and the client's idle connections (Tags runs in a
+// sync daemon's every pass).
 func (t *tagger) close() {
 	if t.cache != nil {
 		t.cache.Close()
 	}
+	t.client.CloseIdleConnections()
 }
 
 // created reads "created" from an image config; zero when absent or malformed.

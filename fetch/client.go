@@ -66,6 +66,7 @@ type LocalSource interface {
 type Client struct {
 	opts      Options
 	transport http.RoundTripper // retry over scheme over base: what auth wraps
+	hosts     *hostTransport    // the base: one http.Transport per host (nil: a Transport of the caller's that is no *http.Transport)
 	keychain  auth.Keychain
 
 	mu    sync.Mutex
@@ -115,10 +116,20 @@ func New(o Options) *Client {
 	}
 	return &Client{
 		opts:      o,
+		hosts:     hosts,
 		transport: newRetryTransport(scheme, o.Retries, o.Backoff),
 		keychain:  o.Keychain,
 		repos:     map[string]*http.Client{},
 		down:      map[string]bool{},
+	}
+}
+
+// CloseIdleConnections closes the idle connections of every transport the Client made (one per
+// host): call it when done with a Client in a process that goes on (a daemon). The Client stays
+// usable.
+func (c *Client) CloseIdleConnections() {
+	if c.hosts != nil {
+		c.hosts.CloseIdleConnections()
 	}
 }
 
@@ -128,7 +139,7 @@ func New(o Options) *Client {
 func (c *Client) ServerOnly() *Client {
 	o := c.opts
 	o.Endpoints = nil
-	return &Client{opts: o, transport: c.transport, keychain: c.keychain, repos: map[string]*http.Client{}, down: map[string]bool{}}
+	return &Client{opts: o, hosts: c.hosts, transport: c.transport, keychain: c.keychain, repos: map[string]*http.Client{}, down: map[string]bool{}}
 }
 
 // httpClient returns the client for pulling from ref's repository, creating

@@ -78,6 +78,20 @@ func (t *hostTransport) host(host string) hostEntry {
 	return h
 }
 
+// CloseIdleConnections closes the idle connections of every host's transport (and of the
+// base they were made from): what a long-running caller (a sync daemon's pass) does when it
+// is done with a Client.
+func (t *hostTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, h := range t.hosts {
+		if c, ok := h.rt.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+	t.base.CloseIdleConnections()
+}
+
 // insecure tells whether plain HTTP is allowed to host by its trust.
 func (t *hostTransport) insecure(host string) bool {
 	return t.host(host).insecure
