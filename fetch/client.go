@@ -67,6 +67,7 @@ type Client struct {
 	opts      Options
 	transport http.RoundTripper // retry over scheme over base: what auth wraps
 	hosts     *hostTransport    // the base: one http.Transport per host (nil: a Transport of the caller's that is no *http.Transport)
+	scheme    *schemeTransport  // which hosts speak plain HTTP
 	keychain  auth.Keychain
 
 	mu    sync.Mutex
@@ -117,6 +118,7 @@ func New(o Options) *Client {
 	return &Client{
 		opts:      o,
 		hosts:     hosts,
+		scheme:    scheme,
 		transport: newRetryTransport(scheme, o.Retries, o.Backoff),
 		keychain:  o.Keychain,
 		repos:     map[string]*http.Client{},
@@ -139,7 +141,7 @@ func (c *Client) CloseIdleConnections() {
 func (c *Client) ServerOnly() *Client {
 	o := c.opts
 	o.Endpoints = nil
-	return &Client{opts: o, hosts: c.hosts, transport: c.transport, keychain: c.keychain, repos: map[string]*http.Client{}, down: map[string]bool{}}
+	return &Client{opts: o, hosts: c.hosts, scheme: c.scheme, transport: c.transport, keychain: c.keychain, repos: map[string]*http.Client{}, down: map[string]bool{}}
 }
 
 // httpClient returns the client for pulling from ref's repository, creating

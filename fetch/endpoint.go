@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -200,9 +201,16 @@ func (c *Client) markDown(host string) {
 	c.down[host] = true
 }
 
-// served reports through Options.Served which host served an object.
+// served reports through Options.Served which host served an object, with the scheme it
+// was served with (a loopback or insecure host may have answered in plain HTTP).
 func (c *Client) served(kind, name string, e Endpoint) {
-	if c.opts.Served != nil {
-		c.opts.Served(Served{Kind: kind, Name: name, Host: e.Root})
+	if c.opts.Served == nil {
+		return
 	}
+	root := e.Root
+	if u, err := url.Parse(root); err == nil && u.Scheme == "https" && c.scheme != nil && c.scheme.usesHTTP(u.Host) {
+		u.Scheme = "http"
+		root = u.String()
+	}
+	c.opts.Served(Served{Kind: kind, Name: name, Host: root})
 }

@@ -177,7 +177,7 @@ func TestMirrorFallbackPastDeadAnd404ToServer(t *testing.T) {
 		t.Errorf("server: %s, want %s", got, want)
 	}
 	t.Logf("dead %s: refused; mirror %s: %s; server %s: %s", dead, empty.Host, counts(empty), server.Host, counts(server))
-	if got := rec.hosts(); got["https://"+server.Host+"/v2 manifest"] != 1 || got["https://"+server.Host+"/v2 blob"] != 3 || len(got) != 2 {
+	if got := rec.hosts(); got["http://"+server.Host+"/v2 manifest"] != 1 || got["http://"+server.Host+"/v2 blob"] != 3 || len(got) != 2 {
 		t.Errorf("served: %v", got)
 	}
 

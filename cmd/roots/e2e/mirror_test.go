@@ -66,6 +66,24 @@ func TestMirror(t *testing.T) {
 		}
 	})
 
+	t.Run("HostsTomlWinsOverRegistriesConf", func(t *testing.T) {
+		dir := hostsToml(t, "docker.io", fmt.Sprintf("server = \"http://%s\"\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", dead, mirror.Host))
+		conf := filepath.Join(t.TempDir(), "registries.conf")
+		body := fmt.Sprintf("[[registry]]\nprefix = \"docker.io\"\nlocation = %q\n", dead)
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		env := []string{"ROOTS_HOSTS_DIR=" + dir, "CONTAINERS_REGISTRIES_CONF=" + conf}
+		r := Roots(t, env, "digest", "--verbose", "alpine")
+		note := "roots: docker.io: " + filepath.Join(dir, "docker.io", "hosts.toml") + " configures docker.io; its registries.conf entry (prefix \"docker.io\" in " + conf + ") is not used\n"
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) != img.Digest.String() || !strings.Contains(r.Stderr, note) {
+			t.Errorf("digest --verbose with both: exit %d, %q, stderr %q; want %s and the note %q", r.Code, r.Stdout, r.Stderr, img.Digest, note)
+		}
+		if r := Roots(t, env, "digest", "alpine"); strings.Contains(r.Stderr, "is not used") {
+			t.Errorf("without --verbose the note is printed: %q", r.Stderr)
+		}
+	})
+
 	t.Run("DigestAndInspectWithMirrorFlag", func(t *testing.T) {
 		server := registrytest.Start(t, registrytest.Config{})
 		want := mirror.Push(t, "team/app", "v1", smallImage("app"))
@@ -115,7 +133,7 @@ func TestMirror(t *testing.T) {
 		if r.Code != 0 || strings.TrimSpace(r.Stdout) != img.Digest.String() {
 			t.Fatalf("exit %d, %q: %s", r.Code, r.Stdout, r.Stderr)
 		}
-		if !strings.Contains(r.Stderr, "manifest "+server+"/library/alpine:latest from https://"+mirror.Host+"/v2") {
+		if !strings.Contains(r.Stderr, "manifest "+server+"/library/alpine:latest from http://"+mirror.Host+"/v2") { // loopback: plain HTTP
 			t.Errorf("--verbose: %s", r.Stderr)
 		}
 	})
