@@ -43,8 +43,12 @@ func (t *hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, h.err
 	}
 	resp, err := h.rt.RoundTrip(req)
-	if err != nil && certificateError(err) {
+	switch {
+	case err == nil:
+	case certificateError(err):
 		err = trustError(req.URL.Host, h.places, err)
+	case strings.Contains(err.Error(), "tls: certificate required"):
+		err = clientCertError(req.URL.Host, h.places, err)
 	}
 	return resp, err
 }
@@ -129,6 +133,18 @@ func certificateError(err error) bool {
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostnameErr x509.HostnameError
 	return errors.As(err, &certErr) || errors.As(err, &unknownAuthority) || errors.As(err, &hostnameErr)
+}
+
+// clientCertError says that host demands a client certificate, and where one is looked for.
+func clientCertError(host string, places []string, err error) error {
+	if len(places) == 0 {
+		return fmt.Errorf("%s demands a client certificate: %w (give one as client in its hosts.toml, or *.cert and *.key in a certs.d/%s directory)", host, err, host)
+	}
+	where := make([]string, len(places))
+	for i, p := range places {
+		where[i] = strings.TrimSuffix(p, "*.crt") + "*.cert, *.key"
+	}
+	return fmt.Errorf("%s demands a client certificate: %w (a pair for %s is looked for in %s)", host, err, host, strings.Join(where, "; "))
 }
 
 // trustError names the host and the places a CA for it is looked for.

@@ -353,16 +353,40 @@ func TestMirrorOverridePath(t *testing.T) {
 }
 
 func TestMirrorTLSTrust(t *testing.T) {
+	// certsDir is a certs.d root holding, for r's host, files copied from r's (name: path).
+	certsDir := func(t *testing.T, r *registrytest.Registry, files map[string]string) string {
+		root := filepath.Join(t.TempDir(), "containers", "certs.d")
+		if err := os.MkdirAll(filepath.Join(root, r.Host), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, from := range files {
+			b, err := os.ReadFile(from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, r.Host, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return root
+	}
 	tests := []struct {
 		name     string
+		mutual   bool // the registry demands a client certificate
 		setup    func(t *testing.T, r *registrytest.Registry) hosts.Config
 		wantErr  []string
 		wantWarn int
 	}{
-		{"NoTrustNamesThePlaces", func(t *testing.T, r *registrytest.Registry) hosts.Config {
+		{"CertsDirClientPair", true, func(t *testing.T, r *registrytest.Registry) hosts.Config {
+			return hosts.Config{CertsDirs: []string{certsDir(t, r, map[string]string{"ca.crt": r.CAFile, "client.cert": r.ClientCertFile, "client.key": r.ClientKeyFile})}}
+		}, nil, 0},
+		{"NoClientPair", true, func(t *testing.T, r *registrytest.Registry) hosts.Config {
+			return hosts.Config{CertsDirs: []string{certsDir(t, r, map[string]string{"ca.crt": r.CAFile})}}
+		}, []string{"demands a client certificate", "certificate required", "*.cert, *.key"}, 0},
+		{"NoTrustNamesThePlaces", false, func(t *testing.T, r *registrytest.Registry) hosts.Config {
 			return hosts.Config{CertsDirs: []string{filepath.Join(t.TempDir(), "docker", "certs.d")}}
 		}, []string{"certificate", "docker/certs.d/" + "HOST" + "/*.crt"}, 0},
-		{"CertsDirCA", func(t *testing.T, r *registrytest.Registry) hosts.Config {
+		{"CertsDirCA", false, func(t *testing.T, r *registrytest.Registry) hosts.Config {
 			root := filepath.Join(t.TempDir(), "containers", "certs.d")
 			ca, err := os.ReadFile(r.CAFile)
 			if err != nil {
@@ -376,16 +400,16 @@ func TestMirrorTLSTrust(t *testing.T) {
 			}
 			return hosts.Config{CertsDirs: []string{t.TempDir(), root}}
 		}, nil, 0},
-		{"HostsTomlCA", func(t *testing.T, r *registrytest.Registry) hosts.Config {
+		{"HostsTomlCA", false, func(t *testing.T, r *registrytest.Registry) hosts.Config {
 			return hosts.Config{HostsDir: hostsDir(t, map[string]string{r.Host: fmt.Sprintf("ca = %q\n", r.CAFile)})}
 		}, nil, 0},
-		{"SkipVerify", func(t *testing.T, r *registrytest.Registry) hosts.Config {
+		{"SkipVerify", false, func(t *testing.T, r *registrytest.Registry) hosts.Config {
 			return hosts.Config{HostsDir: hostsDir(t, map[string]string{r.Host: "skip_verify = true\n"})}
 		}, nil, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := registrytest.Start(t, registrytest.Config{TLS: true})
+			r := registrytest.Start(t, registrytest.Config{TLS: true, ClientCerts: tt.mutual})
 			r.Push(t, "team/app", "v1", testImage("tls"))
 			cfg := tt.setup(t, r)
 			var warnings []string

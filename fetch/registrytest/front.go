@@ -2,6 +2,7 @@ package registrytest
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log"
 	"net"
@@ -117,6 +118,13 @@ type front struct {
 // serves next until the test ends.
 func startFront(t testing.TB, cert *tls.Certificate, next http.Handler, errLog *log.Logger) *front {
 	t.Helper()
+	return startFrontMutual(t, cert, nil, next, errLog)
+}
+
+// startFrontMutual is startFront whose TLS also demands a client certificate that clientCAs
+// (when not nil) vouch for.
+func startFrontMutual(t testing.TB, cert *tls.Certificate, clientCAs *x509.CertPool, next http.Handler, errLog *log.Logger) *front {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("registrytest: listen: %v", err)
@@ -124,7 +132,11 @@ func startFront(t testing.TB, cert *tls.Certificate, next http.Handler, errLog *
 	scheme := "http"
 	if cert != nil {
 		scheme = "https"
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})
+		cfg := &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+		if clientCAs != nil {
+			cfg.ClientCAs, cfg.ClientAuth = clientCAs, tls.RequireAndVerifyClientCert
+		}
+		ln = tls.NewListener(ln, cfg)
 	}
 	f := &front{host: ln.Addr().String(), next: next}
 	f.url = scheme + "://" + f.host

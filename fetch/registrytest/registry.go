@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log"
@@ -67,6 +68,10 @@ type Config struct {
 	// TLS serves HTTPS (registry and token issuer) with a certificate from a
 	// test CA made by the harness.
 	TLS bool
+	// ClientCerts (with TLS) makes the registry's address demand a client
+	// certificate that the test CA issued (mutual TLS); ClientCertFile and
+	// ClientKeyFile hold one.
+	ClientCerts bool
 	// Users maps user to password, accepted by Basic and by the Token issuer.
 	// Default {"alice": "secret"} when Auth != Anonymous.
 	Users map[string]string
@@ -87,10 +92,13 @@ type Config struct {
 // Registry is a running registry. Its address (Host, URL) is a recording
 // front that forwards to the real registry process.
 type Registry struct {
-	Host      string            // "127.0.0.1:PORT": what goes into an image reference
-	URL       string            // "http(s)://127.0.0.1:PORT"
-	CAFile    string            // PEM of the test CA (TLS only), for a client's trust
-	Transport http.RoundTripper // trusts the CA; the base transport for clients under test
+	Host   string // "127.0.0.1:PORT": what goes into an image reference
+	URL    string // "http(s)://127.0.0.1:PORT"
+	CAFile string // PEM of the test CA (TLS only), for a client's trust
+	// ClientCertFile and ClientKeyFile are a client certificate the registry accepts
+	// (ClientCerts only), in PEM.
+	ClientCertFile, ClientKeyFile string
+	Transport                     http.RoundTripper // trusts the CA; the base transport for clients under test
 	// User and Password are a valid credential (the alphabetically first of
 	// Users) when Auth != Anonymous.
 	User, Password string
@@ -104,6 +112,7 @@ type Registry struct {
 	issuer     *issuer
 	issuerFnt  *Front
 	serverCert *tls.Certificate // TLS only
+	clientCAs  *x509.CertPool   // ClientCerts only: who may connect
 	toBackend  *http.Transport  // used by fronts and by Push
 	errLog     *log.Logger
 	stopProc   func() // kills the registry process (once)
@@ -160,7 +169,7 @@ func Start(t testing.TB, cfg Config) *Registry {
 
 	authYAML := r.setupAuth(t, dir)
 	r.backend, r.stopProc = startProcess(t, dir, logFile, authYAML+proxyYAML(cfg.ProxyRemote))
-	fnt := startFront(t, r.serverCert, newProxy(r.backend, r.toBackend, r.errLog), r.errLog)
+	fnt := startFrontMutual(t, r.serverCert, r.clientCAs, newProxy(r.backend, r.toBackend, r.errLog), r.errLog)
 	r.front = &Front{Host: fnt.host, URL: fnt.url, f: fnt}
 	r.Host, r.URL = fnt.host, fnt.url
 	return r
@@ -211,6 +220,25 @@ func (r *Registry) setupTLS(t testing.TB, dir string) {
 			t.Fatalf("registrytest: %v", err)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: ca.pool(), MinVersion: tls.VersionTLS12}
+		if r.cfg.ClientCerts {
+			certPEM, keyPEM, err := ca.clientCert()
+			if err != nil {
+				t.Fatalf("registrytest: %v", err)
+			}
+			r.ClientCertFile, r.ClientKeyFile = filepath.Join(dir, "client.cert"), filepath.Join(dir, "client.key")
+			if err := os.WriteFile(r.ClientCertFile, certPEM, 0o644); err != nil {
+				t.Fatalf("registrytest: %v", err)
+			}
+			if err := os.WriteFile(r.ClientKeyFile, keyPEM, 0o600); err != nil {
+				t.Fatalf("registrytest: %v", err)
+			}
+			pair, err := tls.X509KeyPair(certPEM, keyPEM)
+			if err != nil {
+				t.Fatalf("registrytest: %v", err)
+			}
+			tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
+			r.clientCAs = ca.pool()
+		}
 	}
 	t.Cleanup(tr.CloseIdleConnections)
 	r.Transport = tr
