@@ -1,7 +1,9 @@
 package hosts_test
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -560,5 +562,45 @@ func TestMirrorHeaders(t *testing.T) {
 	}
 	if n := len(server.Requests()); n != 0 {
 		t.Errorf("server: %d requests", n)
+	}
+}
+
+// TestRegistriesConfInsecureNonLoopback: registries.conf's insecure = true lets plain HTTP go to
+// a host that is not loopback (here a name the test's dialer sends to a loopback registry);
+// without it, the same pull is refused as plain HTTP.
+func TestRegistriesConfInsecureNonLoopback(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Config{})
+	want := r.Push(t, "team/app", "v1", testImage("plain"))
+	_, port, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "plain.test:" + port
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == name {
+			addr = r.Host
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	t.Cleanup(base.CloseIdleConnections)
+	for _, insecure := range []bool{true, false} {
+		conf := filepath.Join(t.TempDir(), "registries.conf")
+		body := fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = %v\n", name, insecure)
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		set, err := hosts.Load(hosts.Config{RegistriesConf: conf, HostsDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := fetch.New(fetch.Options{Endpoints: set.Endpoints, Trust: set.Trust, Transport: base, Retries: 1})
+		img, err := pull(t, c, name+"/team/app:v1")
+		switch {
+		case insecure && (err != nil || img.Digest != want.Digest):
+			t.Errorf("insecure = true: %v, want %s", err, want.Digest)
+		case !insecure && !errors.Is(err, fetch.ErrPlainHTTP):
+			t.Errorf("insecure = false: %v, want an error wrapping ErrPlainHTTP", err)
+		}
 	}
 }
