@@ -32,6 +32,15 @@ type walker struct {
 // dir returns a descriptor for the directory rel ("" is the root). If owned, the descriptor
 // is the caller's to close; otherwise it stays valid until the next call on the walker.
 func (k *walker) dir(rel string) (fd int, owned bool, err error) {
+	fd, owned, err = k.walk(rel)
+	if err == errRewalk {
+		k.reset()
+		fd, owned, err = k.walk(rel)
+	}
+	return fd, owned, err
+}
+
+func (k *walker) walk(rel string) (fd int, owned bool, err error) {
 	if k.stale {
 		k.reset()
 	}
@@ -85,6 +94,11 @@ func (k *walker) step(dirfd int, rel, name string) (int, error) {
 	}
 	if k.w == nil {
 		return -1, err
+	}
+	if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
+		if err := k.w.settleStep(rel); err != nil {
+			return -1, err
+		}
 	}
 	switch err {
 	case unix.ENOENT:

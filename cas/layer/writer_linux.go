@@ -46,7 +46,10 @@ type writer struct {
 	written *pathSet
 	opaque  []string
 
-	obs Observer // told of the tree's changes as they are made (Unpack only; nil: none)
+	obs   Observer   // told of the tree's changes as they are made (Unpack only; nil: none)
+	obsMu sync.Mutex // the pool's goroutines tell obs too
+	recMu sync.Mutex // they may add to rec.Unapplied
+	pool  *pool      // writes small files in parallel (see pool_linux.go); nil: none
 }
 
 func newWriter(dir string, tree bool) (*writer, error) {
@@ -89,7 +92,9 @@ func (w *writer) close() {
 
 // layer writes every entry of the tar stream r, then reads r to its end so that a caller
 // hashing r sees every byte (the diff id covers the padding after the end-of-archive marker).
-func (w *writer) layer(ctx context.Context, r io.Reader) error {
+func (w *writer) layer(ctx context.Context, r io.Reader) (err error) {
+	w.startPool()
+	defer w.stopPool(true) // after a failure; else stopped below
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -103,8 +108,14 @@ func (w *writer) layer(ctx context.Context, r io.Reader) error {
 			return fmt.Errorf("read tar: %w", err)
 		}
 		if err := w.entry(ctx, hdr, tr); err != nil {
+			if fe := (*fileError)(nil); errors.As(err, &fe) {
+				return err // the pool's error, named by its own entry
+			}
 			return fmt.Errorf("%s: %w", display(hdr.Name), err)
 		}
+	}
+	if err := w.stopPool(false); err != nil {
+		return err
 	}
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return fmt.Errorf("read tar: %w", err)
@@ -130,6 +141,9 @@ func (w *writer) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) err
 		return w.rootEntry(hdr)
 	}
 	if isAUFSMeta(rel) {
+		if err := w.drain(); err != nil {
+			return err
+		}
 		return w.aufsEntry(ctx, rel, hdr, tr)
 	}
 	if err := checkPath(rel); err != nil {
@@ -140,6 +154,12 @@ func (w *writer) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) err
 		return err
 	}
 	w.rec.Files++
+	if kind != notMarker || hdr.Typeflag == tar.TypeLink {
+		// Whiteouts, opaque markers and hardlinks look at what the layer wrote before.
+		if err := w.drain(); err != nil {
+			return err
+		}
+	}
 	switch kind {
 	case whiteoutMarker:
 		return w.whiteout(target)
@@ -155,15 +175,42 @@ func (w *writer) entry(ctx context.Context, hdr *tar.Header, tr *tar.Reader) err
 		w.unapplied(rel, deviceWhat(hdr))
 		return nil
 	}
+	// What the pool was given at rel, above or below it is written before rel is walked to
+	// and before it is written (the walk may resolve rel elsewhere: then it is walked again).
+	if err := w.settle(rel); err != nil {
+		return err
+	}
 	dir, name := split(rel)
-	dirfd, owned, dir, err := w.walkTo(dir)
+	dirfd, owned, resolved, err := w.walkTo(dir)
+	if err == nil && resolved != dir && w.pool.conflicts(join(resolved, name)) {
+		if owned {
+			unix.Close(dirfd)
+		}
+		if err := w.drain(); err != nil {
+			return err
+		}
+		w.walk.reset()
+		dirfd, owned, resolved, err = w.walkTo(dir)
+	}
 	if err != nil {
 		return err
 	}
 	if owned {
 		defer unix.Close(dirfd)
 	}
+	dir = resolved
 	rel = join(dir, name)
+	if w.pooled(hdr, &m) {
+		w.rec.Size += hdr.Size
+		w.madeNonDir(rel)
+		if err := w.pool.add(dirfd, dir, rel, name, tr, hdr, &m); err != nil {
+			return err
+		}
+		if w.pool.busy() {
+			return w.pool.drain()
+		}
+		return nil
+	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return w.mkdir(dirfd, rel, name, &m)
@@ -206,6 +253,8 @@ func deviceWhat(hdr *tar.Header) string {
 }
 
 func (w *writer) unapplied(rel, what string) {
+	w.recMu.Lock()
+	defer w.recMu.Unlock()
 	w.rec.Unapplied = append(w.rec.Unapplied, Unapplied{Path: recordPath(rel), What: what})
 }
 
@@ -255,7 +304,9 @@ func (w *writer) newDir(n *node, fd int) error {
 // (the layer has something at rel; a whiteout re-made at rel sets it again).
 func (w *writer) removed(rel string, isDir bool) {
 	if w.obs != nil {
+		w.obsMu.Lock()
 		w.obs.Removed(rel, isDir)
+		w.obsMu.Unlock()
 	}
 	if isDir {
 		w.dirs.cut(rel)
@@ -272,8 +323,15 @@ func (w *writer) removed(rel string, isDir bool) {
 // the directory dirfd).
 func (w *writer) wroteNonDir(dirfd int, name, rel string) {
 	if w.obs != nil && !isAUFSMeta(rel) {
+		w.obsMu.Lock()
 		w.obs.Wrote(dirfd, name, rel)
+		w.obsMu.Unlock()
 	}
+	w.madeNonDir(rel)
+}
+
+// madeNonDir is wroteNonDir's bookkeeping, done when a file is handed to the pool.
+func (w *writer) madeNonDir(rel string) {
 	w.made(rel)
 	if n := w.dirs.get(rel); n != nil {
 		// A non-directory hides the lower path entirely: the layer's whiteout of it is moot, and
