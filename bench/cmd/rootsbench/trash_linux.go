@@ -31,13 +31,19 @@ type trash struct {
 // run that keeps outputs never fills the disk.
 const keepFree = 16 << 30
 
+// keepInodes is the number of free inodes below which outputs are deleted at once: a run of
+// every row on the many image makes about 2 million, and a filesystem with few inodes left
+// allocates them slowly (ext4 searches its groups for a free one), which would charge the
+// late rows for the early ones.
+const keepInodes = 6 << 20
+
 // keeping reports whether an output can go to the trash: there is room to keep it.
 func (t *trash) keeping() bool {
 	if !t.keep || t.full.Load() {
 		return false
 	}
 	var st unix.Statfs_t
-	if err := unix.Statfs(t.dir, &st); err == nil && st.Bavail*uint64(st.Bsize) < keepFree {
+	if err := unix.Statfs(t.dir, &st); err == nil && (st.Bavail*uint64(st.Bsize) < keepFree || st.Ffree < keepInodes) {
 		t.full.Store(true)
 		return false
 	}
