@@ -364,6 +364,7 @@ func (r *report) coldTargets() []target {
 		compare(n, "roots-cold", "pigz-tar", false, 1.25, "cold pull ≤ 1.25× pigz -dc | tar -x")
 		compare(n, "roots-cold", "pigz-tar-sync", false, 1.25, "cold pull ≤ 1.25× pigz -dc | tar -x then sync -f (the floor with point 4's durability)")
 		compare(n, "roots-cold", "roots-nocache", false, 1.15, "cold pull ≤ 1.15× roots pull --cache=no")
+		compare(n, "roots-cold", "roots-nocache-sync", false, 1.15, "cold pull ≤ 1.15× roots pull --cache=no then sync -f (the same durability)")
 		compare(n, "roots-nocache", "crane", true, 1.3, "--cache=no ≥ 1.3× faster than crane export | tar -x")
 		compare(n, "roots-warm-hardlink", "cp-al", false, 1.0, "warm hardlink ≤ 1.0× cp -al")
 		for _, k := range []string{"roots-warm-overlay", "roots-warm-overlay-shared"} {
