@@ -331,29 +331,9 @@ func (e *fileError) Unwrap() error { return e.err }
 
 // fileBytes writes a file the pool gave back, as file does.
 func (w *writer) fileBytes(dirfd int, f *poolFile) error {
-	const flags = unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_WRONLY | unix.O_CLOEXEC
-	fd, err := unix.Openat(dirfd, f.name, flags, f.m.perm&0o777)
-	if err == unix.EEXIST {
-		if err = w.remove(dirfd, f.rel, f.name); err == nil {
-			fd, err = unix.Openat(dirfd, f.name, flags, f.m.perm&0o777)
-		}
-	}
-	if err == nil {
-		err = writeAll(fd, f.data)
-		if err == nil {
-			err = w.dropInheritedACL(object{fd: fd})
-		}
-		if err == nil {
-			err = w.setMeta(object{fd: fd, rel: f.rel}, &f.m, !w.createdExact(f.m.perm))
-		}
-		if cerr := unix.Close(fd); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	if err := w.create(dirfd, f.rel, f.name, &f.m, func(fd int) error { return writeAll(fd, f.data) }); err != nil {
 		return &fileError{rel: f.rel, err: err}
 	}
-	w.wroteNonDir(dirfd, f.name, f.rel)
 	return nil
 }
 

@@ -13,6 +13,11 @@ import (
 // file writes a regular file: created exclusively and without following a symlink; what was
 // at the path (a file, a symlink, a directory and its subtree) is removed first.
 func (w *writer) file(ctx context.Context, dirfd int, rel, name string, tr *tar.Reader, hdr *tar.Header, m *metadata) error {
+	return w.create(dirfd, rel, name, m, func(fd int) error { return w.content(ctx, fd, tr, hdr) })
+}
+
+// create makes the regular file name in dirfd (at rel), its data written by content, as file says.
+func (w *writer) create(dirfd int, rel, name string, m *metadata, content func(fd int) error) error {
 	const flags = unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_WRONLY | unix.O_CLOEXEC
 	fd, err := unix.Openat(dirfd, name, flags, m.perm&0o777)
 	if err == unix.EEXIST {
@@ -23,7 +28,7 @@ func (w *writer) file(ctx context.Context, dirfd int, rel, name string, tr *tar.
 	if err != nil {
 		return err
 	}
-	err = w.content(ctx, fd, tr, hdr)
+	err = content(fd)
 	if err == nil {
 		err = w.dropInheritedACL(object{fd: fd})
 	}
