@@ -134,7 +134,7 @@ func (w *writer) settle(rel string) error {
 }
 
 func (p *pool) conflicts(rel string) bool {
-	if p == nil || (len(p.pending) == 0 && p.cur == nil) {
+	if p == nil || len(p.pending) == 0 {
 		return false
 	}
 	if _, ok := p.pending[rel]; ok {
@@ -198,6 +198,9 @@ func (p *pool) flush() {
 func (p *pool) busy() bool {
 	if p.jobs >= poolMaxJobs {
 		return true
+	}
+	if p.jobs%poolBatchFiles != 0 {
+		return false // the pool goroutines' state is looked at once a batch, not per file
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -352,7 +355,7 @@ var errRewalk = errors.New("walk again")
 // was given rel, it is drained first and the walk starts again.
 func (w *writer) settleStep(rel string) error {
 	p := w.pool
-	if p == nil || (len(p.pending) == 0 && p.cur == nil) {
+	if p == nil || len(p.pending) == 0 {
 		return nil
 	}
 	if _, ok := p.pending[rel]; !ok {
