@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,63 @@ func TestLooksLikeNo(t *testing.T) {
 		if got := looksLikeNo(v); got != want {
 			t.Errorf("looksLikeNo(%q) = %v, want %v", v, got, want)
 		}
+	}
+}
+
+// TestModelOfOneCommand: a command line that starts with a command's name is parsed with a
+// model of that command alone (model), and every answer, right or wrong, is the one the whole
+// CLI gives.
+func TestModelOfOneCommand(t *testing.T) {
+	tests := []struct {
+		args []string
+		one  bool // parsed with the one command's model
+	}{
+		{[]string{"pull"}, true},
+		{[]string{"pull", "a"}, true},
+		{[]string{"pull", "a", "b", "c"}, true},
+		{[]string{"pull", "--typo", "a", "b"}, true},
+		{[]string{"pull", "--mode", "bogus", "a", "b"}, true},
+		{[]string{"pull", "--jobs", "0", "a", "b"}, true},
+		{[]string{"pull", "--platform"}, true},
+		{[]string{"pull", "--version"}, true},
+		{[]string{"pull", "--help"}, false},
+		{[]string{"pull", "-h"}, false},
+		{[]string{"bundle", "--mode", "x", "a", "b"}, true},
+		{[]string{"push"}, true},
+		{[]string{"copy", "a"}, true},
+		{[]string{"commit"}, true},
+		{[]string{"umount"}, true},
+		{[]string{"digest"}, true},
+		{[]string{"inspect", "--bogus", "a"}, true},
+		{[]string{"tags", "--bogus"}, true},
+		{[]string{"ls", "extra", "args"}, true},
+		{[]string{"purge", "--bogus"}, true},
+		{[]string{"check", "--bogus"}, true},
+		{[]string{"version"}, true},
+		{[]string{"version", "extra"}, true},
+		{[]string{"completion", "bash"}, false},
+		{[]string{"completion", "tcsh"}, false},
+		{[]string{"man"}, false},
+		{[]string{"pul", "a", "b"}, false},
+		{[]string{"--version"}, false},
+		{[]string{"--version", "pull"}, false},
+		{[]string{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			m := model(tt.args)
+			if _, whole := m.(*CLI); whole == tt.one {
+				t.Fatalf("model(%q) is %T", tt.args, m)
+			}
+			answer := func(cli any) string {
+				var stdout, stderr strings.Builder
+				e := &env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+				code := runModel(context.Background(), tt.args, e, cli)
+				return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+			}
+			if got, want := answer(m), answer(&CLI{}); got != want {
+				t.Errorf("with %T:\n%s\nwith the whole CLI:\n%s", m, got, want)
+			}
+		})
 	}
 }
