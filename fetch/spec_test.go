@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -96,4 +97,17 @@ func FuzzParseSpec(f *testing.F) {
 			t.Fatalf("%q → %q does not parse back the same: %v", in, s, err)
 		}
 	})
+}
+
+// TestValidTag: the distribution spec's tag grammar, [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}.
+func TestValidTag(t *testing.T) {
+	re := regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	for _, tag := range []string{
+		"latest", "v1.2.3", "_x", "A-b_c.d", "1", strings.Repeat("a", 128), strings.Repeat("a", 129),
+		"", ".x", "-x", "x/y", "x:y", "x@y", "é", "x y", "x\x00", "ß", "x+y",
+	} {
+		if got, want := validTag(tag), re.MatchString(tag); got != want {
+			t.Errorf("validTag(%q) = %v, want %v", tag, got, want)
+		}
+	}
 }
