@@ -156,7 +156,7 @@ func (c *Cache) checkExposed(ctx context.Context, d digest.Digest, dir, want str
 	if got {
 		defer lk.Release()
 	}
-	w, err := walkFingerprint(ctx, dir)
+	w, err := walkFingerprint(ctx, dir, want)
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}

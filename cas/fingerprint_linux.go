@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -36,7 +38,7 @@ import (
 
 // fingerprintMatches reports whether the tree dir matches the fingerprint want.
 func fingerprintMatches(ctx context.Context, dir, want string) (bool, error) {
-	w, err := walkFingerprint(ctx, dir)
+	w, err := walkFingerprint(ctx, dir, want)
 	if err != nil {
 		return false, err
 	}
@@ -45,7 +47,7 @@ func fingerprintMatches(ctx context.Context, dir, want string) (bool, error) {
 
 // fpWalk is what one fingerprint walk found.
 type fpWalk struct {
-	v1    string
+	v1    string // "" unless the walk was asked for the "v1:" form
 	v2    fpSum
 	names map[uint64]uint64 // inode → names in dir, for files with several links
 	nlink map[uint64]uint64 // inode → link count, same files
@@ -74,22 +76,54 @@ func (w *fpWalk) outside() bool {
 	return false
 }
 
-// walkFingerprint walks dir once.
-func walkFingerprint(ctx context.Context, dir string) (*fpWalk, error) {
+// entry counts the non-directory whose line is line and stat st.
+func (w *fpWalk) entry(line []byte, st *unix.Stat_t) {
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+		w.shared++
+	}
+	if st.Nlink > 1 {
+		w.names[st.Ino]++
+		w.nlink[st.Ino] = uint64(st.Nlink)
+	}
+	w.v2.add(line)
+}
+
+// merge adds what o walked to w.
+func (w *fpWalk) merge(o *fpWalk) {
+	for i := range w.v2 {
+		w.v2[i] += o.v2[i]
+	}
+	w.shared += o.shared
+	for ino, n := range o.names {
+		w.names[ino] += n
+		w.nlink[ino] = o.nlink[ino]
+	}
+}
+
+func newFPWalk() *fpWalk { return &fpWalk{names: map[uint64]uint64{}, nlink: map[uint64]uint64{}} }
+
+// walkFingerprint walks dir once. The "v1:" form, a hash in name order, is summed
+// only when want is one; the "v2:" form does not depend on the order, so its walk
+// stats the directories on several goroutines at once (a cold tree's inodes are
+// reads from the disk, and more than one can be under way).
+func walkFingerprint(ctx context.Context, dir, want string) (*fpWalk, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	h := sha256.New()
-	w := &fpWalk{names: map[uint64]uint64{}, nlink: map[uint64]uint64{}}
-	if err := w.sumDir(ctx, h, fd, ""); err != nil {
-		return nil, err
+	if strings.HasPrefix(want, "v1:") {
+		h := sha256.New()
+		w := newFPWalk()
+		if err := w.sumDir(ctx, h, fd, ""); err != nil {
+			return nil, err
+		}
+		w.v1 = "v1:" + hex.EncodeToString(h.Sum(nil))
+		return w, nil
 	}
-	w.v1 = "v1:" + hex.EncodeToString(h.Sum(nil))
-	return w, nil
+	return walkParallel(ctx, fd)
 }
 
-// sumDir adds the entries below the directory fd (at rel) to h, and closes fd.
+// sumDir adds the entries below the directory fd (at rel) to h, in name order, and closes fd.
 func (w *fpWalk) sumDir(ctx context.Context, h hash.Hash, fd int, rel string) error {
 	if err := ctx.Err(); err != nil {
 		unix.Close(fd)
@@ -118,16 +152,113 @@ func (w *fpWalk) sumDir(ctx context.Context, h hash.Hash, fd int, rel string) er
 			}
 			continue
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
-			w.shared++
-		}
-		if st.Nlink > 1 {
-			w.names[st.Ino]++
-			w.nlink[st.Ino] = uint64(st.Nlink)
-		}
 		line = fpLine(line[:0], rel, name, &st)
 		h.Write(line)
-		w.v2.add(line)
+		w.entry(line, &st)
+	}
+	return nil
+}
+
+// walkers is how many goroutines a "v2:" walk uses: more than the cores, since
+// most of a cold walk is waiting for inode tables.
+const walkers = 8
+
+// fpDir is a directory a parallel walk has still to read.
+type fpDir struct {
+	fd  int
+	rel string // "" or ending in "/"
+}
+
+// walkParallel sums the tree below the directory fd, which it closes, on
+// walkers goroutines. A goroutine hands a subdirectory to the others when one
+// of them is free to take it, and walks it itself otherwise, so that no
+// goroutine waits on another and the open directories stay few.
+func walkParallel(ctx context.Context, fd int) (*fpWalk, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan fpDir)
+	var pending sync.WaitGroup // directories handed over and not yet walked
+	var mu sync.Mutex
+	var first error
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	parts := make([]*fpWalk, walkers)
+	var done sync.WaitGroup
+	for i := range parts {
+		w := newFPWalk()
+		parts[i] = w
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			var line []byte
+			for d := range queue {
+				if err := w.walkDir(ctx, queue, &pending, d, &line); err != nil {
+					fail(err)
+				}
+				pending.Done()
+			}
+		}()
+	}
+	pending.Add(1)
+	queue <- fpDir{fd: fd}
+	pending.Wait()
+	close(queue)
+	done.Wait()
+	if first != nil {
+		return nil, first
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	w := parts[0]
+	for _, o := range parts[1:] {
+		w.merge(o)
+	}
+	return w, nil
+}
+
+// walkDir sums the entries below d into w and closes d's descriptor.
+func (w *fpWalk) walkDir(ctx context.Context, queue chan fpDir, pending *sync.WaitGroup, d fpDir, line *[]byte) error {
+	f := os.NewFile(uintptr(d.fd), d.rel)
+	defer f.Close()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return &os.PathError{Op: "read", Path: d.rel, Err: err}
+	}
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "stat", Path: d.rel + name, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			*line = fpLine((*line)[:0], d.rel, name, &st)
+			w.entry(*line, &st)
+			continue
+		}
+		cfd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: d.rel + name, Err: err}
+		}
+		sub := fpDir{fd: cfd, rel: d.rel + name + "/"}
+		pending.Add(1)
+		select {
+		case queue <- sub:
+		default:
+			err := w.walkDir(ctx, queue, pending, sub, line)
+			pending.Done()
+			if err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,11 @@ func TestFingerprintSummedWhileUnpacking(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w, err := walkFingerprint(context.Background(), dir)
+			w, err := walkFingerprint(context.Background(), dir, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w1, err := walkFingerprint(context.Background(), dir, "v1:")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,9 +70,64 @@ func TestFingerprintSummedWhileUnpacking(t *testing.T) {
 			case got != "" && got != w.fp():
 				t.Fatalf("summed %s, the walk %s", got, w.fp())
 			}
-			if !w.matches(w.fp()) || !w.matches(w.v1) || w.matches("v2:00") || w.matches("") {
+			if w1.fp() != w.fp() {
+				t.Fatalf("the walk in name order sums %s, the parallel one %s", w1.fp(), w.fp())
+			}
+			if !w1.matches(w.fp()) || !w1.matches(w1.v1) || w1.matches("v2:00") || w1.matches("") || w.matches("") {
 				t.Fatalf("matches: want both forms of the walk's fingerprint, nothing else")
 			}
 		})
+	}
+}
+
+// TestFingerprintWalkParallel: the parallel walk of a tree of many directories sums what the
+// walk in name order does, counts the same names and links, and sees a change in any file.
+func TestFingerprintWalkParallel(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 60; i++ {
+		for j := 0; j < 5; j++ {
+			d := filepath.Join(dir, fmt.Sprint("d", i), fmt.Sprint("e", j))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for k := 0; k < 4; k++ {
+				if err := os.WriteFile(filepath.Join(d, fmt.Sprint("f", k)), []byte(fmt.Sprint(i, j, k)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := os.Link(filepath.Join(dir, "d0/e0/f0"), filepath.Join(dir, "d59/e4/link")); err != nil {
+		t.Fatal(err)
+	}
+	walk := func(want string) *fpWalk {
+		t.Helper()
+		w, err := walkFingerprint(context.Background(), dir, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	seq, par := walk("v1:"), walk("")
+	if seq.fp() != par.fp() || seq.shared != par.shared || seq.shared != 60*5*4+1 || par.outside() || seq.outside() {
+		t.Fatalf("in name order %s, %d shared, outside %v; parallel %s, %d shared, outside %v",
+			seq.fp(), seq.shared, seq.outside(), par.fp(), par.shared, par.outside())
+	}
+	if err := os.Link(filepath.Join(dir, "d30/e2/f3"), filepath.Join(t.TempDir(), "outside")); err != nil {
+		t.Fatal(err)
+	}
+	if !walk("").outside() {
+		t.Fatal("a link from outside the tree went unseen")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d45/e3/f1"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if after := walk(""); after.fp() == par.fp() {
+		t.Fatal("a changed file went unseen")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := walkFingerprint(ctx, dir, ""); err == nil {
+		t.Fatal("a cancelled walk succeeded")
 	}
 }

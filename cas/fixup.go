@@ -81,7 +81,7 @@ func (c *Cache) Fixup(ctx context.Context, trees []digest.Digest, build func(ctx
 		return "", fmt.Errorf("overlay fix-up %s: %w", key, err)
 	}
 	rec := fixupRecord{Trees: trees}
-	w, err := walkFingerprint(ctx, dir)
+	w, err := walkFingerprint(ctx, dir, "")
 	if err != nil {
 		return "", fmt.Errorf("overlay fix-up %s: %w", key, err)
 	}

@@ -227,7 +227,7 @@ func (c *Cache) seal(ctx context.Context, tmp string, l Layer, rec layer.Record,
 	dir := tmp + "/tree"
 	full := treeRecord{Format: treeFormat, Record: rec, Blob: &blobRef{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}, Fingerprint: fp}
 	if fp == "" {
-		w, err := walkFingerprint(ctx, dir)
+		w, err := walkFingerprint(ctx, dir, "")
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
