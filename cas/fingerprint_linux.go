@@ -114,49 +114,13 @@ func walkFingerprint(ctx context.Context, dir, want string) (*fpWalk, error) {
 	if strings.HasPrefix(want, "v1:") {
 		h := sha256.New()
 		w := newFPWalk()
-		if err := w.sumDir(ctx, h, fd, ""); err != nil {
+		if err := w.dir(&dirWalker{ctx: ctx, h: h}, fpDir{fd: fd}); err != nil {
 			return nil, err
 		}
 		w.v1 = "v1:" + hex.EncodeToString(h.Sum(nil))
 		return w, nil
 	}
 	return walkParallel(ctx, fd)
-}
-
-// sumDir adds the entries below the directory fd (at rel) to h, in name order, and closes fd.
-func (w *fpWalk) sumDir(ctx context.Context, h hash.Hash, fd int, rel string) error {
-	if err := ctx.Err(); err != nil {
-		unix.Close(fd)
-		return err
-	}
-	f := os.NewFile(uintptr(fd), rel)
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return err
-	}
-	slices.Sort(names)
-	var line []byte
-	for _, name := range names {
-		var st unix.Stat_t
-		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return &os.PathError{Op: "stat", Path: rel + name, Err: err}
-		}
-		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return &os.PathError{Op: "open", Path: rel + name, Err: err}
-			}
-			if err := w.sumDir(ctx, h, cfd, rel+name+"/"); err != nil {
-				return err
-			}
-			continue
-		}
-		line = fpLine(line[:0], rel, name, &st)
-		h.Write(line)
-		w.entry(line, &st)
-	}
-	return nil
 }
 
 // walkers is how many goroutines a "v2:" walk uses: more than the cores, since
@@ -196,9 +160,9 @@ func walkParallel(ctx context.Context, fd int) (*fpWalk, error) {
 		done.Add(1)
 		go func() {
 			defer done.Done()
-			var line []byte
+			x := &dirWalker{ctx: ctx, queue: queue, pending: &pending}
 			for d := range queue {
-				if err := w.walkDir(ctx, queue, &pending, d, &line); err != nil {
+				if err := w.dir(x, d); err != nil {
 					fail(err)
 				}
 				pending.Done()
@@ -223,16 +187,43 @@ func walkParallel(ctx context.Context, fd int) (*fpWalk, error) {
 	return w, nil
 }
 
-// walkDir sums the entries below d into w and closes d's descriptor.
-func (w *fpWalk) walkDir(ctx context.Context, queue chan fpDir, pending *sync.WaitGroup, d fpDir, line *[]byte) error {
+// dirWalker is how one goroutine walks directories.
+type dirWalker struct {
+	ctx     context.Context
+	h       hash.Hash       // non-nil: the "v1:" hash, in name order, on this goroutine alone
+	queue   chan fpDir      // nil: no other goroutine takes subdirectories
+	pending *sync.WaitGroup // directories handed over and not yet walked
+	line    []byte
+}
+
+// handOver gives d to an idle goroutine, if there is one.
+func (x *dirWalker) handOver(d fpDir) bool {
+	if x.queue == nil {
+		return false
+	}
+	x.pending.Add(1)
+	select {
+	case x.queue <- d:
+		return true
+	default:
+		x.pending.Done()
+		return false
+	}
+}
+
+// dir sums the entries below d into w (and into x.h, in name order) and closes d's descriptor.
+func (w *fpWalk) dir(x *dirWalker, d fpDir) error {
 	f := os.NewFile(uintptr(d.fd), d.rel)
 	defer f.Close()
-	if err := ctx.Err(); err != nil {
+	if err := x.ctx.Err(); err != nil {
 		return err
 	}
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		return &os.PathError{Op: "read", Path: d.rel, Err: err}
+	}
+	if x.h != nil {
+		slices.Sort(names)
 	}
 	for _, name := range names {
 		var st unix.Stat_t
@@ -240,8 +231,11 @@ func (w *fpWalk) walkDir(ctx context.Context, queue chan fpDir, pending *sync.Wa
 			return &os.PathError{Op: "stat", Path: d.rel + name, Err: err}
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			*line = fpLine((*line)[:0], d.rel, name, &st)
-			w.entry(*line, &st)
+			x.line = fpLine(x.line[:0], d.rel, name, &st)
+			if x.h != nil {
+				x.h.Write(x.line)
+			}
+			w.entry(x.line, &st)
 			continue
 		}
 		cfd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -249,15 +243,11 @@ func (w *fpWalk) walkDir(ctx context.Context, queue chan fpDir, pending *sync.Wa
 			return &os.PathError{Op: "open", Path: d.rel + name, Err: err}
 		}
 		sub := fpDir{fd: cfd, rel: d.rel + name + "/"}
-		pending.Add(1)
-		select {
-		case queue <- sub:
-		default:
-			err := w.walkDir(ctx, queue, pending, sub, line)
-			pending.Done()
-			if err != nil {
-				return err
-			}
+		if x.handOver(sub) {
+			continue
+		}
+		if err := w.dir(x, sub); err != nil {
+			return err
 		}
 	}
 	return nil
