@@ -6,8 +6,6 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
-
-	"github.com/distribution/reference"
 )
 
 // ErrInvalidSpec: a repository spec does not parse.
@@ -86,17 +84,16 @@ func ParseSpec(s string) (Spec, error) {
 	if repo == "" {
 		return bad("no repository: write [REGISTRY/]REPOSITORY[~/REGEX/][=TAGS]")
 	}
-	named, err := reference.ParseNormalizedNamed(repo)
-	if err != nil {
-		return bad("repository %q: %s", repo, referenceCause(err))
-	}
-	r := Reference{Domain: reference.Domain(named), Path: reference.Path(named)}
-	if _, ok := named.(reference.Digested); ok {
+	n, err := parseNamed(repo)
+	switch {
+	case err != nil:
+		return bad("repository %q: %s", repo, err)
+	case n.digest != "":
 		return bad("a digest in the repository part: a spec selects tags; pull by digest with roots pull")
+	case n.tag != "":
+		return bad("a tag in the repository part: write %s=%s to name it", strings.TrimSuffix(repo, ":"+n.tag), n.tag)
 	}
-	if t, ok := named.(reference.Tagged); ok {
-		return bad("a tag in the repository part: write %s=%s to name it", strings.TrimSuffix(repo, ":"+t.Tag()), t.Tag())
-	}
+	r := Reference{Domain: n.domain, Path: n.path}
 	spec.Repo = r
 	return spec, nil
 }
