@@ -66,21 +66,24 @@ func parseNamed(s string) (named, error) {
 	if at := strings.IndexByte(s, '@'); at >= 0 {
 		s, n.digest = s[:at], digest.Digest(s[at+1:])
 		if !digestSyntax(string(n.digest)) {
-			return named{}, errReferenceFormat
+			return named{}, fmt.Errorf("%w: digest %q: want ALGORITHM:HEX, as sha256: and 64 hex digits", errReferenceFormat, n.digest)
 		}
 	}
 	if c := strings.LastIndexByte(s, ':'); c > strings.LastIndexByte(s, '/') {
 		s, n.tag = s[:c], s[c+1:]
 		if !validTag(n.tag) {
-			return named{}, errReferenceFormat
+			return named{}, fmt.Errorf("%w: tag %q: a tag is up to 128 letters, digits, _ . and -, not starting with . or -", errReferenceFormat, n.tag)
 		}
 	}
 	n.domain, n.path = splitDomain(s)
 	if strings.ToLower(n.path) != n.path {
 		return named{}, errUppercase
 	}
-	if !domainSyntax(n.domain) || !pathSyntax(n.path) {
-		return named{}, errReferenceFormat
+	if !domainSyntax(n.domain) {
+		return named{}, fmt.Errorf("%w: registry %q: want a host name or [IPv6 address], and :PORT if any", errReferenceFormat, n.domain)
+	}
+	if !pathSyntax(n.path) {
+		return named{}, fmt.Errorf("%w: repository %q: want lower-case letters and digits, in components joined by /, and within one by . _ __ or -", errReferenceFormat, n.path)
 	}
 	if len(n.path) > 255 {
 		return named{}, errNameTooLong

@@ -83,6 +83,10 @@ func TestParseReferenceErrors(t *testing.T) {
 		{"Sha384NotAllowed", "repo@sha384:" + hex64 + hex64[:32], "sha256 or sha512"},
 		{"DigestPathTraversal", "repo@sha256:../../etc/passwd", "invalid reference format"},
 		{"TagTooLong", "repo:" + strings.Repeat("a", 129), "invalid"},
+		{"BadTagNamed", "repo:-x", `tag "-x": a tag is up to 128 letters`},
+		{"BadRegistryNamed", "a_b.io/x", `registry "a_b.io": want a host name`},
+		{"BadRepositoryNamed", "x.io/a..b", `repository "a..b": want lower-case letters`},
+		{"BadDigestNamed", "repo@sha256:xyz", `digest "sha256:xyz": want ALGORITHM:HEX`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -93,8 +93,7 @@ func ParseSpec(s string) (Spec, error) {
 	case n.tag != "":
 		return bad("a tag in the repository part: write %s=%s to name it", strings.TrimSuffix(repo, ":"+n.tag), n.tag)
 	}
-	r := Reference{Domain: n.domain, Path: n.path}
-	spec.Repo = r
+	spec.Repo = Reference{Domain: n.domain, Path: n.path}
 	return spec, nil
 }
 
