@@ -202,9 +202,9 @@ func commandError(ctx context.Context, argv []string, err error, stderr *tailBuf
 	}
 	msg := strings.TrimSpace(stderr.String())
 	if msg != "" {
-		return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, msg)
+		return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, msg)
 	}
-	return fmt.Errorf("%s: %v", strings.Join(argv, " "), err)
+	return fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 }
 
 // tailBuffer keeps the last max bytes written to it.

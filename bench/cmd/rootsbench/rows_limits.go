@@ -4,9 +4,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -105,7 +108,70 @@ func (b *bench) limitRows(img *image) []*scenario {
 		check:    func(ctx context.Context) error { return checkTree(linked, img) },
 		teardown: func() { b.fresh(linked); b.fresh(tree) },
 	})
-	return append(rows, b.overlayLimit(img))
+	return append(append(rows, b.overlayLimit(img)), b.startRows(img)...)
+}
+
+// startRows show where the 50 ms of the warm overlay target go on this machine: the least a
+// warm overlay pull does (bench/cmd/warmfloor, a Go program of its own) on the cache that
+// roots-warm-overlay uses, the same program exiting at once (what starting a Go binary of its
+// size costs after a cache drop), and roots' own start with its CLI's parse.
+func (b *bench) startRows(img *image) []*scenario {
+	dir := filepath.Join(b.work, "run", img.name)
+	cache := filepath.Join(dir, "cache-warm-overlay")
+	dest := filepath.Join(dir, "dest-floor")
+	state := filepath.Join(dir, ".dest-floor.warmfloor")
+	host, _, _ := strings.Cut(img.ref, "/")
+	manifest := (&url.URL{Scheme: "http", Host: host, Path: "/v2/" + img.repo + "/manifests/" + img.tag}).String()
+	record := host + "/" + img.repo + "/" + img.tag // as cas.ImageName names it
+	clear := func() error {
+		if isMountPoint(dest) {
+			if err := unix.Unmount(dest, unix.MNT_DETACH); err != nil {
+				return fmt.Errorf("umount %s: %w", dest, err)
+			}
+		}
+		if err := b.fresh(dest); err != nil {
+			return err
+		}
+		return b.fresh(state)
+	}
+	floor := &scenario{
+		key: "floor-overlay", label: "warmfloor: the least a warm overlay pull does", group: groupLimit, ref: "roots-warm-overlay",
+		note:    "warmfloor: bench/cmd/warmfloor (Go, built as roots is) on roots-warm-overlay's cache: GET the manifest, read the image record, stat the trees, write and fsync a lease, mount the overlay; nothing verified, no configuration read.",
+		setup:   func(ctx context.Context) error { return b.warmCache(ctx, img, cache, "overlay") },
+		prepare: func(ctx context.Context) error { return clear() },
+		run: func(ctx context.Context, m *meter) error {
+			return m.run(ctx, b.tools.floor, manifest, cache, record, dest)
+		},
+		check:    func(ctx context.Context) error { return checkTree(dest, img) },
+		teardown: func() { clear() },
+	}
+	start := &scenario{
+		key: "floor-start", label: "warmfloor -exit: a Go program of its size starts", group: groupLimit, ref: "roots-warm-overlay",
+		run: func(ctx context.Context, m *meter) error { return m.run(ctx, b.tools.floor, "-exit") },
+	}
+	if b.tools.floor == "" {
+		floor.skip, start.skip = b.tools.missing["warmfloor"], b.tools.missing["warmfloor"]
+	}
+	if !b.tools.modes["overlay"] {
+		floor.skip = "roots pull --mode overlay not built yet: no cache to mount"
+	}
+	// roots pull with no arguments starts, builds the pull command's parser (as a pull does),
+	// parses, and exits 2 with a usage error: roots' start and its CLI, before any work.
+	usage := &scenario{
+		key: "roots-start", label: "roots pull with no arguments: roots starts, parses, exits 2", group: groupRoots, ref: "roots-warm-overlay",
+		run: func(ctx context.Context, m *meter) error {
+			err := m.run(ctx, b.tools.roots, "pull")
+			var exit *exec.ExitError
+			if errors.As(err, &exit) && exit.ExitCode() == 2 {
+				return nil
+			}
+			if err == nil {
+				return errors.New("roots pull with no arguments exited 0, want a usage error (2)")
+			}
+			return err
+		},
+	}
+	return []*scenario{floor, start, usage}
 }
 
 // overlayLimit mounts overlayfs over the image's layers, each extracted

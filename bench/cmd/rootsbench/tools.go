@@ -28,6 +28,7 @@ var aptPeers = []struct{ command, pkg string }{
 // tools are the programs the benchmark runs.
 type tools struct {
 	roots   string
+	floor   string // bench/cmd/warmfloor, built as roots is ("": not built, see missing["warmfloor"])
 	crane   string
 	path    map[string]string // command → path, for the Debian peers present
 	missing map[string]string // command → why it is not there
@@ -60,6 +61,17 @@ func setupTools(ctx context.Context, repo, work, toolsDir, roots string, install
 		}
 		desc, _ := exec.CommandContext(ctx, "git", "-C", repo, "describe", "--always", "--dirty").Output()
 		t.source = "git " + strings.TrimSpace(string(desc)) + " (" + cmdline + ")"
+	}
+	// The least a warm overlay pull does, built as roots is: a floor for roots-warm-overlay.
+	floor := filepath.Join(work, "bin", "warmfloor")
+	os.MkdirAll(filepath.Dir(floor), 0o755)
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", floor, "./bench/cmd/warmfloor")
+	build.Dir = repo
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.missing["warmfloor"] = fmt.Sprintf("go build ./bench/cmd/warmfloor: %v: %s", err, strings.TrimSpace(string(out)))
+	} else {
+		t.floor = floor
 	}
 	help, _ := exec.CommandContext(ctx, t.roots, "pull", "--help").CombinedOutput()
 	t.modes = pullModes(string(help))
