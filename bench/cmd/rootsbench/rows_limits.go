@@ -119,11 +119,11 @@ func (b *bench) startRows(img *image) []*scenario {
 	dir := filepath.Join(b.work, "run", img.name)
 	cache := filepath.Join(dir, "cache-warm-overlay")
 	dest := filepath.Join(dir, "dest-floor")
-	state := filepath.Join(dir, ".dest-floor.warmfloor")
+	state := filepath.Join(dir, "floor-state") // its lease, upper and work
 	host, _, _ := strings.Cut(img.ref, "/")
 	manifest := (&url.URL{Scheme: "http", Host: host, Path: "/v2/" + img.repo + "/manifests/" + img.tag}).String()
 	record := host + "/" + img.repo + "/" + img.tag // as cas.ImageName names it
-	clear := func() error {
+	reset := func() error {
 		if isMountPoint(dest) {
 			if err := unix.Unmount(dest, unix.MNT_DETACH); err != nil {
 				return fmt.Errorf("umount %s: %w", dest, err)
@@ -138,12 +138,12 @@ func (b *bench) startRows(img *image) []*scenario {
 		key: "floor-overlay", label: "warmfloor: the least a warm overlay pull does", group: groupLimit, ref: "roots-warm-overlay",
 		note:    "warmfloor: bench/cmd/warmfloor (Go, built as roots is) on roots-warm-overlay's cache: GET the manifest, read the image record, stat the trees, write and fsync a lease, mount the overlay; nothing verified, no configuration read.",
 		setup:   func(ctx context.Context) error { return b.warmCache(ctx, img, cache, "overlay") },
-		prepare: func(ctx context.Context) error { return clear() },
+		prepare: func(ctx context.Context) error { return reset() },
 		run: func(ctx context.Context, m *meter) error {
-			return m.run(ctx, b.tools.floor, manifest, cache, record, dest)
+			return m.run(ctx, b.tools.floor, manifest, cache, record, dest, state)
 		},
 		check:    func(ctx context.Context) error { return checkTree(dest, img) },
-		teardown: func() { clear() },
+		teardown: func() { reset() },
 	}
 	start := &scenario{
 		key: "floor-start", label: "warmfloor -exit: a Go program of its size starts", group: groupLimit, ref: "roots-warm-overlay",

@@ -1,11 +1,12 @@
 // Command warmfloor is the least a warm overlay pull must do, for the bench to time beside
 // roots on the same cache: GET the image's manifest from the registry, read the cache's record
 // of the image, stat its trees, write and fsync a lease, and mount the trees under the image's
-// fix-up as an overlay at DEST. It verifies nothing and handles an error only by exiting: it is
-// a floor, not a tool. With -exit it exits at once, to time what starting a Go program of its
-// size costs on the machine.
+// fix-up as an overlay at DEST, with the lease and the overlay's upper and work directories in
+// STATE (which it creates). It verifies nothing and handles an error only by exiting: it is a
+// floor, not a tool. With -exit it exits at once, to time what starting a Go program of its size
+// costs on the machine.
 //
-//	warmfloor [-exit] MANIFEST-URL CACHE RECORD DEST
+//	warmfloor [-exit] MANIFEST-URL CACHE RECORD DEST STATE
 //
 // RECORD is the image's record under CACHE/images without its platform (host/repository/tag);
 // the fix-up is the one CACHE holds (the bench's overlay caches hold one image each).
@@ -27,10 +28,10 @@ func main() {
 	if len(os.Args) == 2 && os.Args[1] == "-exit" {
 		return
 	}
-	if len(os.Args) != 5 {
-		fail(fmt.Errorf("usage: warmfloor [-exit] MANIFEST-URL CACHE RECORD DEST"))
+	if len(os.Args) != 6 {
+		fail(fmt.Errorf("usage: warmfloor [-exit] MANIFEST-URL CACHE RECORD DEST STATE"))
 	}
-	url, cache, record, dest := os.Args[1], os.Args[2], os.Args[3], os.Args[4]
+	url, cache, record, dest, state := os.Args[1], os.Args[2], os.Args[3], os.Args[4], os.Args[5]
 
 	req, err := http.NewRequest("GET", url, nil)
 	check(err)
@@ -73,8 +74,6 @@ func main() {
 		lowers = append(lowers, d)
 	}
 
-	// The lease and the overlay's upper and work directories, beside DEST.
-	state := filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+".warmfloor")
 	check(os.Mkdir(state, 0o700))
 	tmp := filepath.Join(state, "lease.tmp")
 	f, err := os.Create(tmp)
