@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/rootsdev/roots/cas"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -122,7 +124,7 @@ func (b *bench) startRows(img *image) []*scenario {
 	state := filepath.Join(dir, "floor-state") // its lease, upper and work
 	host, _, _ := strings.Cut(img.ref, "/")
 	manifest := (&url.URL{Scheme: "http", Host: host, Path: "/v2/" + img.repo + "/manifests/" + img.tag}).String()
-	record := host + "/" + img.repo + "/" + img.tag // as cas.ImageName names it
+	record := cas.ImageName(host, img.repo, img.tag, "")
 	reset := func() error {
 		if isMountPoint(dest) {
 			if err := unix.Unmount(dest, unix.MNT_DETACH); err != nil {
